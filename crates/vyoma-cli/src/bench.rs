@@ -1,0 +1,293 @@
+//! `vyoma bench`: how fast N apps reach `running` under one supervisor, and what each idle
+//! app costs in memory, side by side with starting the same component N times as separate
+//! processes (`vyoma run-one`, a minimal `wasmtime run`: own engine, component loaded from
+//! the same warm compile cache, instantiated, `wasi:cli/run` called).
+//!
+//! Figures are printed as Markdown for `docs/PERFORMANCE.md`.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use vyoma_lifecycle::{AppState, ExitReason};
+use vyoma_manifest::{AppSet, Manifest};
+use vyoma_runtime::{AppLog, PoolingChoice, Runtime, RuntimeConfig};
+use vyoma_supervisor::{RealClock, Supervisor};
+
+use crate::Exit;
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct BenchArgs {
+    /// App counts to measure.
+    #[arg(long, value_delimiter = ',', default_value = "200,1000")]
+    apps: Vec<usize>,
+    /// The component every app runs [default: the bundled ticker].
+    #[arg(long)]
+    component: Option<PathBuf>,
+    /// Supervisor runs per app count (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Skip the process-per-app baseline.
+    #[arg(long)]
+    no_baseline: bool,
+}
+
+struct SupervisorRun {
+    manifests: Duration,
+    engine: Duration,
+    load: Duration,
+    start: Duration,
+    total: Duration,
+    rss_per_app: u64,
+    linear_per_app: u64,
+}
+
+struct BaselineRun {
+    total: Duration,
+    pss_per_process: u64,
+}
+
+/// Resident set size of this process, from /proc.
+fn rss_bytes() -> u64 {
+    proc_kib("/proc/self/status", "VmRSS:")
+}
+
+fn proc_kib(file: &str, key: &str) -> u64 {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
+}
+
+fn write_apps(root: &Path, n: usize, component: &Path) -> anyhow::Result<()> {
+    for i in 0..n {
+        let dir = root.join(format!("t{i:04}"));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(
+            dir.join("app.toml"),
+            format!(
+                "manifest_version = 1\n[app]\nname = \"t{i:04}\"\nversion = \"0.1.0\"\ncomponent = \"{}\"\nargs = [\"1000\"]\n[limits]\nmemory = \"4 MiB\"\nlog_buffer = \"4 KiB\"\n",
+                component.display()
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+async fn supervisor_run(dir: &Path, n: usize, cache: &Path) -> anyhow::Result<SupervisorRun> {
+    let t0 = Instant::now();
+    let set = AppSet::load_dir(dir).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let t_manifests = t0.elapsed();
+    let config = RuntimeConfig {
+        capacity: (2 * n).max(64) as u32,
+        pooling: PoolingChoice::Auto,
+        cache_dir: Some(cache.to_path_buf()),
+        ..RuntimeConfig::default()
+    };
+    let runtime = Arc::new(Runtime::new(&config)?);
+    let t_engine = t0.elapsed();
+    let sup = Supervisor::new(runtime, set, Arc::new(RealClock::default()));
+    let failures = sup.preload().await;
+    if let Some((app, e)) = failures.first() {
+        bail!("app {app} failed to load: {e}");
+    }
+    let t_load = t0.elapsed();
+    let rss_before = rss_bytes();
+    sup.start_all().await;
+    if !sup.wait_for("all", AppState::Running, Duration::from_secs(120)).await? {
+        bail!("not all {n} apps reached running within 120 s");
+    }
+    let total = t0.elapsed();
+    // Let every app reach its first sleep, then measure the idle cost.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_after = rss_bytes();
+    let linear: u64 = sup.status().iter().filter_map(|s| s.memory).sum();
+    sup.shutdown().await;
+    Ok(SupervisorRun {
+        manifests: t_manifests,
+        engine: t_engine - t_manifests,
+        load: t_load - t_engine,
+        start: total - t_load,
+        total,
+        rss_per_app: rss_after.saturating_sub(rss_before) / n as u64,
+        linear_per_app: linear / n as u64,
+    })
+}
+
+fn baseline_run(dir: &Path, n: usize, cache: &Path) -> anyhow::Result<BaselineRun> {
+    let exe = std::env::current_exe()?;
+    let (mut reader, writer) = std::io::pipe()?;
+    let mut children: Vec<Child> = Vec::with_capacity(n);
+    let t0 = Instant::now();
+    let mut spawn_err = None;
+    for i in 0..n {
+        let spawned = Command::new(&exe)
+            .arg("run-one")
+            .arg(dir.join(format!("t{i:04}")))
+            .env("VYOMA_CACHE_DIR", cache)
+            .stdin(Stdio::null())
+            .stdout(writer.try_clone()?)
+            .stderr(Stdio::null())
+            .spawn();
+        match spawned {
+            Ok(c) => children.push(c),
+            Err(e) => {
+                spawn_err = Some(e);
+                break;
+            }
+        }
+    }
+    drop(writer);
+    let result = (|| {
+        if let Some(e) = spawn_err {
+            bail!("spawning baseline process {} failed: {e}", children.len());
+        }
+        // Each process writes one byte once its instance is running.
+        let mut buf = vec![0u8; n];
+        reader
+            .read_exact(&mut buf)
+            .context("a baseline process ended before running")?;
+        let total = t0.elapsed();
+        std::thread::sleep(Duration::from_millis(300));
+        let pss: u64 = children
+            .iter()
+            .map(|c| proc_kib(&format!("/proc/{}/smaps_rollup", c.id()), "Pss:"))
+            .sum();
+        Ok(BaselineRun {
+            total,
+            pss_per_process: pss / n as u64,
+        })
+    })();
+    for c in &mut children {
+        let _ = c.kill();
+    }
+    for c in &mut children {
+        let _ = c.wait();
+    }
+    result
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn kib(b: u64) -> String {
+    format!("{:.0} KiB", b as f64 / 1024.0)
+}
+
+pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<Exit> {
+    let component = args
+        .component
+        .clone()
+        .unwrap_or_else(|| crate::default_apps().join("ticker/ticker.wasm"));
+    let component = component.canonicalize().with_context(|| {
+        format!(
+            "component {} not found; build the apps with `./dev apps`",
+            component.display()
+        )
+    })?;
+    let work = tempfile::tempdir()?;
+    let cache = work.path().join("cache");
+    println!("# vyoma bench\n");
+    println!(
+        "component: {} ({} bytes)",
+        component.display(),
+        std::fs::metadata(&component)?.len()
+    );
+    println!(
+        "machine: {} CPUs, {}; kernel {}\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| s
+                .lines()
+                .next()
+                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")))
+            .unwrap_or_default(),
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+    );
+    // Warm the compile cache for both engine configurations, outside any timed region.
+    {
+        let one = work.path().join("warm");
+        write_apps(&one, 1, &component)?;
+        supervisor_run(&one, 1, &cache).await?;
+        if !args.no_baseline {
+            baseline_run(&one, 1, &cache)?;
+        }
+    }
+    println!(
+        "| apps | supervisor: all running (median of {}) | manifests | engine+pool | load | instantiate+run | RSS per idle app | linear memory per app | process per app: all running | PSS per process | speed-up |",
+        args.runs
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &n in &args.apps {
+        let dir = work.path().join(format!("apps-{n}"));
+        write_apps(&dir, n, &component)?;
+        let mut runs = Vec::new();
+        for _ in 0..args.runs.max(1) {
+            runs.push(supervisor_run(&dir, n, &cache).await?);
+        }
+        runs.sort_by_key(|r| r.total);
+        let s = &runs[runs.len() / 2];
+        let (b_total, b_pss, speedup) = if args.no_baseline {
+            ("-".to_string(), "-".to_string(), "-".to_string())
+        } else {
+            let b = baseline_run(&dir, n, &cache)?;
+            (
+                ms(b.total),
+                kib(b.pss_per_process),
+                format!("{:.0}x", b.total.as_secs_f64() / s.total.as_secs_f64()),
+            )
+        };
+        println!(
+            "| {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            ms(s.total),
+            ms(s.manifests),
+            ms(s.engine),
+            ms(s.load),
+            ms(s.start),
+            kib(s.rss_per_app),
+            kib(s.linear_per_app),
+            b_total,
+            b_pss,
+            speedup
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+/// The baseline runner: one app, one process, one engine. Writes one byte to stdout once
+/// the instance is running; the app's own output is captured, not printed.
+pub(crate) async fn run_one(dir: &Path) -> anyhow::Result<Exit> {
+    let m = Manifest::load(dir).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let rt = Runtime::new(&RuntimeConfig {
+        capacity: 1,
+        pooling: PoolingChoice::Off,
+        ..RuntimeConfig::default()
+    })?;
+    let c = rt.load(&m.component.value)?;
+    let log = AppLog::new(m.limits.log_buffer);
+    let reason = rt
+        .run(&m, &c, &log, Arc::new(AtomicU64::new(0)), || {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(b"r");
+            let _ = out.flush();
+        })
+        .await;
+    Ok(match reason {
+        ExitReason::Code(0) => Exit::Ok,
+        _ => Exit::Error,
+    })
+}

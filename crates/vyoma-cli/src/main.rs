@@ -1,0 +1,223 @@
+//! `vyoma`: the VyomaOS command. `vyoma run [DIR]` runs the supervisor with its operator
+//! console (hosted mode); `vyoma check DIR|FILE` validates apps without running them;
+//! `vyoma bench` measures start-up and memory against a process-per-app baseline.
+//!
+//! This binary only parses arguments, sets up logging and the terminal, and maps errors to
+//! exit codes; the work is in the library crates.
+
+mod bench;
+mod check;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use vyoma_manifest::AppSet;
+use vyoma_runtime::{PoolingChoice, Runtime, RuntimeConfig};
+use vyoma_supervisor::{RealClock, Supervisor, console};
+
+/// Exit codes of `vyoma`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Exit {
+    /// Success.
+    Ok = 0,
+    /// Something went wrong at run time (engine, terminal).
+    Error = 1,
+    /// The apps are invalid (manifest or component problems).
+    InvalidApps = 3,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "vyoma", version, about = "Run many WebAssembly apps under one supervisor")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct RuntimeArgs {
+    /// Most app instances alive at once (size of the instance pool).
+    #[arg(long, default_value_t = 1024)]
+    capacity: u32,
+    /// Do not use the pooling allocator.
+    #[arg(long)]
+    no_pooling: bool,
+    /// Compile cache folder [default: $VYOMA_CACHE_DIR, $XDG_CACHE_HOME/vyoma or ~/.cache/vyoma].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Do not read or write the on-disk compile cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+}
+
+impl RuntimeArgs {
+    fn config(&self, apps: usize) -> RuntimeConfig {
+        RuntimeConfig {
+            // Room for every app twice over, so a restart or update never waits for a slot.
+            capacity: self.capacity.max(apps.saturating_mul(2) as u32),
+            pooling: if self.no_pooling {
+                PoolingChoice::Off
+            } else {
+                PoolingChoice::Auto
+            },
+            cache_dir: if self.no_cache {
+                None
+            } else {
+                self.cache_dir.clone().or_else(vyoma_runtime::default_cache_dir)
+            },
+            ..RuntimeConfig::default()
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run every app in DIR (default: the bundled example apps) with the operator console.
+    Run {
+        /// A folder of app folders, or one app folder.
+        dir: Option<PathBuf>,
+        /// Run without the console until SIGINT or SIGTERM (for services and benchmarks).
+        #[arg(long)]
+        no_console: bool,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
+    /// Validate manifests and components without running them.
+    Check {
+        /// A folder of app folders, one app folder, or one app.toml.
+        path: Option<PathBuf>,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
+    /// Measure start-up time and memory per app against one process per app.
+    Bench(bench::BenchArgs),
+    /// Run one component as a lone process (the baseline `vyoma bench` compares with).
+    #[command(hide = true)]
+    RunOne {
+        /// The app folder.
+        dir: PathBuf,
+    },
+}
+
+/// The bundled example apps: `$VYOMA_APPS`, else `examples/default` in the source tree.
+fn default_apps() -> PathBuf {
+    let p = std::env::var_os("VYOMA_APPS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/default")));
+    p.canonicalize().unwrap_or(p)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VYOMA_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(Exit::Error as u8);
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Cmd::Run {
+                dir,
+                no_console,
+                runtime,
+            } => run(dir.unwrap_or_else(default_apps), no_console, &runtime).await,
+            Cmd::Check { path, runtime } => check::check(&path.unwrap_or_else(default_apps), &runtime.config(16)),
+            Cmd::Bench(args) => bench::bench(args).await,
+            Cmd::RunOne { dir } => bench::run_one(&dir).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(Exit::Error as u8)
+        }
+    }
+}
+
+async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Result<Exit> {
+    let set = match AppSet::load_dir(&dir) {
+        Ok(s) => s,
+        Err(d) => {
+            eprintln!("{d}");
+            eprintln!(
+                "error: {} problem(s) in {}; nothing was started",
+                d.len(),
+                dir.display()
+            );
+            return Ok(Exit::InvalidApps);
+        }
+    };
+    // Missing files are reported, and those apps fail on start; the rest run.
+    for m in set.apps() {
+        for d in m.check_paths() {
+            eprintln!("{d}");
+        }
+    }
+    let n = set.apps().len();
+    let config = args.config(n);
+    let runtime = Arc::new(
+        tokio::task::spawn_blocking(move || Runtime::new(&config))
+            .await
+            .context("starting the runtime")??,
+    );
+    let sup = Supervisor::new(runtime.clone(), set, Arc::new(RealClock::default()));
+    println!(
+        "VyomaOS: {n} apps from {}; allocator: {}; compile cache: {}",
+        dir.display(),
+        runtime.allocator(),
+        runtime.cache().dir().map_or("off".into(), |d| d.display().to_string())
+    );
+    for (app, e) in sup.preload().await {
+        eprintln!("error: app `{app}`: {e}");
+    }
+    sup.start_all().await;
+
+    let (int_tx, int_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    if no_console {
+        tokio::select! {
+            _ = sigint.recv() => {}
+            _ = sigterm.recv() => {}
+        }
+        sup.shutdown().await;
+        return Ok(Exit::Ok);
+    }
+    let interactive = std::io::stdin().is_terminal();
+    if interactive {
+        println!("type `help` for commands, `shutdown` to stop");
+    }
+    let console = console::run(
+        &sup,
+        tokio::io::BufReader::new(tokio::io::stdin()),
+        tokio::io::stdout(),
+        interactive,
+        int_rx,
+    );
+    tokio::pin!(console);
+    let end = loop {
+        tokio::select! {
+            r = &mut console => break Some(r?),
+            _ = sigint.recv() => { let _ = int_tx.send(()); }
+            _ = sigterm.recv() => break None,
+        }
+    };
+    if end != Some(console::ConsoleEnd::Shutdown) {
+        sup.shutdown().await;
+        if end.is_none() {
+            println!("SIGTERM: all apps stopped");
+        }
+    }
+    Ok(Exit::Ok)
+}

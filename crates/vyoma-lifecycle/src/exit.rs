@@ -1,0 +1,97 @@
+//! Why an app instance ended.
+
+use std::fmt;
+
+/// The kind of a WebAssembly trap, named as operators read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrapKind {
+    /// `unreachable` executed; Rust panics and `abort()` end here.
+    Unreachable,
+    /// A load or store outside linear memory.
+    MemoryOutOfBounds,
+    /// The wasm call stack was exhausted.
+    StackOverflow,
+    /// Integer division by zero.
+    IntegerDivisionByZero,
+    /// Integer overflow (e.g. `i32::MIN / -1`).
+    IntegerOverflow,
+    /// Float to integer conversion out of range.
+    BadConversionToInteger,
+    /// Indirect call through a null table entry.
+    IndirectCallToNull,
+    /// Indirect call with the wrong signature.
+    BadSignature,
+    /// Table access out of bounds.
+    TableOutOfBounds,
+    /// Any other trap.
+    Other,
+}
+
+impl fmt::Display for TrapKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrapKind::Unreachable => "unreachable",
+            TrapKind::MemoryOutOfBounds => "out-of-bounds memory access",
+            TrapKind::StackOverflow => "stack overflow",
+            TrapKind::IntegerDivisionByZero => "integer divide by zero",
+            TrapKind::IntegerOverflow => "integer overflow",
+            TrapKind::BadConversionToInteger => "invalid conversion to integer",
+            TrapKind::IndirectCallToNull => "indirect call to null",
+            TrapKind::BadSignature => "indirect call signature mismatch",
+            TrapKind::TableOutOfBounds => "out-of-bounds table access",
+            TrapKind::Other => "trap",
+        })
+    }
+}
+
+/// Why an app instance ended. Precise enough for the restart policy and for `ps`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitReason {
+    /// The app exited with this code (`wasi:cli/exit`, or returning from `run`: 0 for ok,
+    /// 1 for error).
+    Code(i32),
+    /// The app trapped.
+    Trap {
+        /// Which trap.
+        kind: TrapKind,
+        /// Wasmtime's message, including the wasm backtrace's first frame when known.
+        message: String,
+    },
+    /// The app tried to grow its memory past its manifest limit and was stopped.
+    MemoryLimit {
+        /// The manifest limit, in bytes.
+        limit: u64,
+        /// The size it asked for, in bytes.
+        requested: u64,
+    },
+    /// The operator stopped it (`kill`, `restart`, `shutdown`).
+    Killed,
+    /// It could not be started or failed inside the host (missing file, instantiation
+    /// error, host error); the message says which.
+    Error(String),
+}
+
+impl ExitReason {
+    /// Whether this counts as a failure for the restart policy. An operator kill is
+    /// neither: the policy never sees it.
+    pub fn is_failure(&self) -> bool {
+        !matches!(self, ExitReason::Code(0) | ExitReason::Killed)
+    }
+}
+
+impl fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitReason::Code(c) => write!(f, "exit code {c}"),
+            ExitReason::Trap { kind, message } if message.is_empty() => write!(f, "trap: {kind}"),
+            ExitReason::Trap { kind, message } => write!(f, "trap: {kind}: {message}"),
+            ExitReason::MemoryLimit { limit, requested } => write!(
+                f,
+                "out of memory limit: asked for {} bytes, limit is {} bytes",
+                requested, limit
+            ),
+            ExitReason::Killed => f.write_str("killed by operator"),
+            ExitReason::Error(m) => write!(f, "error: {m}"),
+        }
+    }
+}

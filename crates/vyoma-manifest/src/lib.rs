@@ -1,0 +1,322 @@
+//! The VyomaOS app manifest (`app.toml`): parsing, validation and app-set ordering.
+//!
+//! This crate turns manifest text into a typed [`Manifest`] and a set of manifests into an
+//! [`AppSet`] with a dependency-respecting start order. Every problem is a [`Diagnostic`]
+//! naming the file, line and column, with a hint on how to fix it; validation collects all
+//! problems instead of stopping at the first.
+//!
+//! It is pure logic: it never touches Wasmtime, and the only I/O is reading a manifest file
+//! ([`Manifest::load`]) and checking that the paths it names exist ([`Manifest::check_paths`]).
+//! What a grant *means* at run time (building a WASI context) lives in `vyoma-runtime`.
+//!
+//! The format is documented in `docs/manifest.md`.
+
+mod diagnostic;
+mod raw;
+mod set;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use set::{AppSet, app_folders};
+pub use validate::parse_addr_pattern;
+
+/// The manifest file name inside an app folder.
+pub const MANIFEST_FILE: &str = "app.toml";
+
+/// The only manifest format version this build understands.
+pub const MANIFEST_VERSION: i64 = 1;
+
+/// Names no app may take, because the supervisor uses them itself.
+pub const RESERVED_NAMES: &[&str] = &["console", "supervisor", "vyoma", "all"];
+
+/// A validated app manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// The app's name: its address for the console and IPC. Kebab-case, unique per instance.
+    pub name: String,
+    /// Semantic version of the app.
+    pub version: semver::Version,
+    /// One-line description shown by `inspect`.
+    pub description: String,
+    /// The component file, resolved against the manifest's folder.
+    pub component: Located<PathBuf>,
+    /// Arguments passed to the app after its name (`argv[0]` is the app name).
+    pub args: Vec<String>,
+    /// Environment variables set to literal values.
+    pub env: BTreeMap<String, String>,
+    /// Apps that must be running before this one starts.
+    pub depends_on: Vec<Located<String>>,
+    /// What happens when the app exits.
+    pub restart: RestartPolicy,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Everything the app may touch outside its own memory. Empty by default.
+    pub capabilities: Capabilities,
+    /// Where this manifest came from, for diagnostics.
+    pub source: Source,
+}
+
+/// A value together with the byte range of the manifest text it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located<T> {
+    /// The value.
+    pub value: T,
+    /// Byte range in [`Source::text`].
+    pub span: Range<usize>,
+}
+
+/// The file a manifest was read from, kept so later checks can point at lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Path of the manifest file.
+    pub path: PathBuf,
+    /// Its full text.
+    pub text: String,
+}
+
+impl Source {
+    /// The folder relative paths in the manifest are resolved against.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// A diagnostic pointing at `span` in this file.
+    pub fn diagnostic(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::at(&self.path, &self.text, span, message)
+    }
+}
+
+/// When an app is restarted after it exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartMode {
+    /// Never restart; the app stays `exited` or `failed`.
+    Never,
+    /// Restart only after a failure: a non-zero exit code, a trap, or hitting a limit.
+    OnFailure,
+    /// Restart after any exit, including a clean exit 0.
+    Always,
+}
+
+/// Restart policy: systemd-style mode, exponential backoff, Erlang-style intensity limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// When to restart.
+    pub mode: RestartMode,
+    /// Delay before the first restart; doubled for each further restart within `period`.
+    pub backoff: Duration,
+    /// The cap on the delay.
+    pub max_backoff: Duration,
+    /// More than this many restarts within `period` puts the app in `failed`.
+    pub intensity: u32,
+    /// The window for `intensity`.
+    pub period: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            mode: RestartMode::OnFailure,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(30),
+            intensity: 5,
+            period: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Per-app resource limits, enforced by the app's own store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum total linear memory, in bytes.
+    pub memory: u64,
+    /// Maximum elements in any one table.
+    pub table_elements: usize,
+    /// Maximum core instances the component may create.
+    pub instances: usize,
+    /// Size of the captured stdout/stderr ring, in bytes.
+    pub log_buffer: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory: 64 << 20,
+            table_elements: 100_000,
+            instances: 32,
+            log_buffer: 64 << 10,
+        }
+    }
+}
+
+/// Deny-by-default grants.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Capabilities {
+    /// Host directories made visible inside the sandbox.
+    pub dirs: Vec<DirGrant>,
+    /// Names of supervisor environment variables passed through when set.
+    pub inherit_env: Vec<String>,
+    /// A file (resolved against the manifest folder) fed to the app as stdin; `None` means
+    /// stdin is empty.
+    pub stdin: Option<Located<PathBuf>>,
+    /// Network access; `None` means no sockets and no name lookup at all.
+    pub network: Option<NetworkGrant>,
+}
+
+/// One preopened directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// Host directory, resolved against the manifest folder.
+    pub host: Located<PathBuf>,
+    /// Absolute path the app sees.
+    pub guest: String,
+    /// Whether the app may write.
+    pub writable: bool,
+}
+
+/// Network access: which addresses an app may connect to or bind, and name lookup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkGrant {
+    /// Addresses the app may connect to (TCP) or send to (UDP).
+    pub connect: Vec<AddrPattern>,
+    /// Addresses the app may bind (listen on).
+    pub bind: Vec<AddrPattern>,
+    /// Whether the app may resolve host names.
+    pub dns: bool,
+}
+
+/// `ADDR[/PREFIX]:PORT` where PORT may be `*`; IPv6 in brackets: `[::1]:80`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddrPattern {
+    /// Network address.
+    pub addr: IpAddr,
+    /// Prefix length in bits (32 or 128 for a single address).
+    pub prefix: u8,
+    /// Port, or `None` for any port.
+    pub port: Option<u16>,
+}
+
+impl AddrPattern {
+    /// Whether a socket address falls within this pattern.
+    pub fn matches(&self, sa: &std::net::SocketAddr) -> bool {
+        if let Some(p) = self.port
+            && p != sa.port()
+        {
+            return false;
+        }
+        let ip = match (self.addr, sa.ip()) {
+            // An IPv4-mapped IPv6 address is matched as the IPv4 address it carries.
+            (IpAddr::V4(_), IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => return false,
+            },
+            (_, ip) => ip,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => prefix_eq(&a.octets(), &b.octets(), self.prefix),
+            (IpAddr::V6(a), IpAddr::V6(b)) => prefix_eq(&a.octets(), &b.octets(), self.prefix),
+            _ => false,
+        }
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], prefix: u8) -> bool {
+    let full = usize::from(prefix / 8);
+    let rest = prefix % 8;
+    if a[..full] != b[..full] {
+        return false;
+    }
+    if rest == 0 {
+        return true;
+    }
+    let mask = 0xffu8 << (8 - rest);
+    (a[full] & mask) == (b[full] & mask)
+}
+
+impl std::fmt::Display for AddrPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let full = if self.addr.is_ipv4() { 32 } else { 128 };
+        match self.addr {
+            IpAddr::V4(a) => write!(f, "{a}")?,
+            IpAddr::V6(a) => write!(f, "[{a}]")?,
+        }
+        if self.prefix != full {
+            write!(f, "/{}", self.prefix)?;
+        }
+        match self.port {
+            Some(p) => write!(f, ":{p}"),
+            None => write!(f, ":*"),
+        }
+    }
+}
+
+impl Manifest {
+    /// Parses and validates manifest text. `path` is used for diagnostics and to resolve
+    /// relative paths; nothing is read from it.
+    pub fn parse(text: &str, path: impl Into<PathBuf>) -> Result<Manifest, Diagnostics> {
+        let source = Source {
+            path: path.into(),
+            text: text.to_string(),
+        };
+        validate::manifest(source)
+    }
+
+    /// Reads and validates the manifest at `path` (a file, or a folder holding `app.toml`).
+    pub fn load(path: &Path) -> Result<Manifest, Diagnostics> {
+        let file = if path.is_dir() {
+            path.join(MANIFEST_FILE)
+        } else {
+            path.to_path_buf()
+        };
+        match std::fs::read_to_string(&file) {
+            Ok(text) => Manifest::parse(&text, file),
+            Err(e) => Err(Diagnostics::from(Diagnostic::file(
+                &file,
+                format!("cannot read manifest: {e}"),
+                Some("an app folder must contain an `app.toml` manifest".into()),
+            ))),
+        }
+    }
+
+    /// Checks that the files and folders the manifest names exist and have the right kind.
+    pub fn check_paths(&self) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        let src = &self.source;
+        let c = &self.component;
+        if !c.value.is_file() {
+            out.push(src.diagnostic(c.span.clone(), format!("component file `{}` does not exist", c.value.display()))
+                .with_help("build the app for wasm32-wasip2 and point `component` at the .wasm file, relative to this manifest"));
+        }
+        for d in &self.capabilities.dirs {
+            if !d.host.value.is_dir() {
+                out.push(
+                    src.diagnostic(
+                        d.host.span.clone(),
+                        format!("granted directory `{}` does not exist", d.host.value.display()),
+                    )
+                    .with_help("create the directory, or fix `host` (relative paths are resolved against this manifest's folder)"),
+                );
+            }
+        }
+        if let Some(s) = &self.capabilities.stdin
+            && !s.value.is_file()
+        {
+            out.push(
+                src.diagnostic(
+                    s.span.clone(),
+                    format!("stdin file `{}` does not exist", s.value.display()),
+                )
+                .with_help("create the file, or remove `stdin` to give the app an empty stdin"),
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

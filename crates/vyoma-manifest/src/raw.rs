@@ -1,0 +1,82 @@
+//! The manifest as written: serde structs mirroring the TOML, with spans, before validation.
+//! Unknown keys are errors everywhere.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawManifest {
+    pub manifest_version: Option<Spanned<i64>>,
+    pub app: Option<Spanned<RawApp>>,
+    #[serde(default)]
+    pub env: BTreeMap<Spanned<String>, Spanned<String>>,
+    pub restart: Option<RawRestart>,
+    pub limits: Option<RawLimits>,
+    pub capabilities: Option<RawCapabilities>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApp {
+    pub name: Option<Spanned<String>>,
+    pub version: Option<Spanned<String>>,
+    #[serde(default)]
+    pub description: String,
+    pub component: Option<Spanned<String>>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub depends_on: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRestart {
+    pub policy: Option<Spanned<String>>,
+    pub backoff: Option<Spanned<String>>,
+    pub max_backoff: Option<Spanned<String>>,
+    pub intensity: Option<Spanned<i64>>,
+    pub period: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub memory: Option<Spanned<String>>,
+    pub table_elements: Option<Spanned<i64>>,
+    pub instances: Option<Spanned<i64>>,
+    pub log_buffer: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCapabilities {
+    #[serde(default)]
+    pub dirs: Vec<Spanned<RawDir>>,
+    #[serde(default)]
+    pub inherit_env: Vec<Spanned<String>>,
+    pub stdin: Option<Spanned<String>>,
+    pub network: Option<RawNetwork>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDir {
+    pub host: Option<Spanned<String>>,
+    pub guest: Option<Spanned<String>>,
+    pub mode: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNetwork {
+    #[serde(default)]
+    pub connect: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub bind: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub dns: bool,
+}

@@ -1,0 +1,162 @@
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+const FULL: &str = r#"
+manifest_version = 1
+
+[app]
+name = "web-cache"
+version = "1.2.3"
+description = "caches things"
+component = "cache.wasm"
+args = ["--verbose"]
+depends_on = ["logger"]
+
+[env]
+MODE = "fast"
+
+[restart]
+policy = "always"
+backoff = "250ms"
+max_backoff = "10s"
+intensity = 3
+period = "30s"
+
+[limits]
+memory = "16 MiB"
+table_elements = 5000
+instances = 8
+log_buffer = "8 KiB"
+
+[capabilities]
+inherit_env = ["TZ"]
+stdin = "input.txt"
+dirs = [
+  { host = "data", guest = "/data", mode = "rw" },
+  { host = "/etc/ssl", guest = "/ssl/" },
+]
+network = { connect = ["10.0.0.0/8:443", "[::1]:*"], bind = ["0.0.0.0:8080"], dns = true }
+"#;
+
+#[test]
+fn parses_every_field() {
+    let m = Manifest::parse(FULL, "/apps/web-cache/app.toml").unwrap();
+    assert_eq!(m.name, "web-cache");
+    assert_eq!(m.version, semver::Version::new(1, 2, 3));
+    assert_eq!(m.component.value, Path::new("/apps/web-cache/cache.wasm"));
+    assert_eq!(m.args, ["--verbose"]);
+    assert_eq!(m.depends_on[0].value, "logger");
+    assert_eq!(m.env["MODE"], "fast");
+    assert_eq!(
+        m.restart,
+        RestartPolicy {
+            mode: RestartMode::Always,
+            backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(10),
+            intensity: 3,
+            period: Duration::from_secs(30),
+        }
+    );
+    assert_eq!(
+        m.limits,
+        Limits {
+            memory: 16 << 20,
+            table_elements: 5000,
+            instances: 8,
+            log_buffer: 8 << 10
+        }
+    );
+    let c = &m.capabilities;
+    assert_eq!(c.inherit_env, ["TZ"]);
+    assert_eq!(c.stdin.as_ref().unwrap().value, Path::new("/apps/web-cache/input.txt"));
+    assert_eq!(c.dirs[0].host.value, Path::new("/apps/web-cache/data"));
+    assert!(c.dirs[0].writable);
+    assert_eq!(c.dirs[1].host.value, Path::new("/etc/ssl"));
+    assert_eq!(c.dirs[1].guest, "/ssl");
+    assert!(!c.dirs[1].writable);
+    let n = c.network.as_ref().unwrap();
+    assert!(n.dns);
+    assert_eq!(n.connect[0].to_string(), "10.0.0.0/8:443");
+    assert_eq!(n.connect[1].to_string(), "[::1]:*");
+    assert_eq!(n.bind[0].to_string(), "0.0.0.0:8080");
+}
+
+#[test]
+fn minimal_manifest_grants_nothing() {
+    let m = Manifest::parse(
+        "manifest_version = 1\n[app]\nname = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n",
+        "x/app.toml",
+    )
+    .unwrap();
+    assert_eq!(m.capabilities, Capabilities::default());
+    assert!(m.capabilities.network.is_none());
+    assert_eq!(m.restart, RestartPolicy::default());
+    assert_eq!(m.limits, Limits::default());
+    assert!(m.env.is_empty() && m.args.is_empty() && m.depends_on.is_empty());
+}
+
+#[test]
+fn collects_every_problem_with_positions() {
+    let text = "manifest_version = 1\n[app]\nname = \"Bad_Name\"\nversion = \"one\"\ncomponent = \"a.wasm\"\n[limits]\nmemory = \"lots\"\n";
+    let err = Manifest::parse(text, "a/app.toml").unwrap_err();
+    let lines: Vec<(usize, usize)> = err.iter().map(|d| (d.line, d.column)).collect();
+    assert_eq!(lines, [(3, 8), (4, 11), (7, 10)]);
+    assert!(err.iter().all(|d| d.help.is_some()));
+}
+
+#[test]
+fn addr_patterns_match_by_prefix_and_port() {
+    let p = parse_addr_pattern("10.1.0.0/16:*").unwrap();
+    assert!(p.matches(&"10.1.200.3:80".parse().unwrap()));
+    assert!(!p.matches(&"10.2.0.1:80".parse().unwrap()));
+    assert!(p.matches(&"[::ffff:10.1.0.9]:5".parse().unwrap()));
+    let q = parse_addr_pattern("127.0.0.1:8080").unwrap();
+    assert!(q.matches(&"127.0.0.1:8080".parse().unwrap()));
+    assert!(!q.matches(&"127.0.0.1:8081".parse().unwrap()));
+    let r = parse_addr_pattern("[fe80::]/10:53").unwrap();
+    assert!(r.matches(&"[fe80::1]:53".parse().unwrap()));
+    assert!(!r.matches(&"[fec0::1]:53".parse().unwrap()));
+    let any = parse_addr_pattern("0.0.0.0/0:*").unwrap();
+    assert!(any.matches(&"8.8.8.8:1".parse().unwrap()));
+    for bad in ["1.2.3.4", "1.2.3.4:x", "::1:80", "[::1:80", "1.2.3.4/33:1", "host:80"] {
+        assert!(parse_addr_pattern(bad).is_err(), "{bad} should be rejected");
+    }
+}
+
+fn app(name: &str, deps: &[&str]) -> Manifest {
+    let deps: Vec<String> = deps.iter().map(|d| format!("\"{d}\"")).collect();
+    Manifest::parse(
+        &format!(
+            "manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\ndepends_on = [{}]\n",
+            deps.join(", ")
+        ),
+        format!("{name}/app.toml"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn app_set_orders_dependencies_first() {
+    let set = AppSet::new(vec![
+        app("web", &["db", "log"]),
+        app("db", &["log"]),
+        app("log", &[]),
+        app("a", &[]),
+    ])
+    .unwrap();
+    let order: Vec<&str> = set.apps().iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(order, ["a", "log", "db", "web"]);
+}
+
+#[test]
+fn app_set_rejects_cycles_unknown_and_duplicates() {
+    let e = AppSet::new(vec![app("a", &["b"]), app("b", &["c"]), app("c", &["a"])]).unwrap_err();
+    assert_eq!(e.0[0].message, "dependency cycle: a -> b -> c -> a");
+    let e = AppSet::new(vec![app("a", &["ghost"])]).unwrap_err();
+    assert_eq!(e.0[0].message, "app `a` depends on unknown app `ghost`");
+    assert_eq!((e.0[0].line, e.0[0].column), (6, 15));
+    let e = AppSet::new(vec![app("a", &[]), app("a", &[])]).unwrap_err();
+    assert!(e.0[0].message.starts_with("app name `a` is already used by"));
+}

@@ -1,0 +1,534 @@
+//! From [`RawManifest`] to [`Manifest`]: every rule of the format, collecting all problems.
+
+use std::net::IpAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use crate::raw::{RawCapabilities, RawDir, RawLimits, RawManifest, RawNetwork, RawRestart};
+use crate::{
+    AddrPattern, Capabilities, Diagnostic, Diagnostics, DirGrant, Limits, Located, MANIFEST_VERSION, Manifest,
+    NetworkGrant, RESERVED_NAMES, RestartMode, RestartPolicy, Source,
+};
+
+/// Largest memory limit accepted: the whole 32-bit address space of a wasm32 memory.
+const MAX_MEMORY: u64 = 4 << 30;
+/// Bounds on the log ring, so a typo cannot make one app hold gigabytes of logs.
+const MIN_LOG_BUFFER: u64 = 1 << 10;
+const MAX_LOG_BUFFER: u64 = 64 << 20;
+
+struct Ctx {
+    source: Source,
+    problems: Vec<Diagnostic>,
+}
+
+impl Ctx {
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>, help: impl Into<String>) {
+        let d = self.source.diagnostic(span, message).with_help(help);
+        self.problems.push(d);
+    }
+}
+
+pub(crate) fn manifest(source: Source) -> Result<Manifest, Diagnostics> {
+    let raw: RawManifest = match toml::from_str(&source.text) {
+        Ok(r) => r,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            let message = toml_message(e.message());
+            let help = if message.starts_with("unknown field") {
+                "remove the key or fix its spelling; see docs/manifest.md for every key"
+            } else {
+                "fix the TOML syntax or the value's type; see docs/manifest.md"
+            };
+            return Err(source.diagnostic(span, message).with_help(help).into());
+        }
+    };
+    let mut cx = Ctx {
+        source,
+        problems: Vec::new(),
+    };
+    let whole = 0..0;
+
+    match &raw.manifest_version {
+        None => cx.error(
+            whole.clone(),
+            "missing `manifest_version`",
+            format!("add `manifest_version = {MANIFEST_VERSION}` at the top of the file"),
+        ),
+        Some(v) if *v.get_ref() != MANIFEST_VERSION => cx.error(
+            v.span(),
+            format!("unsupported manifest_version {}", v.get_ref()),
+            format!("this VyomaOS reads manifest_version = {MANIFEST_VERSION}"),
+        ),
+        Some(_) => {}
+    }
+
+    let Some(app) = &raw.app else {
+        cx.error(
+            whole,
+            "missing `[app]` table",
+            "add an `[app]` table with at least `name`, `version` and `component`",
+        );
+        return Err(Diagnostics(cx.problems));
+    };
+    let app_span = app.span();
+    let app = app.get_ref();
+
+    let name = match &app.name {
+        Some(n) => {
+            check_name(&mut cx, n);
+            n.get_ref().clone()
+        }
+        None => {
+            cx.error(
+                app_span.clone(),
+                "missing `name` in `[app]`",
+                "add `name = \"my-app\"` (kebab-case)",
+            );
+            String::new()
+        }
+    };
+
+    let version = match &app.version {
+        Some(v) => match semver::Version::parse(v.get_ref()) {
+            Ok(ver) => ver,
+            Err(e) => {
+                cx.error(
+                    v.span(),
+                    format!("invalid version `{}`: {e}", v.get_ref()),
+                    "use a semantic version such as \"1.0.0\"",
+                );
+                semver::Version::new(0, 0, 0)
+            }
+        },
+        None => {
+            cx.error(
+                app_span.clone(),
+                "missing `version` in `[app]`",
+                "add `version = \"0.1.0\"`",
+            );
+            semver::Version::new(0, 0, 0)
+        }
+    };
+
+    let component = match &app.component {
+        Some(c) if c.get_ref().trim().is_empty() => {
+            cx.error(
+                c.span(),
+                "`component` is empty",
+                "name the app's .wasm file, e.g. `component = \"app.wasm\"`",
+            );
+            located(c, PathBuf::new())
+        }
+        Some(c) => located(c, resolve(cx.source.dir(), c.get_ref())),
+        None => {
+            cx.error(
+                app_span.clone(),
+                "missing `component` in `[app]`",
+                "add `component = \"app.wasm\"`, the wasm32-wasip2 component, relative to this manifest",
+            );
+            Located {
+                value: PathBuf::new(),
+                span: app_span.clone(),
+            }
+        }
+    };
+
+    let mut depends_on: Vec<Located<String>> = Vec::new();
+    for d in &app.depends_on {
+        if d.get_ref() == &name {
+            cx.error(
+                d.span(),
+                format!("app `{name}` depends on itself"),
+                "remove it from `depends_on`",
+            );
+        } else if depends_on.iter().any(|x| &x.value == d.get_ref()) {
+            cx.error(
+                d.span(),
+                format!("`{}` is listed twice in `depends_on`", d.get_ref()),
+                "list each app once",
+            );
+        } else {
+            depends_on.push(located(d, d.get_ref().clone()));
+        }
+    }
+
+    let mut env = std::collections::BTreeMap::new();
+    for (k, v) in &raw.env {
+        if check_env_name(&mut cx, k) {
+            env.insert(k.get_ref().clone(), v.get_ref().clone());
+        }
+    }
+
+    let restart = raw.restart.as_ref().map(|r| restart(&mut cx, r)).unwrap_or_default();
+    let limits = raw.limits.as_ref().map(|l| limits(&mut cx, l)).unwrap_or_default();
+    let capabilities = raw
+        .capabilities
+        .as_ref()
+        .map(|c| capabilities(&mut cx, c))
+        .unwrap_or_default();
+
+    for d in &capabilities.inherit_env {
+        if env.contains_key(d) {
+            let span = raw
+                .capabilities
+                .as_ref()
+                .and_then(|c| c.inherit_env.iter().find(|x| x.get_ref() == d))
+                .map_or(0..0, |x| x.span());
+            cx.error(
+                span,
+                format!("environment variable `{d}` is both set in `[env]` and inherited"),
+                "keep one: `[env]` sets a fixed value, `inherit_env` passes the supervisor's value through",
+            );
+        }
+    }
+
+    if !cx.problems.is_empty() {
+        cx.problems.sort_by_key(|d| (d.line, d.column));
+        return Err(Diagnostics(cx.problems));
+    }
+    Ok(Manifest {
+        name,
+        version,
+        description: app.description.clone(),
+        component,
+        args: app.args.clone(),
+        env,
+        depends_on,
+        restart,
+        limits,
+        capabilities,
+        source: cx.source,
+    })
+}
+
+/// toml's messages can span lines and end with a period; diagnostics are one lowercase line.
+fn toml_message(m: &str) -> String {
+    let first = m.lines().next().unwrap_or(m).trim().trim_end_matches('.');
+    let mut s = first.to_string();
+    if let Some(c) = s.get(..1) {
+        let lower = c.to_lowercase();
+        s.replace_range(..1, &lower);
+    }
+    s
+}
+
+fn located<T>(s: &Spanned<impl Sized>, value: T) -> Located<T> {
+    Located { value, span: s.span() }
+}
+
+fn resolve(dir: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() { p.to_path_buf() } else { dir.join(p) }
+}
+
+/// App names are addresses: `[a-z][a-z0-9-]*`, at most 63 characters, no trailing or double `-`.
+pub(crate) fn is_valid_name(n: &str) -> bool {
+    let b = n.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && !n.ends_with('-')
+        && !n.contains("--")
+}
+
+fn check_name(cx: &mut Ctx, n: &Spanned<String>) {
+    let v = n.get_ref();
+    if !is_valid_name(v) {
+        cx.error(
+            n.span(),
+            format!("invalid app name `{v}`"),
+            "use kebab-case: lowercase letters, digits and single dashes, starting with a letter, at most 63 characters",
+        );
+    } else if RESERVED_NAMES.contains(&v.as_str()) {
+        cx.error(
+            n.span(),
+            format!("app name `{v}` is reserved"),
+            format!("choose another name; reserved: {}", RESERVED_NAMES.join(", ")),
+        );
+    }
+}
+
+fn check_env_name(cx: &mut Ctx, k: &Spanned<String>) -> bool {
+    let v = k.get_ref();
+    let ok = !v.is_empty()
+        && !v.starts_with(|c: char| c.is_ascii_digit())
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ok {
+        cx.error(
+            k.span(),
+            format!("invalid environment variable name `{v}`"),
+            "use letters, digits and `_`, not starting with a digit",
+        );
+    }
+    ok
+}
+
+fn duration(cx: &mut Ctx, key: &str, s: &Spanned<String>) -> Option<Duration> {
+    match humantime::parse_duration(s.get_ref()) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            cx.error(
+                s.span(),
+                format!("invalid duration `{}` for `{key}`: {e}", s.get_ref()),
+                "write a duration such as \"250ms\", \"5s\" or \"1m\"",
+            );
+            None
+        }
+    }
+}
+
+fn size(cx: &mut Ctx, key: &str, s: &Spanned<String>, min: u64, max: u64) -> Option<u64> {
+    match s.get_ref().parse::<bytesize::ByteSize>() {
+        Ok(b) if b.as_u64() < min || b.as_u64() > max => {
+            cx.error(
+                s.span(),
+                format!("`{key}` = \"{}\" is out of range", s.get_ref()),
+                format!(
+                    "use a size from {} to {}",
+                    bytesize::ByteSize(min).display().iec(),
+                    bytesize::ByteSize(max).display().iec()
+                ),
+            );
+            None
+        }
+        Ok(b) => Some(b.as_u64()),
+        Err(_) => {
+            cx.error(
+                s.span(),
+                format!("invalid size `{}` for `{key}`", s.get_ref()),
+                "write a size such as \"64 MiB\" or \"512KiB\"",
+            );
+            None
+        }
+    }
+}
+
+fn count(cx: &mut Ctx, key: &str, v: &Spanned<i64>, min: i64, max: i64) -> Option<i64> {
+    let n = *v.get_ref();
+    if n < min || n > max {
+        cx.error(
+            v.span(),
+            format!("`{key}` = {n} is out of range"),
+            format!("use a whole number from {min} to {max}"),
+        );
+        None
+    } else {
+        Some(n)
+    }
+}
+
+fn restart(cx: &mut Ctx, r: &RawRestart) -> RestartPolicy {
+    let mut p = RestartPolicy::default();
+    if let Some(m) = &r.policy {
+        match m.get_ref().as_str() {
+            "never" => p.mode = RestartMode::Never,
+            "on-failure" => p.mode = RestartMode::OnFailure,
+            "always" => p.mode = RestartMode::Always,
+            other => cx.error(
+                m.span(),
+                format!("unknown restart policy `{other}`"),
+                "use one of \"never\", \"on-failure\", \"always\"",
+            ),
+        }
+    }
+    if let Some(d) = r.backoff.as_ref().and_then(|s| duration(cx, "backoff", s)) {
+        p.backoff = d;
+    }
+    if let Some(d) = r.max_backoff.as_ref().and_then(|s| duration(cx, "max_backoff", s)) {
+        p.max_backoff = d;
+    }
+    if let Some(d) = r.period.as_ref().and_then(|s| duration(cx, "period", s)) {
+        if d.is_zero() {
+            cx.error(
+                r.period.as_ref().map_or(0..0, |s| s.span()),
+                "`period` must be longer than zero",
+                "write a duration such as \"60s\"",
+            );
+        }
+        p.period = d;
+    }
+    if let Some(n) = r
+        .intensity
+        .as_ref()
+        .and_then(|v| count(cx, "intensity", v, 0, 1_000_000))
+    {
+        p.intensity = n as u32;
+    }
+    if p.max_backoff < p.backoff
+        && let Some(s) = r.max_backoff.as_ref().or(r.backoff.as_ref())
+    {
+        cx.error(
+            s.span(),
+            format!(
+                "`max_backoff` ({}) is shorter than `backoff` ({})",
+                humantime::format_duration(p.max_backoff),
+                humantime::format_duration(p.backoff)
+            ),
+            "make `max_backoff` at least as long as `backoff`",
+        );
+    }
+    p
+}
+
+fn limits(cx: &mut Ctx, l: &RawLimits) -> Limits {
+    let mut out = Limits::default();
+    if let Some(m) = l
+        .memory
+        .as_ref()
+        .and_then(|s| size(cx, "memory", s, 64 << 10, MAX_MEMORY))
+    {
+        out.memory = m;
+    }
+    if let Some(n) = l
+        .table_elements
+        .as_ref()
+        .and_then(|v| count(cx, "table_elements", v, 1, 10_000_000))
+    {
+        out.table_elements = n as usize;
+    }
+    if let Some(n) = l.instances.as_ref().and_then(|v| count(cx, "instances", v, 1, 10_000)) {
+        out.instances = n as usize;
+    }
+    if let Some(m) = l
+        .log_buffer
+        .as_ref()
+        .and_then(|s| size(cx, "log_buffer", s, MIN_LOG_BUFFER, MAX_LOG_BUFFER))
+    {
+        out.log_buffer = m as usize;
+    }
+    out
+}
+
+fn capabilities(cx: &mut Ctx, c: &RawCapabilities) -> Capabilities {
+    let mut out = Capabilities::default();
+    for d in &c.dirs {
+        if let Some(g) = dir(cx, d) {
+            if out.dirs.iter().any(|x| x.guest == g.guest) {
+                cx.error(
+                    d.span(),
+                    format!("guest path `{}` is granted twice", g.guest),
+                    "give each granted directory its own guest path",
+                );
+            } else {
+                out.dirs.push(g);
+            }
+        }
+    }
+    for e in &c.inherit_env {
+        if check_env_name(cx, e) {
+            out.inherit_env.push(e.get_ref().clone());
+        }
+    }
+    if let Some(s) = &c.stdin {
+        out.stdin = Some(located(s, resolve(cx.source.dir(), s.get_ref())));
+    }
+    if let Some(n) = &c.network {
+        out.network = Some(network(cx, n));
+    }
+    out
+}
+
+fn dir(cx: &mut Ctx, d: &Spanned<RawDir>) -> Option<DirGrant> {
+    let span = d.span();
+    let d = d.get_ref();
+    let Some(host) = &d.host else {
+        cx.error(
+            span,
+            "granted directory has no `host`",
+            "add `host = \"data\"`, the folder on the host (relative to this manifest)",
+        );
+        return None;
+    };
+    let Some(guest) = &d.guest else {
+        cx.error(
+            span,
+            "granted directory has no `guest`",
+            "add `guest = \"/data\"`, the absolute path the app sees",
+        );
+        return None;
+    };
+    let g = guest.get_ref();
+    if !g.starts_with('/') || g.split('/').any(|c| c == ".." || c == ".") {
+        cx.error(
+            guest.span(),
+            format!("guest path `{g}` must be absolute and contain no `.` or `..`"),
+            "write an absolute path such as \"/data\"",
+        );
+        return None;
+    }
+    let writable = match d.mode.as_ref().map(|m| (m, m.get_ref().as_str())) {
+        None | Some((_, "ro")) => false,
+        Some((_, "rw")) => true,
+        Some((m, other)) => {
+            cx.error(
+                m.span(),
+                format!("unknown directory mode `{other}`"),
+                "use \"ro\" (read-only, the default) or \"rw\"",
+            );
+            return None;
+        }
+    };
+    let guest = if g.len() > 1 { g.trim_end_matches('/') } else { g };
+    Some(DirGrant {
+        host: located(host, resolve(cx.source.dir(), host.get_ref())),
+        guest: guest.to_string(),
+        writable,
+    })
+}
+
+fn network(cx: &mut Ctx, n: &RawNetwork) -> NetworkGrant {
+    let mut out = NetworkGrant {
+        dns: n.dns,
+        ..Default::default()
+    };
+    for (list, raw) in [(&mut out.connect, &n.connect), (&mut out.bind, &n.bind)] {
+        for s in raw {
+            match parse_addr_pattern(s.get_ref()) {
+                Ok(p) => list.push(p),
+                Err(why) => cx.error(
+                    s.span(),
+                    format!("invalid address pattern `{}`: {why}", s.get_ref()),
+                    "write ADDR:PORT, ADDR/PREFIX:PORT or [IPV6]:PORT, with `*` for any port, e.g. \"127.0.0.1:8080\" or \"10.0.0.0/8:*\"",
+                ),
+            }
+        }
+    }
+    out
+}
+
+/// Parses `ADDR[/PREFIX]:PORT` (`PORT` may be `*`); IPv6 addresses go in brackets.
+pub fn parse_addr_pattern(s: &str) -> Result<AddrPattern, String> {
+    let (host, port) = s.rsplit_once(':').ok_or("missing `:PORT`")?;
+    let port = match port {
+        "*" => None,
+        p => Some(p.parse::<u16>().map_err(|_| format!("bad port `{p}`"))?),
+    };
+    let (addr, prefix) = match host.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (host, None),
+    };
+    let addr = if let Some(inner) = addr.strip_prefix('[') {
+        let inner = inner.strip_suffix(']').ok_or("unclosed `[`")?;
+        IpAddr::V6(inner.parse().map_err(|_| format!("bad IPv6 address `{inner}`"))?)
+    } else {
+        let ip: IpAddr = addr.parse().map_err(|_| format!("bad address `{addr}`"))?;
+        if ip.is_ipv6() {
+            return Err("put IPv6 addresses in brackets".into());
+        }
+        ip
+    };
+    let full: u8 = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => full,
+        Some(p) => match p.parse::<u8>() {
+            Ok(n) if n <= full => n,
+            _ => return Err(format!("bad prefix length `{p}`")),
+        },
+    };
+    Ok(AddrPattern { addr, prefix, port })
+}

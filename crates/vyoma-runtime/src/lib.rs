@@ -1,0 +1,300 @@
+//! The Wasmtime layer of VyomaOS: one shared engine, the compile cache, and running one
+//! instance of an app in a sandbox built only from its manifest.
+//!
+//! What it is for: turning a `.wasm` component into something cheap to instantiate many
+//! times ([`Runtime::load`]), and running one instance to its end ([`Runtime::run`]),
+//! reporting a precise [`ExitReason`]. Apps are preempted by epoch interruption and yield
+//! to the async scheduler, so a busy loop cannot starve anything, and every wait inside a
+//! WASI call is an async wait that costs no OS thread and can be cancelled by dropping the
+//! future (that is how the supervisor kills an app).
+//!
+//! What it is not for: deciding when apps start, stop or restart (`vyoma-supervisor` with
+//! `vyoma-lifecycle`), or parsing manifests (`vyoma-manifest`).
+
+mod cache;
+mod engine;
+mod exit;
+mod sandbox;
+mod stdio;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use vyoma_lifecycle::ExitReason;
+use vyoma_manifest::Manifest;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime_wasi::p2::bindings::CommandPre;
+
+pub use cache::{CacheOutcome, CompileCache, engine_fingerprint, sha256_hex};
+pub use engine::{Allocator, MAX_APP_MEMORY, MAX_TABLE_ELEMENTS, PoolingChoice};
+pub use sandbox::{AppState, MAX_HANDLES, MAX_STDIN, MemoryLimitExceeded};
+pub use stdio::AppLog;
+
+/// Errors loading components or building the engine. Running an instance never errors:
+/// every way it can end is an [`ExitReason`].
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The engine could not be created.
+    #[error("cannot create the wasmtime engine: {0}")]
+    Engine(String),
+    /// The component file could not be read.
+    #[error("cannot read component {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is a core wasm module, not a component.
+    #[error("{} is a core wasm module, not a component: build it with `--target wasm32-wasip2`, or wrap it with `wasm-tools component new`", path.display())]
+    CoreModule {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file is not wasm at all, or not valid.
+    #[error("cannot compile {}: {message}", path.display())]
+    Compile {
+        /// The file.
+        path: PathBuf,
+        /// Wasmtime's explanation.
+        message: String,
+    },
+    /// The component imports something VyomaOS does not provide.
+    #[error("cannot link {}: {message}", path.display())]
+    Link {
+        /// The file.
+        path: PathBuf,
+        /// Wasmtime's explanation, naming the import.
+        message: String,
+    },
+    /// The component does not export `wasi:cli/run`.
+    #[error("{} does not export `wasi:cli/run`: {message}; build it as a command (a Rust `fn main` for wasm32-wasip2)", path.display())]
+    NotACommand {
+        /// The file.
+        path: PathBuf,
+        /// Wasmtime's explanation.
+        message: String,
+    },
+}
+
+/// Settings for the runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// How many instances may exist at once (the pool size).
+    pub capacity: u32,
+    /// Pooling allocator choice.
+    pub pooling: PoolingChoice,
+    /// Folder of the on-disk compile cache; `None` disables it.
+    pub cache_dir: Option<PathBuf>,
+    /// Preemption tick: a running app yields to the scheduler at least this often.
+    pub epoch_tick: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            capacity: 1024,
+            pooling: PoolingChoice::Auto,
+            cache_dir: default_cache_dir(),
+            epoch_tick: Duration::from_millis(10),
+        }
+    }
+}
+
+/// `$VYOMA_CACHE_DIR`, else `$XDG_CACHE_HOME/vyoma`, else `~/.cache/vyoma`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("VYOMA_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("vyoma"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/vyoma"))
+}
+
+/// What a component imports and exports, for `inspect`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ComponentInfo {
+    /// Imported interface names.
+    pub imports: Vec<String>,
+    /// Exported interface names.
+    pub exports: Vec<String>,
+}
+
+/// A component ready to instantiate: compiled, linked against WASI, checked to be a command.
+pub struct Loaded {
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// Size of the file in bytes.
+    pub size: u64,
+    /// Whether it came from the disk cache or was compiled.
+    pub outcome: CacheOutcome,
+    /// Its imports and exports.
+    pub info: ComponentInfo,
+    pre: CommandPre<AppState>,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("path", &self.path)
+            .field("sha256", &self.sha256)
+            .field("outcome", &self.outcome)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The shared engine and everything built on it.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<AppState>,
+    cache: CompileCache,
+    allocator: Allocator,
+    loaded: Mutex<HashMap<String, Weak<Loaded>>>,
+    _ticker: engine::EpochTicker,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("allocator", &self.allocator)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first bytes after `\0asm`: a core module is version 1 layer 0.
+const CORE_MODULE_VERSION: [u8; 4] = [1, 0, 0, 0];
+
+impl Runtime {
+    /// Creates the engine (pooling if possible), the WASI linker and the epoch ticker.
+    pub fn new(config: &RuntimeConfig) -> Result<Runtime, RuntimeError> {
+        let (engine, allocator) = engine::build(config.pooling, config.capacity)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let cache = CompileCache::new(config.cache_dir.as_deref(), &engine);
+        let ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick);
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+            allocator,
+            loaded: Mutex::new(HashMap::new()),
+            _ticker: ticker,
+        })
+    }
+
+    /// The engine (shared by every app).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Which allocator is in use.
+    pub fn allocator(&self) -> Allocator {
+        self.allocator
+    }
+
+    /// The compile cache.
+    pub fn cache(&self) -> &CompileCache {
+        &self.cache
+    }
+
+    /// Loads a component file. Components already loaded (same bytes) are shared, so
+    /// starting many copies of one app compiles and links it once. This can take a while
+    /// on a cold cache: call it from a blocking-friendly context.
+    pub fn load(&self, path: &Path) -> Result<Arc<Loaded>, RuntimeError> {
+        let wasm = std::fs::read(path).map_err(|source| RuntimeError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if wasm.len() >= 8 && wasm[..4] == *b"\0asm" && wasm[4..8] == CORE_MODULE_VERSION {
+            return Err(RuntimeError::CoreModule {
+                path: path.to_path_buf(),
+            });
+        }
+        let sha = sha256_hex(&wasm);
+        if let Some(l) = self.lock_loaded().get(&sha).and_then(Weak::upgrade) {
+            return Ok(l);
+        }
+        let (component, outcome) = self.cache.load(&self.engine, &wasm, &sha, path)?;
+        let info = component_info(&self.engine, &component);
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| RuntimeError::Link {
+                path: path.to_path_buf(),
+                message: format!("{e:#}"),
+            })?;
+        let pre = CommandPre::new(pre).map_err(|e| RuntimeError::NotACommand {
+            path: path.to_path_buf(),
+            message: format!("{e:#}"),
+        })?;
+        let loaded = Arc::new(Loaded {
+            path: path.to_path_buf(),
+            sha256: sha.clone(),
+            size: wasm.len() as u64,
+            outcome,
+            info,
+            pre,
+        });
+        let mut map = self.lock_loaded();
+        map.retain(|_, w| w.strong_count() > 0);
+        map.insert(sha, Arc::downgrade(&loaded));
+        Ok(loaded)
+    }
+
+    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<Loaded>>> {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs one instance of `manifest`'s app from `component` until it ends, and says why
+    /// it ended. `on_running` is called once the instance exists and `wasi:cli/run` is
+    /// about to be called. Dropping the returned future kills the instance wherever it is,
+    /// including inside a WASI call.
+    pub async fn run(
+        &self,
+        manifest: &Manifest,
+        component: &Loaded,
+        log: &Arc<AppLog>,
+        memory: Arc<AtomicU64>,
+        on_running: impl FnOnce(),
+    ) -> ExitReason {
+        let state = match sandbox::app_state(manifest, log, memory) {
+            Ok(s) => s,
+            Err(e) => return ExitReason::Error(e),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        // Yield to the scheduler at every epoch tick. `yield_now` (not `Yield`) so tokio's
+        // LIFO slot cannot resume this same task immediately (wasmtime#10667).
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))));
+        let command = match component.pre.instantiate_async(&mut store).await {
+            Ok(c) => c,
+            Err(e) => return exit::classify(&e),
+        };
+        on_running();
+        let reason = match command.wasi_cli_run().call_run(&mut store).await {
+            Ok(Ok(())) => ExitReason::Code(0),
+            Ok(Err(())) => ExitReason::Code(1),
+            Err(e) => exit::classify(&e),
+        };
+        log.flush();
+        reason
+    }
+}
+
+fn component_info(engine: &Engine, c: &Component) -> ComponentInfo {
+    let ty = c.component_type();
+    let mut imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    let mut exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    imports.sort();
+    exports.sort();
+    ComponentInfo { imports, exports }
+}

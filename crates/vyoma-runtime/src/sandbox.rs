@@ -1,0 +1,185 @@
+//! One app instance's sandbox: the WASI context built only from its manifest grants, and
+//! the resource limiter that enforces its manifest limits.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use vyoma_lifecycle::Stream;
+use vyoma_manifest::{Limits, Manifest, NetworkGrant};
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::AppLog;
+use crate::stdio::LogOutput;
+
+/// Most bytes of a granted stdin file fed to an app.
+pub const MAX_STDIN: u64 = 16 << 20;
+/// Most handles (files, streams, sockets, pollables) one instance may hold at once.
+pub const MAX_HANDLES: usize = 16_384;
+
+/// Per-store data: what host functions see of one instance.
+pub struct AppState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: Limiter,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("limits", &self.limiter.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasiView for AppState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The error that stops an app which tries to grow past its memory limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("memory limit exceeded: asked for {requested} bytes, limit is {limit} bytes")]
+pub struct MemoryLimitExceeded {
+    /// The manifest limit.
+    pub limit: u64,
+    /// Total linear memory the growth would have reached.
+    pub requested: u64,
+}
+
+/// Enforces [`Limits`] and reports linear memory in use to the supervisor.
+pub(crate) struct Limiter {
+    limits: Limits,
+    /// Bytes of linear memory across this instance's memories; shared with `ps`.
+    pub(crate) in_use: Arc<AtomicU64>,
+    total: u64,
+}
+
+impl Limiter {
+    pub(crate) fn new(limits: Limits, in_use: Arc<AtomicU64>) -> Self {
+        in_use.store(0, Ordering::Relaxed);
+        Limiter {
+            limits,
+            in_use,
+            total: 0,
+        }
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        let grow = (desired - current) as u64;
+        let requested = self.total + grow;
+        if requested > self.limits.memory {
+            // An error (not `Ok(false)`) ends the instance at once with a precise reason,
+            // instead of letting the guest see a failed `memory.grow` and abort vaguely.
+            return Err(MemoryLimitExceeded {
+                limit: self.limits.memory,
+                requested,
+            }
+            .into());
+        }
+        self.total = requested;
+        self.in_use.store(self.total, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= self.limits.table_elements)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.instances.saturating_mul(4)
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.instances
+    }
+}
+
+/// Builds the store data for one instance of `m`. Grants that cannot be honoured (a missing
+/// directory, an unreadable stdin file) are errors, never silently dropped.
+pub(crate) fn app_state(m: &Manifest, log: &Arc<AppLog>, memory: Arc<AtomicU64>) -> Result<AppState, String> {
+    let mut b = WasiCtxBuilder::new();
+    let mut argv = Vec::with_capacity(m.args.len() + 1);
+    argv.push(m.name.as_str());
+    argv.extend(m.args.iter().map(String::as_str));
+    b.args(&argv);
+    for (k, v) in &m.env {
+        b.env(k, v);
+    }
+    for k in &m.capabilities.inherit_env {
+        if let Ok(v) = std::env::var(k) {
+            b.env(k, v);
+        }
+    }
+    b.stdout(LogOutput {
+        log: log.clone(),
+        stream: Stream::Stdout,
+    });
+    b.stderr(LogOutput {
+        log: log.clone(),
+        stream: Stream::Stderr,
+    });
+    if let Some(s) = &m.capabilities.stdin {
+        let data = read_capped(&s.value).map_err(|e| format!("cannot read stdin file {}: {e}", s.value.display()))?;
+        b.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(data));
+    }
+    for d in &m.capabilities.dirs {
+        let perms = if d.writable {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
+        b.preopened_dir(&d.host.value, &d.guest, perms)
+            .map_err(|e| format!("cannot open granted directory {}: {e:#}", d.host.value.display()))?;
+    }
+    network(&mut b, m.capabilities.network.as_ref());
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_HANDLES);
+    Ok(AppState {
+        wasi: b.build(),
+        table,
+        limiter: Limiter::new(m.limits, memory),
+    })
+}
+
+fn read_capped(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    std::fs::File::open(path)?.take(MAX_STDIN).read_to_end(&mut data)?;
+    Ok(data)
+}
+
+/// Deny by default: without a grant, no TCP, no UDP, no name lookup, and every address
+/// refused. With one, only the listed address patterns.
+fn network(b: &mut WasiCtxBuilder, grant: Option<&NetworkGrant>) {
+    let Some(g) = grant.cloned() else {
+        b.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        b.socket_addr_check(|_, _| Box::pin(async { false }));
+        return;
+    };
+    let g = Arc::new(g);
+    b.allow_tcp(true).allow_udp(true).allow_ip_name_lookup(g.dns);
+    b.socket_addr_check(move |addr, usage| {
+        let ok = match usage {
+            SocketAddrUse::TcpBind | SocketAddrUse::TcpListen | SocketAddrUse::UdpBind => {
+                g.bind.iter().any(|p| p.matches(&addr))
+            }
+            SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => g.connect.iter().any(|p| p.matches(&addr)),
+            // Peers reaching a socket the app was allowed to bind.
+            SocketAddrUse::TcpAccept | SocketAddrUse::UdpReceive => true,
+        };
+        Box::pin(async move { ok })
+    });
+}

@@ -1,0 +1,137 @@
+use std::time::Duration;
+
+use vyoma_lifecycle::{AppState, ExitReason, TrapKind};
+
+use super::*;
+
+#[test]
+fn parses_every_command() {
+    let cases = [
+        ("", Command::Nothing),
+        ("   # comment", Command::Nothing),
+        ("help", Command::Help),
+        (" ps ", Command::Ps),
+        (
+            "log ticker",
+            Command::Log {
+                app: "ticker".into(),
+                last: None,
+            },
+        ),
+        (
+            "log ticker 20",
+            Command::Log {
+                app: "ticker".into(),
+                last: Some(20),
+            },
+        ),
+        (
+            "logf ticker",
+            Command::Logf {
+                app: "ticker".into(),
+                for_: None,
+            },
+        ),
+        (
+            "logf ticker 2s",
+            Command::Logf {
+                app: "ticker".into(),
+                for_: Some(Duration::from_secs(2)),
+            },
+        ),
+        ("start a", Command::Start("a".into())),
+        ("kill a", Command::Kill("a".into())),
+        ("restart a", Command::Restart("a".into())),
+        ("inspect a", Command::Inspect("a".into())),
+        (
+            "wait all running 5s",
+            Command::Wait {
+                app: "all".into(),
+                state: AppState::Running,
+                timeout: Duration::from_secs(5),
+            },
+        ),
+        (
+            "wait a failed",
+            Command::Wait {
+                app: "a".into(),
+                state: AppState::Failed,
+                timeout: DEFAULT_WAIT,
+            },
+        ),
+        ("shutdown", Command::Shutdown),
+        ("exit", Command::Shutdown),
+    ];
+    for (line, want) in cases {
+        assert_eq!(Command::parse(line), Ok(want), "{line:?}");
+    }
+}
+
+#[test]
+fn bad_input_gets_one_line_errors() {
+    let cases = [
+        ("frobnicate", "unknown command `frobnicate`; `help` lists the commands"),
+        ("kill", "`kill` needs an app name: kill APP"),
+        ("kill a b", "too many arguments to `kill`: kill APP"),
+        ("log a lots", "`lots` is not a line count: log APP [N]"),
+        ("logf a soon", "invalid duration `soon`: write e.g. 500ms, 5s, 1m"),
+        ("wait a", "`wait` needs a state: wait APP|all STATE [DURATION]"),
+        (
+            "wait a sleeping",
+            "unknown state `sleeping` (states: starting, running, exited, failed, stopped, backoff)",
+        ),
+        ("ps now", "too many arguments to `ps`: ps"),
+    ];
+    for (line, want) in cases {
+        let got = Command::parse(line).unwrap_err();
+        assert_eq!(got, want, "{line:?}");
+        assert!(!got.contains('\n'));
+    }
+}
+
+#[test]
+fn ps_table_snapshot() {
+    let rows = vec![
+        AppStatus {
+            name: "ticker".into(),
+            state: AppState::Running,
+            restarts: 0,
+            uptime: Some(Duration::from_millis(83_400)),
+            memory: Some(1_179_648),
+            last_exit: None,
+        },
+        AppStatus {
+            name: "crasher".into(),
+            state: AppState::Backoff,
+            restarts: 3,
+            uptime: None,
+            memory: None,
+            last_exit: Some(ExitReason::Trap {
+                kind: TrapKind::Unreachable,
+                message: "in crasher::main".into(),
+            }),
+        },
+        AppStatus {
+            name: "hello".into(),
+            state: AppState::Exited,
+            restarts: 0,
+            uptime: None,
+            memory: None,
+            last_exit: Some(ExitReason::Code(0)),
+        },
+    ];
+    let want = "\
+NAME     STATE     RESTARTS    UPTIME    MEMORY  LAST EXIT
+ticker   running          0    1m23s   1.1 MiB  -
+crasher  backoff          3         -         -  trap: unreachable: in crasher::main
+hello    exited           0         -         -  exit code 0
+";
+    assert_eq!(render_ps(&rows), want);
+}
+
+#[test]
+fn uptime_formats() {
+    assert_eq!(fmt_uptime(Duration::from_millis(4_250)), "4.2s");
+    assert_eq!(fmt_uptime(Duration::from_secs(3_725)), "1h02m");
+    assert_eq!(fmt_uptime(Duration::from_secs(90_000)), "1d01h");
+}

@@ -1,0 +1,508 @@
+//! The VyomaOS supervisor: the registry of apps, the driver that carries out their
+//! lifecycles, and the operator console's commands.
+//!
+//! How a request flows: an operator line (or boot) becomes a [`console::Command`]; the
+//! command becomes a lifecycle [`Event`] for one app; [`Supervisor::apply`] feeds it to the
+//! app's pure [`Lifecycle`] under the registry lock and performs the [`Action`]s it returns
+//! (spawn an instance task, abort one, arm a backoff timer). Instance tasks report back
+//! through `apply` too (`Running`, `Exited`), so every state change goes through one place.
+//! The lock is never held across an `.await`.
+//!
+//! Not here: Wasmtime details (`vyoma-runtime`), restart arithmetic (`vyoma-lifecycle`),
+//! terminal handling and process setup (`vyoma-cli`).
+
+pub mod console;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::FutureExt;
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+use vyoma_lifecycle::{Action, AppState, Event, ExitReason, Lifecycle, TransitionError};
+use vyoma_manifest::{AppSet, Manifest};
+use vyoma_runtime::{AppLog, Loaded, Runtime};
+
+/// A source of monotonic time, as a duration since some fixed origin.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now.
+    fn now(&self) -> Duration;
+}
+
+/// The real monotonic clock.
+#[derive(Debug)]
+pub struct RealClock(Instant);
+
+impl Default for RealClock {
+    fn default() -> Self {
+        RealClock(Instant::now())
+    }
+}
+
+impl Clock for RealClock {
+    fn now(&self) -> Duration {
+        self.0.elapsed()
+    }
+}
+
+/// Errors from operator requests.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    /// No app has that name.
+    #[error("no app named `{0}`; `ps` lists the apps")]
+    UnknownApp(String),
+    /// The request does not fit the app's state.
+    #[error("cannot {action} `{app}`: {source}")]
+    Transition {
+        /// The request (`start`, `kill`).
+        action: &'static str,
+        /// The app.
+        app: String,
+        /// Why not.
+        source: TransitionError,
+    },
+}
+
+/// One app in the registry.
+struct Entry {
+    manifest: Arc<Manifest>,
+    lifecycle: Lifecycle,
+    log: Arc<AppLog>,
+    memory: Arc<AtomicU64>,
+    component: Option<Component>,
+    task: Option<AbortHandle>,
+}
+
+/// A loaded component and the file identity it was loaded from, so an unchanged file is
+/// not read again on restart while a replaced one (hot update) is picked up.
+#[derive(Clone)]
+struct Component {
+    loaded: Arc<Loaded>,
+    stamp: FileStamp,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+}
+
+fn stamp(path: &std::path::Path) -> Option<FileStamp> {
+    std::fs::metadata(path).ok().map(|m| FileStamp {
+        modified: m.modified().ok(),
+        len: m.len(),
+    })
+}
+
+/// A row of `ps`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppStatus {
+    /// App name.
+    pub name: String,
+    /// Lifecycle state.
+    pub state: AppState,
+    /// Restarts since boot.
+    pub restarts: u32,
+    /// Time in the running state, when running.
+    pub uptime: Option<Duration>,
+    /// Linear memory in use, when an instance exists.
+    pub memory: Option<u64>,
+    /// Why the last instance ended.
+    pub last_exit: Option<ExitReason>,
+}
+
+/// Everything `inspect` shows of one app.
+#[derive(Debug, Clone)]
+pub struct AppDetail {
+    /// Its `ps` row.
+    pub status: AppStatus,
+    /// Its manifest.
+    pub manifest: Arc<Manifest>,
+    /// The loaded component, if it was loaded.
+    pub component: Option<Arc<Loaded>>,
+    /// The instance generation.
+    pub generation: u64,
+    /// Log usage: lines dropped, bytes held, capacity.
+    pub log_usage: (u64, usize, usize),
+}
+
+struct Inner {
+    runtime: Arc<Runtime>,
+    clock: Arc<dyn Clock>,
+    apps: Mutex<BTreeMap<String, Entry>>,
+    /// App names in start order (dependencies first).
+    order: Vec<String>,
+    /// Bumped on every state change; `wait` and start ordering watch it.
+    changed: watch::Sender<u64>,
+}
+
+/// A cheap, cloneable handle to the supervisor.
+#[derive(Clone)]
+pub struct Supervisor {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("apps", &self.inner.order)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Supervisor {
+    /// A supervisor for `apps`, not yet started.
+    pub fn new(runtime: Arc<Runtime>, apps: AppSet, clock: Arc<dyn Clock>) -> Supervisor {
+        let now = clock.now();
+        let mut map = BTreeMap::new();
+        let mut order = Vec::new();
+        for m in apps.into_apps() {
+            order.push(m.name.clone());
+            map.insert(
+                m.name.clone(),
+                Entry {
+                    lifecycle: Lifecycle::new(m.restart, now),
+                    log: AppLog::new(m.limits.log_buffer),
+                    memory: Arc::new(AtomicU64::new(0)),
+                    manifest: Arc::new(m),
+                    component: None,
+                    task: None,
+                },
+            );
+        }
+        Supervisor {
+            inner: Arc::new(Inner {
+                runtime,
+                clock,
+                apps: Mutex::new(map),
+                order,
+                changed: watch::Sender::new(0),
+            }),
+        }
+    }
+
+    fn apps(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
+        // State transitions are applied whole under the lock and never panic midway, so a
+        // poisoned lock (a panic elsewhere while holding it) still guards consistent data.
+        self.inner.apps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.inner.runtime
+    }
+
+    /// App names in start order.
+    pub fn names(&self) -> &[String] {
+        &self.inner.order
+    }
+
+    /// Loads every app's component (each distinct file once, in parallel on the blocking
+    /// pool), so starting is instantiation only. Apps whose component fails to load are
+    /// reported in their log and left to fail when started; the others are unaffected.
+    pub async fn preload(&self) -> Vec<(String, String)> {
+        let mut by_path: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+        for (name, e) in self.apps().iter() {
+            by_path
+                .entry(e.manifest.component.value.clone())
+                .or_default()
+                .push(name.clone());
+        }
+        let mut jobs = Vec::new();
+        for (path, names) in by_path {
+            let rt = self.inner.runtime.clone();
+            jobs.push(tokio::task::spawn_blocking(move || {
+                let st = stamp(&path);
+                (rt.load(&path), st, names)
+            }));
+        }
+        let mut failures = Vec::new();
+        for j in jobs {
+            let Ok((result, st, names)) = j.await else { continue };
+            let mut apps = self.apps();
+            match result {
+                Ok(loaded) => {
+                    for n in names {
+                        if let (Some(e), Some(st)) = (apps.get_mut(&n), st) {
+                            e.component = Some(Component {
+                                loaded: loaded.clone(),
+                                stamp: st,
+                            });
+                        }
+                    }
+                }
+                Err(err) => {
+                    let msg = err.to_string();
+                    for n in names {
+                        if let Some(e) = apps.get(&n) {
+                            e.log.note(&msg);
+                        }
+                        failures.push((n, msg.clone()));
+                    }
+                }
+            }
+        }
+        failures
+    }
+
+    /// Starts every app in dependency order: an app is started once each app it depends on
+    /// has started (is running or has ended), like systemd's `After=`.
+    pub async fn start_all(&self) {
+        let order = self.inner.order.clone();
+        for name in &order {
+            let deps: Vec<String> = match self.apps().get(name) {
+                Some(e) => e.manifest.depends_on.iter().map(|d| d.value.clone()).collect(),
+                None => continue,
+            };
+            for d in &deps {
+                self.wait_until(|s| s.get(d).is_none_or(|e| e.lifecycle.state() != AppState::Starting))
+                    .await;
+            }
+            if let Err(e) = self.apply(name, Event::Start) {
+                tracing::debug!(app = %name, error = %e, "not started at boot");
+            }
+        }
+    }
+
+    /// Waits until `pred` holds for the registry.
+    async fn wait_until(&self, pred: impl Fn(&BTreeMap<String, Entry>) -> bool) {
+        let mut rx = self.inner.changed.subscribe();
+        loop {
+            if pred(&self.apps()) {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Waits until `app` (or, for `all`, every app) is in `state`, or `timeout` passes.
+    /// Returns whether it got there.
+    pub async fn wait_for(&self, app: &str, state: AppState, timeout: Duration) -> Result<bool, SupervisorError> {
+        if app != "all" && !self.apps().contains_key(app) {
+            return Err(SupervisorError::UnknownApp(app.to_string()));
+        }
+        let fut = self.wait_until(|apps| {
+            if app == "all" {
+                apps.values().all(|e| e.lifecycle.state() == state)
+            } else {
+                apps.get(app).is_some_and(|e| e.lifecycle.state() == state)
+            }
+        });
+        Ok(tokio::time::timeout(timeout, fut).await.is_ok())
+    }
+
+    /// Feeds `event` to app `name`'s lifecycle and carries out what it asks for.
+    pub fn apply(&self, name: &str, event: Event) -> Result<(), SupervisorError> {
+        let now = self.inner.clock.now();
+        let mut apps = self.apps();
+        let entry = apps
+            .get_mut(name)
+            .ok_or_else(|| SupervisorError::UnknownApp(name.to_string()))?;
+        let what = match event {
+            Event::Start => "start",
+            Event::Kill => "kill",
+            _ => "restart",
+        };
+        let before = entry.lifecycle.state();
+        let exit_note = match &event {
+            Event::Exited { generation, reason } if *generation == entry.lifecycle.generation() => {
+                Some(reason.to_string())
+            }
+            _ => None,
+        };
+        let actions = entry
+            .lifecycle
+            .handle(now, event)
+            .map_err(|source| SupervisorError::Transition {
+                action: what,
+                app: name.to_string(),
+                source,
+            })?;
+        if let Some(reason) = exit_note {
+            entry.task = None;
+            entry.memory.store(0, Ordering::Relaxed);
+            entry.log.note(&format!("exited: {reason}"));
+            tracing::info!(app = %name, %reason, "app exited");
+        }
+        for action in actions {
+            match action {
+                Action::Spawn { generation } => self.spawn(name, entry, generation),
+                Action::Abort => {
+                    if let Some(t) = entry.task.take() {
+                        t.abort();
+                    }
+                    entry.memory.store(0, Ordering::Relaxed);
+                    entry.log.note("killed by operator");
+                    tracing::info!(app = %name, "app killed");
+                }
+                Action::ScheduleRestart { delay, generation } => {
+                    entry
+                        .log
+                        .note(&format!("restarting in {}", humantime::format_duration(delay)));
+                    let sup = self.clone();
+                    let name = name.to_string();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = sup.apply(&name, Event::BackoffElapsed { generation });
+                    });
+                }
+            }
+        }
+        let after = entry.lifecycle.state();
+        if after == AppState::Failed && before != AppState::Failed {
+            entry.log.note("failed: not restarting (restart policy)");
+            tracing::warn!(app = %name, "app failed and will not be restarted");
+        }
+        drop(apps);
+        self.inner.changed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// Spawns instance `generation` of an app as a task that reports back via `apply`.
+    fn spawn(&self, name: &str, entry: &mut Entry, generation: u64) {
+        let sup = self.clone();
+        let name = name.to_string();
+        let manifest = entry.manifest.clone();
+        let log = entry.log.clone();
+        let memory = entry.memory.clone();
+        // Reuse the loaded component unless the file changed (hot update) or is new.
+        let path = manifest.component.value.clone();
+        let cached = entry
+            .component
+            .as_ref()
+            .filter(|c| stamp(&path) == Some(c.stamp))
+            .map(|c| c.loaded.clone());
+        let handle = tokio::spawn(async move {
+            let loaded = match cached {
+                Some(l) => l,
+                None => match sup.reload(&name, &path).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = sup.apply(
+                            &name,
+                            Event::Exited {
+                                generation,
+                                reason: ExitReason::Error(e),
+                            },
+                        );
+                        return;
+                    }
+                },
+            };
+            let run = sup.inner.runtime.run(&manifest, &loaded, &log, memory, || {
+                let _ = sup.apply(&name, Event::Running { generation });
+            });
+            // A panic in host code is a supervisor bug, but it ends only this instance.
+            let reason = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+                Ok(r) => r,
+                Err(p) => {
+                    let msg = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    ExitReason::Error(format!("host panic while running the app: {msg}"))
+                }
+            };
+            let _ = sup.apply(&name, Event::Exited { generation, reason });
+        });
+        entry.task = Some(handle.abort_handle());
+    }
+
+    /// Loads an app's component anew (first start after a failed preload, or hot update).
+    async fn reload(&self, name: &str, path: &std::path::Path) -> Result<Arc<Loaded>, String> {
+        let rt = self.inner.runtime.clone();
+        let p = path.to_path_buf();
+        let (result, st) = tokio::task::spawn_blocking(move || {
+            let st = stamp(&p);
+            (rt.load(&p), st)
+        })
+        .await
+        .map_err(|e| format!("component loader failed: {e}"))?;
+        let loaded = result.map_err(|e| e.to_string())?;
+        let mut apps = self.apps();
+        if let (Some(e), Some(st)) = (apps.get_mut(name), st) {
+            if e.component.as_ref().is_some_and(|c| c.loaded.sha256 != loaded.sha256) {
+                e.log.note(&format!(
+                    "loaded new component {} (sha256 {})",
+                    path.display(),
+                    &loaded.sha256[..12]
+                ));
+            }
+            e.component = Some(Component {
+                loaded: loaded.clone(),
+                stamp: st,
+            });
+        }
+        Ok(loaded)
+    }
+
+    /// One status row per app, in name order.
+    pub fn status(&self) -> Vec<AppStatus> {
+        let now = self.inner.clock.now();
+        self.apps().iter().map(|(n, e)| row(n, e, now)).collect()
+    }
+
+    /// Everything known about one app.
+    pub fn detail(&self, name: &str) -> Result<AppDetail, SupervisorError> {
+        let now = self.inner.clock.now();
+        let apps = self.apps();
+        let e = apps
+            .get(name)
+            .ok_or_else(|| SupervisorError::UnknownApp(name.to_string()))?;
+        Ok(AppDetail {
+            status: row(name, e, now),
+            manifest: e.manifest.clone(),
+            component: e.component.as_ref().map(|c| c.loaded.clone()),
+            generation: e.lifecycle.generation(),
+            log_usage: e.log.usage(),
+        })
+    }
+
+    /// The app's log.
+    pub fn log(&self, name: &str) -> Result<Arc<AppLog>, SupervisorError> {
+        self.apps()
+            .get(name)
+            .map(|e| e.log.clone())
+            .ok_or_else(|| SupervisorError::UnknownApp(name.to_string()))
+    }
+
+    /// Stops every app, in reverse start order (dependents before their dependencies),
+    /// and waits (up to 5 s) until every instance has actually unwound.
+    pub async fn shutdown(&self) {
+        let mut tasks = Vec::new();
+        for name in self.inner.order.iter().rev() {
+            let live = self
+                .apps()
+                .get(name)
+                .is_some_and(|e| !matches!(e.lifecycle.state(), AppState::Stopped));
+            if let Some(t) = self.apps().get(name).and_then(|e| e.task.clone()) {
+                tasks.push(t);
+            }
+            if live {
+                let _ = self.apply(name, Event::Kill);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while tasks.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+fn row(name: &str, e: &Entry, now: Duration) -> AppStatus {
+    let state = e.lifecycle.state();
+    AppStatus {
+        name: name.to_string(),
+        state,
+        restarts: e.lifecycle.restarts(),
+        uptime: (state == AppState::Running).then(|| now.saturating_sub(e.lifecycle.since())),
+        memory: matches!(state, AppState::Running | AppState::Starting).then(|| e.memory.load(Ordering::Relaxed)),
+        last_exit: e.lifecycle.last_exit().cloned(),
+    }
+}
