@@ -146,6 +146,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Result<Exit> {
+    // Handlers first: a signal during start-up still gets an orderly shutdown.
+    let (int_tx, int_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let set = match AppSet::load_dir(&dir) {
         Ok(s) => s,
         Err(d) => {
@@ -183,9 +187,6 @@ async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Resu
     }
     sup.start_all().await;
 
-    let (int_tx, int_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     if no_console {
         tokio::select! {
             _ = sigint.recv() => {}

@@ -354,6 +354,11 @@ impl Supervisor {
             }
         }
         let after = entry.lifecycle.state();
+        if after == AppState::Running && before != AppState::Running {
+            entry
+                .log
+                .note(&format!("running (instance {})", entry.lifecycle.generation()));
+        }
         if after == AppState::Failed && before != AppState::Failed {
             entry.log.note("failed: not restarting (restart policy)");
             tracing::warn!(app = %name, "app failed and will not be restarted");

@@ -1,0 +1,245 @@
+//! End-to-end tests of the `vyoma` binary: a console session driven through stdin against
+//! real components, `vyoma check` diagnostics, and signal handling.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn wasm(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../apps/target/wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
+    assert!(
+        p.is_file(),
+        "{} is missing: build the test apps with `./dev apps`",
+        p.display()
+    );
+    p.canonicalize().unwrap()
+}
+
+fn app(root: &Path, name: &str, component: &str, extra: &str) {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("app.toml"),
+        format!(
+            "manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"0.1.0\"\ncomponent = \"{}\"\n{extra}",
+            wasm(component).display()
+        ),
+    )
+    .unwrap();
+}
+
+fn vyoma(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vyoma"));
+    c.args(args)
+        .env(
+            "VYOMA_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"),
+        )
+        .env_remove("VYOMA_LOG");
+    c
+}
+
+fn session(dir: &Path, script: &str) -> Output {
+    let mut child = vyoma(&["run", dir.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn console_session_through_stdin() {
+    let d = tempfile::tempdir().unwrap();
+    app(d.path(), "hello", "hello", "args = [\"there\"]\n");
+    app(
+        d.path(),
+        "ticker",
+        "ticker",
+        "args = [\"50\"]\n[restart]\npolicy = \"always\"\n",
+    );
+    app(d.path(), "spinner", "spinner", "");
+    let out = session(
+        d.path(),
+        "help\nwait hello exited\nwait ticker running\nlog hello\nlogf ticker 400ms\nkill spinner\nps\n\
+         restart ticker\nwait ticker running\ninspect ticker\nfrobnicate\nkill ghost\nlog\nstart hello\nwait hello exited\nps\nshutdown\n",
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert!(stdout.starts_with("VyomaOS: 3 apps from "), "{stdout}");
+    assert!(stdout.contains("pooling ("), "{stdout}");
+    assert!(
+        stdout.contains("  ps                          one row per app"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("hello: exited\nticker: running\n"), "{stdout}");
+    assert!(stdout.contains(" out hello from VyomaOS: there\n"), "{stdout}");
+    // Followed for 400 ms at one tick per 50 ms.
+    assert!(stdout.contains(" out tick 4\n"), "{stdout}");
+    assert!(stdout.contains("(stopped following)\n"), "{stdout}");
+    assert!(stdout.contains("spinner: stopped\n"), "{stdout}");
+    let ps = stdout.split("NAME ").nth(1).unwrap();
+    assert!(ps.contains("spinner  stopped "), "{ps}");
+    assert!(ps.contains("killed by operator"), "{ps}");
+    assert!(ps.contains("hello    exited "), "{ps}");
+    assert!(ps.contains("exit code 0"), "{ps}");
+    assert!(stdout.contains("ticker: restarting\n"), "{stdout}");
+    assert!(
+        stdout.contains("state:       running (instance 2, 1 restarts)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  wasi:cli/run@0.2"), "{stdout}");
+    assert!(
+        stdout.contains("error: unknown command `frobnicate`; `help` lists the commands\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("error: no app named `ghost`; `ps` lists the apps\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("error: `log` needs an app name: log APP [N]\n"),
+        "{stdout}"
+    );
+    let last_ps = stdout.rsplit("NAME ").next().unwrap();
+    assert!(
+        last_ps.contains("hello    exited           1"),
+        "second run of hello counts a restart:\n{last_ps}"
+    );
+    assert!(stdout.ends_with("all apps stopped; shutting down\n"), "{stdout}");
+}
+
+#[test]
+fn end_of_input_stops_every_app_and_exits_zero() {
+    let d = tempfile::tempdir().unwrap();
+    app(d.path(), "ticker", "ticker", "");
+    let out = session(d.path(), "wait ticker running\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ticker: running\n"));
+}
+
+#[test]
+fn check_reports_every_problem_with_positions() {
+    let d = tempfile::tempdir().unwrap();
+    app(d.path(), "good", "hello", "");
+    let bad = d.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(
+        bad.join("app.toml"),
+        "manifest_version = 1\n[app]\nname = \"Bad\"\nversion = \"0.1\"\ncomponent = \"x.wasm\"\n[restart]\npolicy = \"sometimes\"\n",
+    )
+    .unwrap();
+    let out = vyoma(&["check", d.path().to_str().unwrap()]).output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    let b = bad.join("app.toml");
+    let b = b.display();
+    assert!(
+        stdout.contains(&format!("{b}:3:8: error: invalid app name `Bad`\n")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{b}:4:11: error: invalid version `0.1`")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{b}:7:10: error: unknown restart policy `sometimes`\n")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("3 problem(s) found"), "{stdout}");
+}
+
+#[test]
+fn check_finds_missing_files_and_non_components() {
+    let d = tempfile::tempdir().unwrap();
+    let a = d.path().join("a");
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::write(
+        a.join("app.toml"),
+        "manifest_version = 1\n[app]\nname = \"a\"\nversion = \"0.1.0\"\ncomponent = \"gone.wasm\"\n[[capabilities.dirs]]\nhost = \"nope\"\nguest = \"/d\"\n",
+    )
+    .unwrap();
+    let b = d.path().join("b");
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::write(b.join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(
+        b.join("app.toml"),
+        "manifest_version = 1\n[app]\nname = \"b\"\nversion = \"0.1.0\"\ncomponent = \"core.wasm\"\n",
+    )
+    .unwrap();
+    let out = vyoma(&["check", d.path().to_str().unwrap()]).output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("a/app.toml:5:13: error: component file"), "{stdout}");
+    assert!(stdout.contains("a/app.toml:7:8: error: granted directory"), "{stdout}");
+    assert!(stdout.contains("is a core wasm module, not a component"), "{stdout}");
+}
+
+#[test]
+fn check_accepts_the_bundled_apps() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/default");
+    let out = vyoma(&["check", dir.to_str().unwrap()]).output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("checked 5 app(s): no problems"), "{stdout}");
+}
+
+#[test]
+fn run_refuses_invalid_apps_and_starts_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let a = d.path().join("a");
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::write(
+        a.join("app.toml"),
+        "manifest_version = 1\n[app]\nname = \"a\"\nflavour = 1\n",
+    )
+    .unwrap();
+    let out = vyoma(&["run", d.path().to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("a/app.toml:4:1: error: unknown field `flavour`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was started"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn sigterm_stops_apps_and_exits_zero() {
+    let d = tempfile::tempdir().unwrap();
+    app(d.path(), "ticker", "ticker", "");
+    let mut child = vyoma(&["run", "--no-console", d.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the banner, so the signal handlers are installed.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut banner = [0u8; 8];
+    std::io::Read::read_exact(&mut stdout, &mut banner).unwrap();
+    assert_eq!(&banner, b"VyomaOS:");
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
