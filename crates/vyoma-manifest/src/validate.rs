@@ -387,7 +387,7 @@ fn limits(cx: &mut Ctx, l: &RawLimits) -> Limits {
     if let Some(n) = l
         .table_elements
         .as_ref()
-        .and_then(|v| count(cx, "table_elements", v, 1, 10_000_000))
+        .and_then(|v| count(cx, "table_elements", v, 1, 1 << 20))
     {
         out.table_elements = n as usize;
     }

@@ -122,7 +122,7 @@ fn ps_table_snapshot() {
     ];
     let want = "\
 NAME     STATE     RESTARTS    UPTIME    MEMORY  LAST EXIT
-ticker   running          0    1m23s   1.1 MiB  -
+ticker   running          0     1m23s   1.1 MiB  -
 crasher  backoff          3         -         -  trap: unreachable: in crasher::main
 hello    exited           0         -         -  exit code 0
 ";
@@ -134,4 +134,45 @@ fn uptime_formats() {
     assert_eq!(fmt_uptime(Duration::from_millis(4_250)), "4.2s");
     assert_eq!(fmt_uptime(Duration::from_secs(3_725)), "1h02m");
     assert_eq!(fmt_uptime(Duration::from_secs(90_000)), "1d01h");
+}
+
+#[test]
+fn random_lines_never_panic_and_errors_are_one_line() {
+    let words = [
+        "ps",
+        "log",
+        "logf",
+        "kill",
+        "start",
+        "restart",
+        "inspect",
+        "wait",
+        "all",
+        "running",
+        "5s",
+        "-1",
+        "\t",
+        "é",
+        "",
+        "999999999999999999999",
+        "1e9s",
+        "#",
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..20_000 {
+        let mut line = String::new();
+        for _ in 0..(x % 5) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            line.push_str(words[(x % words.len() as u64) as usize]);
+            line.push(' ');
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if let Err(e) = Command::parse(&line) {
+            assert!(!e.is_empty() && !e.contains('\n'), "{line:?} -> {e:?}");
+        }
+    }
 }
