@@ -7,7 +7,7 @@ fn main() {
     while n < max {
         n += 1;
         println!("chatty: line {n} {}", "x".repeat(64));
-        if n % 10 == 0 {
+        if n.is_multiple_of(10) {
             eprintln!("chatty: err {n}");
         }
     }
