@@ -34,6 +34,9 @@ pub(crate) struct BenchArgs {
     /// Skip the process-per-app baseline.
     #[arg(long)]
     no_baseline: bool,
+    /// Also measure the supervisor with copy-on-write memory images, side by side.
+    #[arg(long)]
+    compare_cow: bool,
 }
 
 struct SupervisorRun {
@@ -84,7 +87,7 @@ fn write_apps(root: &Path, n: usize, component: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn supervisor_run(dir: &Path, n: usize, cache: &Path) -> anyhow::Result<SupervisorRun> {
+async fn supervisor_run(dir: &Path, n: usize, cache: &Path, cow: bool) -> anyhow::Result<SupervisorRun> {
     let t0 = Instant::now();
     let set = AppSet::load_dir(dir).map_err(|d| anyhow::anyhow!("{d}"))?;
     let t_manifests = t0.elapsed();
@@ -92,6 +95,7 @@ async fn supervisor_run(dir: &Path, n: usize, cache: &Path) -> anyhow::Result<Su
         capacity: (2 * n).max(64) as u32,
         pooling: PoolingChoice::Auto,
         cache_dir: Some(cache.to_path_buf()),
+        memory_init_cow: cow,
         ..RuntimeConfig::default()
     };
     let runtime = Arc::new(Runtime::new(&config)?);
@@ -222,7 +226,8 @@ pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<Exit> {
     {
         let one = work.path().join("warm");
         write_apps(&one, 1, &component)?;
-        supervisor_run(&one, 1, &cache).await?;
+        supervisor_run(&one, 1, &cache, false).await?;
+        supervisor_run(&one, 1, &cache, true).await?;
         if !args.no_baseline {
             baseline_run(&one, 1, &cache)?;
         }
@@ -235,12 +240,30 @@ pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<Exit> {
     for &n in &args.apps {
         let dir = work.path().join(format!("apps-{n}"));
         write_apps(&dir, n, &component)?;
+        // Interleave the variants so drift on the machine affects both alike.
         let mut runs = Vec::new();
+        let mut cow_runs = Vec::new();
         for _ in 0..args.runs.max(1) {
-            runs.push(supervisor_run(&dir, n, &cache).await?);
+            runs.push(supervisor_run(&dir, n, &cache, false).await?);
+            if args.compare_cow {
+                cow_runs.push(supervisor_run(&dir, n, &cache, true).await?);
+            }
         }
         runs.sort_by_key(|r| r.total);
+        cow_runs.sort_by_key(|r| r.total);
         let s = &runs[runs.len() / 2];
+        if let Some(c) = cow_runs.get(cow_runs.len() / 2) {
+            println!(
+                "| {n} (CoW images) | {} | {} | {} | {} | {} | {} | {} | - | - | - |",
+                ms(c.total),
+                ms(c.manifests),
+                ms(c.engine),
+                ms(c.load),
+                ms(c.start),
+                kib(c.rss_per_app),
+                kib(c.linear_per_app)
+            );
+        }
         let (b_total, b_pss, speedup) = if args.no_baseline {
             ("-".to_string(), "-".to_string(), "-".to_string())
         } else {

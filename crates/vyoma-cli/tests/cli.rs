@@ -2,41 +2,19 @@
 //! real components, `vyoma check` diagnostics, and signal handling.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn wasm(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../apps/target/wasm32-wasip2/release")
-        .join(format!("{name}.wasm"));
-    assert!(
-        p.is_file(),
-        "{} is missing: build the test apps with `./dev apps`",
-        p.display()
-    );
-    p.canonicalize().unwrap()
-}
+use vyoma_testkit::{shared_cache, write_app};
 
 fn app(root: &Path, name: &str, component: &str, extra: &str) {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("app.toml"),
-        format!(
-            "manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"0.1.0\"\ncomponent = \"{}\"\n{extra}",
-            wasm(component).display()
-        ),
-    )
-    .unwrap();
+    write_app(root, name, component, extra);
 }
 
 fn vyoma(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_vyoma"));
     c.args(args)
-        .env(
-            "VYOMA_CACHE_DIR",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache"),
-        )
+        .env("VYOMA_CACHE_DIR", shared_cache(env!("CARGO_TARGET_TMPDIR")))
         .env_remove("VYOMA_LOG");
     c
 }

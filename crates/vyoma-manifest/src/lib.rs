@@ -268,15 +268,19 @@ impl Manifest {
 
     /// Reads and validates the manifest at `path` (a file, or a folder holding `app.toml`).
     pub fn load(path: &Path) -> Result<Manifest, Diagnostics> {
-        let file = if path.is_dir() {
-            path.join(MANIFEST_FILE)
+        if path.is_dir() {
+            Manifest::load_file(&path.join(MANIFEST_FILE))
         } else {
-            path.to_path_buf()
-        };
-        match std::fs::read_to_string(&file) {
+            Manifest::load_file(path)
+        }
+    }
+
+    /// Reads and validates the manifest file at `file`.
+    pub fn load_file(file: &Path) -> Result<Manifest, Diagnostics> {
+        match std::fs::read_to_string(file) {
             Ok(text) => Manifest::parse(&text, file),
             Err(e) => Err(Diagnostics::from(Diagnostic::file(
-                &file,
+                file,
                 format!("cannot read manifest: {e}"),
                 Some("an app folder must contain an `app.toml` manifest".into()),
             ))),

@@ -48,8 +48,9 @@ pub enum PoolingChoice {
 
 /// The settings every engine shares, pooled or not. The image builder must use exactly
 /// these so precompiled artifacts match (`Engine::precompile_compatibility_hash`).
-fn base_config() -> Config {
+fn base_config(memory_init_cow: bool) -> Config {
     let mut c = Config::new();
+    c.memory_init_cow(memory_init_cow);
     c.epoch_interruption(true);
     // The wasm stack must stay well below the fiber stack that also hosts WASI calls.
     c.max_wasm_stack(512 << 10);
@@ -57,7 +58,7 @@ fn base_config() -> Config {
     c
 }
 
-fn pooling_config(capacity: u32) -> Config {
+fn pooling_config(capacity: u32, memory_init_cow: bool) -> Config {
     let mut pool = PoolingAllocationConfig::new();
     // A Rust wasip2 command has a handful of core instances (program, shims, fixups) and
     // one memory; leave room for richer components.
@@ -74,7 +75,7 @@ fn pooling_config(capacity: u32) -> Config {
         // Keep a little of each freed slot resident so restarts reuse warm pages.
         .linear_memory_keep_resident(64 << 10)
         .table_keep_resident(16 << 10);
-    let mut c = base_config();
+    let mut c = base_config(memory_init_cow);
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     c.memory_reservation(MAX_APP_MEMORY);
     c
@@ -82,9 +83,13 @@ fn pooling_config(capacity: u32) -> Config {
 
 /// Builds the engine. With [`PoolingChoice::Auto`] a pool of `capacity` slots is tried
 /// first; if the address space cannot hold it, an on-demand engine is used instead.
-pub(crate) fn build(choice: PoolingChoice, capacity: u32) -> Result<(Engine, Allocator), RuntimeError> {
+pub(crate) fn build(
+    choice: PoolingChoice,
+    capacity: u32,
+    memory_init_cow: bool,
+) -> Result<(Engine, Allocator), RuntimeError> {
     if choice == PoolingChoice::Auto {
-        match Engine::new(&pooling_config(capacity)) {
+        match Engine::new(&pooling_config(capacity, memory_init_cow)) {
             Ok(e) => return Ok((e, Allocator::Pooling { capacity })),
             Err(e) => tracing::warn!(
                 capacity,
@@ -93,7 +98,7 @@ pub(crate) fn build(choice: PoolingChoice, capacity: u32) -> Result<(Engine, All
             ),
         }
     }
-    let e = Engine::new(&base_config()).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+    let e = Engine::new(&base_config(memory_init_cow)).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
     Ok((e, Allocator::OnDemand))
 }
 

@@ -92,6 +92,12 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Preemption tick: a running app yields to the scheduler at least this often.
     pub epoch_tick: Duration,
+    /// Initialise linear memories by mapping a copy-on-write image instead of copying data
+    /// segments. Off by default: for typical small apps, copying was faster to start and no
+    /// larger in resident memory on the reference machine, because breaking CoW pages costs
+    /// cross-CPU TLB shootdowns (docs/PERFORMANCE.md). Worth enabling for apps with
+    /// megabytes of data segments.
+    pub memory_init_cow: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -101,6 +107,7 @@ impl Default for RuntimeConfig {
             pooling: PoolingChoice::Auto,
             cache_dir: default_cache_dir(),
             epoch_tick: Duration::from_millis(10),
+            memory_init_cow: false,
         }
     }
 }
@@ -175,7 +182,7 @@ const CORE_MODULE_VERSION: [u8; 4] = [1, 0, 0, 0];
 impl Runtime {
     /// Creates the engine (pooling if possible), the WASI linker and the epoch ticker.
     pub fn new(config: &RuntimeConfig) -> Result<Runtime, RuntimeError> {
-        let (engine, allocator) = engine::build(config.pooling, config.capacity)?;
+        let (engine, allocator) = engine::build(config.pooling, config.capacity, config.memory_init_cow)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let cache = CompileCache::new(config.cache_dir.as_deref(), &engine);

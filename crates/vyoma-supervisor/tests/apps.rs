@@ -11,38 +11,20 @@ use vyoma_lifecycle::{AppState, ExitReason, TrapKind};
 use vyoma_manifest::AppSet;
 use vyoma_runtime::{Runtime, RuntimeConfig};
 use vyoma_supervisor::{AppStatus, RealClock, Supervisor};
+use vyoma_testkit::{shared_cache, wasm, write_app};
 
 const LONG: Duration = Duration::from_secs(60);
 
-fn wasm(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../apps/target/wasm32-wasip2/release")
-        .join(format!("{name}.wasm"));
-    assert!(
-        p.is_file(),
-        "{} is missing: build the test apps with `./dev apps`",
-        p.display()
-    );
-    p.canonicalize().unwrap()
-}
-
 /// Writes an app folder `name` running `component` with extra manifest text.
 fn app(root: &Path, name: &str, component: &str, extra: &str) -> PathBuf {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let text = format!(
-        "manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"0.1.0\"\ncomponent = \"{}\"\n{extra}",
-        wasm(component).display()
-    );
-    std::fs::write(dir.join("app.toml"), text).unwrap();
-    dir
+    write_app(root, name, component, extra)
 }
 
 async fn supervisor(root: &Path, capacity: u32) -> Supervisor {
     let set = AppSet::load_dir(root).unwrap_or_else(|d| panic!("{d}"));
     let config = RuntimeConfig {
         capacity,
-        cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache")),
+        cache_dir: Some(shared_cache(env!("CARGO_TARGET_TMPDIR"))),
         ..RuntimeConfig::default()
     };
     let rt = Arc::new(Runtime::new(&config).unwrap());

@@ -1,0 +1,39 @@
+//! Helpers shared by VyomaOS's integration tests: where the guest apps built by
+//! `./dev apps` are, and writing app folders with manifests for them.
+//!
+//! For tests only (a dev-dependency); nothing here runs in the product.
+
+use std::path::{Path, PathBuf};
+
+/// The built guest component `apps/target/wasm32-wasip2/release/NAME.wasm`, absolute.
+/// Panics with the command to run when it is missing.
+pub fn wasm(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../apps/target/wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
+    assert!(
+        p.is_file(),
+        "{} is missing: build the test apps with `./dev apps`",
+        p.display()
+    );
+    p.canonicalize().expect("canonical path of a file that exists")
+}
+
+/// Writes `root/NAME/app.toml` for an app running guest `component`, with `extra` manifest
+/// text appended after the `[app]` keys. Returns the app folder.
+pub fn write_app(root: &Path, name: &str, component: &str, extra: &str) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).expect("creating the app folder");
+    let text = format!(
+        "manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"0.1.0\"\ncomponent = \"{}\"\n{extra}",
+        wasm(component).display()
+    );
+    std::fs::write(dir.join("app.toml"), text).expect("writing app.toml");
+    dir
+}
+
+/// A compile cache shared by all tests of one test binary, so each component is compiled
+/// once per test run rather than once per test.
+pub fn shared_cache(target_tmpdir: &str) -> PathBuf {
+    Path::new(target_tmpdir).join("compile-cache")
+}
