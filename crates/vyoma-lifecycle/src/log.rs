@@ -16,6 +16,8 @@ pub enum Stream {
     Stdout,
     /// Standard error.
     Stderr,
+    /// A line from the supervisor about the app (started, exited, restarting, ...).
+    System,
 }
 
 impl fmt::Display for Stream {
@@ -23,6 +25,7 @@ impl fmt::Display for Stream {
         f.write_str(match self {
             Stream::Stdout => "out",
             Stream::Stderr => "err",
+            Stream::System => "sys",
         })
     }
 }
@@ -71,8 +74,14 @@ impl LogRing {
         }
     }
 
-    /// Appends output; returns how many complete lines it added.
+    /// Appends output of `stream` (stdout or stderr; [`Stream::System`] lines are whole and
+    /// go through [`LogRing::note`]); returns how many complete lines it added.
     pub fn write(&mut self, stream: Stream, mut data: &[u8], now: SystemTime) -> usize {
+        if stream == Stream::System {
+            let text = String::from_utf8_lossy(data);
+            self.note(Stream::System, text.trim_end_matches('\n'), now);
+            return 1;
+        }
         let mut added = 0;
         let idx = stream as usize;
         while !data.is_empty() {
@@ -243,6 +252,22 @@ mod tests {
         assert_eq!(r.since(0).count(), 4);
         assert_eq!(r.since(8).map(|l| l.seq).collect::<Vec<_>>(), [8, 9]);
         assert_eq!(r.since(10).count(), 0);
+    }
+
+    #[test]
+    fn supervisor_lines_are_whole_and_tagged() {
+        let mut r = LogRing::new(1024);
+        r.write(Stream::Stdout, b"half", t());
+        r.write(Stream::System, b"exited: exit code 0\n", t());
+        r.flush(t());
+        assert_eq!(
+            texts(&r),
+            [
+                (Stream::System, "exited: exit code 0".into()),
+                (Stream::Stdout, "half".into())
+            ]
+        );
+        assert_eq!(Stream::System.to_string(), "sys");
     }
 
     #[test]

@@ -50,9 +50,9 @@ impl AppLog {
         self.with_ring(|r| r.flush(SystemTime::now()));
     }
 
-    /// Adds a line from the supervisor about this app (`[vyoma] ...`).
+    /// Adds a line from the supervisor about this app (shown as stream `sys`).
     pub fn note(&self, text: &str) {
-        self.with_ring(|r| r.note(Stream::Stderr, &format!("[vyoma] {text}"), SystemTime::now()));
+        self.with_ring(|r| r.note(Stream::System, text, SystemTime::now()));
     }
 
     /// Held lines with `seq >= from`, and the sequence number to ask for next.

@@ -142,7 +142,7 @@ async fn restarts_with_backoff_then_fails_past_intensity() {
     let log = log_text(&sup, "crasher");
     let delays: Vec<&str> = log
         .lines()
-        .filter_map(|l| l.strip_prefix("err [vyoma] restarting in "))
+        .filter_map(|l| l.strip_prefix("sys restarting in "))
         .collect();
     assert_eq!(delays, ["50ms", "100ms", "150ms"], "log:\n{log}");
     assert_eq!(log.matches("crasher: up").count(), 4);
@@ -197,7 +197,7 @@ async fn an_app_sleeping_in_a_host_call_can_be_killed() {
     assert!(log_text(&sup, "sleeper").contains("killed by operator"));
     // `start` brings it back as a new instance.
     sup.apply("sleeper", vyoma_lifecycle::Event::Start).unwrap();
-    wait_log(&sup, "sleeper", "err [vyoma] running (instance 2)\nout tick 1").await;
+    wait_log(&sup, "sleeper", "sys running (instance 2)\nout tick 1").await;
     assert_eq!(status(&sup, "sleeper").restarts, 1);
     sup.shutdown().await;
 }
@@ -411,7 +411,7 @@ async fn dependencies_start_first_and_stop_last() {
         let (lines, _) = sup.log(name).unwrap().since(0);
         lines
             .iter()
-            .find(|l| l.text.starts_with("[vyoma] running"))
+            .find(|l| l.stream == vyoma_lifecycle::Stream::System && l.text.starts_with("running"))
             .map(|l| l.at)
             .unwrap()
     };
