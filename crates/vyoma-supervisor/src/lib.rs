@@ -309,8 +309,11 @@ impl Supervisor {
             _ => "restart",
         };
         let before = entry.lifecycle.state();
+        // Only an exit the state machine will accept is reported: a late exit from an
+        // instance that was killed or replaced meanwhile is not news.
+        let live = matches!(before, AppState::Starting | AppState::Running);
         let exit_note = match &event {
-            Event::Exited { generation, reason } if *generation == entry.lifecycle.generation() => {
+            Event::Exited { generation, reason } if live && *generation == entry.lifecycle.generation() => {
                 Some(reason.to_string())
             }
             _ => None,
@@ -336,6 +339,8 @@ impl Supervisor {
                     if let Some(t) = entry.task.take() {
                         t.abort();
                     }
+                    // The aborted instance will not flush its own partial line.
+                    entry.log.flush();
                     entry.memory.store(0, Ordering::Relaxed);
                     entry.log.note("killed by operator");
                     tracing::info!(app = %name, "app killed");
