@@ -129,10 +129,33 @@ pub struct AppDetail {
     pub log_usage: (u64, usize, usize),
 }
 
+/// The apps, and how many are in each state (so waiting for "all running" is O(1) per
+/// change rather than a scan of every app).
+struct Registry {
+    apps: BTreeMap<String, Entry>,
+    counts: [usize; STATES],
+}
+
+/// Number of [`AppState`] variants.
+const STATES: usize = 6;
+
+impl std::ops::Deref for Registry {
+    type Target = BTreeMap<String, Entry>;
+    fn deref(&self) -> &Self::Target {
+        &self.apps
+    }
+}
+
+impl std::ops::DerefMut for Registry {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.apps
+    }
+}
+
 struct Inner {
     runtime: Arc<Runtime>,
     clock: Arc<dyn Clock>,
-    apps: Mutex<BTreeMap<String, Entry>>,
+    apps: Mutex<Registry>,
     /// App names in start order (dependencies first).
     order: Vec<String>,
     /// Bumped on every state change; `wait` and start ordering watch it.
@@ -177,14 +200,21 @@ impl Supervisor {
             inner: Arc::new(Inner {
                 runtime,
                 clock,
-                apps: Mutex::new(map),
+                apps: Mutex::new(Registry {
+                    counts: {
+                        let mut c = [0; STATES];
+                        c[AppState::Stopped as usize] = map.len();
+                        c
+                    },
+                    apps: map,
+                }),
                 order,
                 changed: watch::Sender::new(0),
             }),
         }
     }
 
-    fn apps(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
+    fn apps(&self) -> MutexGuard<'_, Registry> {
         // State transitions are applied whole under the lock and never panic midway, so a
         // poisoned lock (a panic elsewhere while holding it) still guards consistent data.
         self.inner.apps.lock().unwrap_or_else(|p| p.into_inner())
@@ -268,7 +298,7 @@ impl Supervisor {
     }
 
     /// Waits until `pred` holds for the registry.
-    async fn wait_until(&self, pred: impl Fn(&BTreeMap<String, Entry>) -> bool) {
+    async fn wait_until(&self, pred: impl Fn(&Registry) -> bool) {
         let mut rx = self.inner.changed.subscribe();
         loop {
             if pred(&self.apps()) {
@@ -288,7 +318,7 @@ impl Supervisor {
         }
         let fut = self.wait_until(|apps| {
             if app == "all" {
-                apps.values().all(|e| e.lifecycle.state() == state)
+                apps.counts[state as usize] == apps.len()
             } else {
                 apps.get(app).is_some_and(|e| e.lifecycle.state() == state)
             }
@@ -299,7 +329,9 @@ impl Supervisor {
     /// Feeds `event` to app `name`'s lifecycle and carries out what it asks for.
     pub fn apply(&self, name: &str, event: Event) -> Result<(), SupervisorError> {
         let now = self.inner.clock.now();
-        let mut apps = self.apps();
+        let mut registry = self.apps();
+        let Registry { apps, counts } = &mut *registry;
+        let total = apps.len();
         let entry = apps
             .get_mut(name)
             .ok_or_else(|| SupervisorError::UnknownApp(name.to_string()))?;
@@ -359,6 +391,11 @@ impl Supervisor {
             }
         }
         let after = entry.lifecycle.state();
+        if after != before {
+            counts[before as usize] -= 1;
+            counts[after as usize] += 1;
+        }
+        debug_assert_eq!(counts.iter().sum::<usize>(), total);
         if after == AppState::Running && before != AppState::Running {
             entry
                 .log
@@ -368,7 +405,7 @@ impl Supervisor {
             entry.log.note("failed: not restarting (restart policy)");
             tracing::warn!(app = %name, "app failed and will not be restarted");
         }
-        drop(apps);
+        drop(registry);
         self.inner.changed.send_modify(|n| *n += 1);
         Ok(())
     }
