@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use vyoma_lifecycle::{AppState, ExitReason};
-use vyoma_manifest::{AppSet, Manifest};
+use vyoma_manifest::Manifest;
 use vyoma_runtime::{AppLog, PoolingChoice, Runtime, RuntimeConfig};
-use vyoma_supervisor::{RealClock, Supervisor};
+use vyoma_supervisor::{RealClock, boot};
 
 use crate::Exit;
 
@@ -88,40 +88,40 @@ fn write_apps(root: &Path, n: usize, component: &Path) -> anyhow::Result<()> {
 }
 
 async fn supervisor_run(dir: &Path, n: usize, cache: &Path, cow: bool) -> anyhow::Result<SupervisorRun> {
-    let t0 = Instant::now();
-    let set = AppSet::load_dir(dir).map_err(|d| anyhow::anyhow!("{d}"))?;
-    let t_manifests = t0.elapsed();
     let config = RuntimeConfig {
-        capacity: (2 * n).max(64) as u32,
+        capacity: 64,
         pooling: PoolingChoice::Auto,
         cache_dir: Some(cache.to_path_buf()),
         memory_init_cow: cow,
         ..RuntimeConfig::default()
     };
-    let runtime = Arc::new(Runtime::new(&config)?);
-    let t_engine = t0.elapsed();
-    let sup = Supervisor::new(runtime, set, Arc::new(RealClock::default()));
-    let failures = sup.preload().await;
-    if let Some((app, e)) = failures.first() {
+    let rss_before = rss_bytes();
+    // Exactly what `vyoma run` does, then wait until every app is running.
+    let t0 = Instant::now();
+    let booted = boot(dir, config, Arc::new(RealClock::default()))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sup = booted.supervisor;
+    if let Some((app, e)) = booted.load_failures.first() {
         bail!("app {app} failed to load: {e}");
     }
-    let t_load = t0.elapsed();
-    let rss_before = rss_bytes();
-    sup.start_all().await;
     if !sup.wait_for("all", AppState::Running, Duration::from_secs(120)).await? {
         bail!("not all {n} apps reached running within 120 s");
     }
     let total = t0.elapsed();
-    // Let every app reach its first sleep, then measure the idle cost.
+    // Let every app reach its first sleep, then measure. The delta since before `boot`
+    // also holds the engine's and the manifests' fixed cost, so divided by N it is an upper
+    // bound on what one idle app costs.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_after = rss_bytes();
     let linear: u64 = sup.status().iter().filter_map(|s| s.memory).sum();
     sup.shutdown().await;
+    let t = booted.timings;
     Ok(SupervisorRun {
-        manifests: t_manifests,
-        engine: t_engine - t_manifests,
-        load: t_load - t_engine,
-        start: total - t_load,
+        manifests: t.manifests,
+        engine: t.engine.saturating_sub(t.manifests),
+        load: t.loaded.saturating_sub(t.engine),
+        start: total.saturating_sub(t.loaded),
         total,
         rss_per_app: rss_after.saturating_sub(rss_before) / n as u64,
         linear_per_app: linear / n as u64,

@@ -13,11 +13,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use vyoma_manifest::AppSet;
-use vyoma_runtime::{PoolingChoice, Runtime, RuntimeConfig};
-use vyoma_supervisor::{RealClock, Supervisor, console};
+use vyoma_runtime::{PoolingChoice, RuntimeConfig};
+use vyoma_supervisor::{BootError, RealClock, boot, console};
 
 /// Exit codes of `vyoma`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,10 +53,10 @@ struct RuntimeArgs {
 }
 
 impl RuntimeArgs {
-    fn config(&self, apps: usize) -> RuntimeConfig {
+    /// The runtime settings; `boot` raises the capacity to twice the app count if needed.
+    fn config(&self) -> RuntimeConfig {
         RuntimeConfig {
-            // Room for every app twice over, so a restart or update never waits for a slot.
-            capacity: self.capacity.max(apps.saturating_mul(2) as u32),
+            capacity: self.capacity,
             pooling: if self.no_pooling {
                 PoolingChoice::Off
             } else {
@@ -131,7 +129,7 @@ fn main() -> ExitCode {
                 no_console,
                 runtime,
             } => run(dir.unwrap_or_else(default_apps), no_console, &runtime).await,
-            Cmd::Check { path, runtime } => check::check(&path.unwrap_or_else(default_apps), &runtime.config(16)),
+            Cmd::Check { path, runtime } => check::check(&path.unwrap_or_else(default_apps), &runtime.config()),
             Cmd::Bench(args) => bench::bench(args).await,
             Cmd::RunOne { dir } => bench::run_one(&dir).await,
         }
@@ -150,9 +148,9 @@ async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Resu
     let (int_tx, int_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let set = match AppSet::load_dir(&dir) {
-        Ok(s) => s,
-        Err(d) => {
+    let booted = match boot(&dir, args.config(), Arc::new(RealClock::default())).await {
+        Ok(b) => b,
+        Err(BootError::Apps(d)) => {
             eprintln!("{d}");
             eprintln!(
                 "error: {} problem(s) in {}; nothing was started",
@@ -161,31 +159,28 @@ async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Resu
             );
             return Ok(Exit::InvalidApps);
         }
+        Err(e) => return Err(e.into()),
     };
-    // Missing files are reported, and those apps fail on start; the rest run.
-    for m in set.apps() {
-        for d in m.check_paths() {
-            eprintln!("{d}");
-        }
-    }
-    let n = set.apps().len();
-    let config = args.config(n);
-    let runtime = Arc::new(
-        tokio::task::spawn_blocking(move || Runtime::new(&config))
-            .await
-            .context("starting the runtime")??,
-    );
-    let sup = Supervisor::new(runtime.clone(), set, Arc::new(RealClock::default()));
+    let sup = booted.supervisor;
+    let runtime = sup.runtime().clone();
     println!(
-        "VyomaOS: {n} apps from {}; allocator: {}; compile cache: {}",
+        "VyomaOS: {} apps from {}; allocator: {}; compile cache: {}",
+        sup.names().len(),
         dir.display(),
         runtime.allocator(),
         runtime.cache().dir().map_or("off".into(), |d| d.display().to_string())
     );
-    for (app, e) in sup.preload().await {
+    // Missing files are reported; those apps fail on start and the rest run.
+    for name in sup.names() {
+        if let Ok(d) = sup.detail(name) {
+            for problem in d.manifest.check_paths() {
+                eprintln!("{problem}");
+            }
+        }
+    }
+    for (app, e) in &booted.load_failures {
         eprintln!("error: app `{app}`: {e}");
     }
-    sup.start_all().await;
 
     if no_console {
         tokio::select! {

@@ -108,6 +108,11 @@ impl AppSet {
     /// `dir` itself if it is an app folder. Collects every problem from every manifest.
     pub fn load_dir(dir: &Path) -> Result<AppSet, Diagnostics> {
         let folders = app_folders(dir).map_err(Diagnostics::from)?;
+        AppSet::load_folders(&folders)
+    }
+
+    /// Loads the given app folders (as listed by [`app_folders`]).
+    fn load_folders(folders: &[std::path::PathBuf]) -> Result<AppSet, Diagnostics> {
         let mut manifests = Vec::new();
         let mut problems = Vec::new();
         for f in folders {

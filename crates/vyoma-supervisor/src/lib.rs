@@ -11,7 +11,10 @@
 //! Not here: Wasmtime details (`vyoma-runtime`), restart arithmetic (`vyoma-lifecycle`),
 //! terminal handling and process setup (`vyoma-cli`).
 
+mod boot;
 pub mod console;
+
+pub use boot::{BootError, BootTimings, Booted, boot};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
