@@ -221,3 +221,28 @@ fn sigterm_stops_apps_and_exits_zero() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn bench_runs_end_to_end_and_prints_its_table() {
+    // Keeps `vyoma bench` working; the figures themselves go to docs/PERFORMANCE.md.
+    let out = vyoma(&["bench", "--apps", "10", "--runs", "1", "--compare-cow"])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("| apps | supervisor: all running (median of 1) |"),
+        "{stdout}"
+    );
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("| 10 |"))
+        .expect("a row for 10 apps");
+    let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(cells.len(), 11, "{row}");
+    assert!(
+        cells[1].ends_with(" ms") && cells[8].ends_with(" ms") && cells[10].ends_with('x'),
+        "{row}"
+    );
+    assert!(stdout.lines().any(|l| l.starts_with("| 10 (CoW images) |")), "{stdout}");
+}

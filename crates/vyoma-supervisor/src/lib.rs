@@ -254,7 +254,14 @@ impl Supervisor {
         }
         let mut failures = Vec::new();
         for j in jobs {
-            let Ok((result, st, names)) = j.await else { continue };
+            let (result, st, names) = match j.await {
+                Ok(r) => r,
+                Err(e) => {
+                    // Those apps load again when started, and report the error then.
+                    tracing::error!(error = %e, "component loader task failed");
+                    continue;
+                }
+            };
             let mut apps = self.apps();
             match result {
                 Ok(loaded) => {
