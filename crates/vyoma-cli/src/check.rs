@@ -48,7 +48,10 @@ pub(crate) fn check(path: &Path, config: &RuntimeConfig) -> anyhow::Result<Exit>
                 c.info.imports.len()
             ),
             Err(e) => {
-                println!("{}: error: app `{}`: {e}", m.source.path.display(), m.name);
+                let d = m
+                    .source
+                    .diagnostic(m.component.span.clone(), format!("app `{}`: {e}", m.name));
+                println!("{d}");
                 problems += 1;
             }
         }

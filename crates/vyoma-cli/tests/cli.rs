@@ -163,7 +163,11 @@ fn check_finds_missing_files_and_non_components() {
     assert_eq!(out.status.code(), Some(3), "{stdout}");
     assert!(stdout.contains("a/app.toml:5:13: error: component file"), "{stdout}");
     assert!(stdout.contains("a/app.toml:7:8: error: granted directory"), "{stdout}");
-    assert!(stdout.contains("is a core wasm module, not a component"), "{stdout}");
+    assert!(
+        stdout.contains("b/app.toml:5:13: error: app `b`: ")
+            && stdout.contains("is a core wasm module, not a component"),
+        "{stdout}"
+    );
 }
 
 #[test]
