@@ -534,13 +534,13 @@ impl Supervisor {
     pub async fn shutdown(&self) {
         let mut tasks = Vec::new();
         for name in self.inner.order.iter().rev() {
-            let live = self
-                .apps()
-                .get(name)
-                .is_some_and(|e| !matches!(e.lifecycle.state(), AppState::Stopped));
-            if let Some(t) = self.apps().get(name).and_then(|e| e.task.clone()) {
-                tasks.push(t);
-            }
+            let live = match self.apps().get(name) {
+                Some(e) => {
+                    tasks.extend(e.task.clone());
+                    e.lifecycle.state() != AppState::Stopped
+                }
+                None => continue,
+            };
             if live {
                 let _ = self.apply(name, Event::Kill);
             }
