@@ -424,3 +424,29 @@ async fn dependencies_start_first_and_stop_last() {
     let top_end = sup.log("top").unwrap().since(0).0.last().unwrap().at;
     assert!(top_end <= base_end, "dependents stop first");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_release_their_pool_slots() {
+    // A pool of 4 instance slots and 40 restarts of an app parked in a host call: if a
+    // killed instance kept its slot, the fifth start would fail with the pool exhausted.
+    let d = tempfile::tempdir().unwrap();
+    app(d.path(), "sleeper", "ticker", "args = [\"3600000\"]\n");
+    let sup = supervisor(d.path(), 4).await;
+    assert_eq!(
+        sup.runtime().allocator(),
+        vyoma_runtime::Allocator::Pooling { capacity: 4 }
+    );
+    for i in 1..=40 {
+        wait_log(&sup, "sleeper", &format!("sys running (instance {i})\nout tick 1")).await;
+        sup.apply("sleeper", vyoma_lifecycle::Event::Restart).unwrap();
+    }
+    wait(&sup, "sleeper", AppState::Running).await;
+    let s = status(&sup, "sleeper");
+    assert_eq!(s.restarts, 40);
+    assert!(
+        !log_text(&sup, "sleeper").contains("sys exited: error"),
+        "{}",
+        log_text(&sup, "sleeper")
+    );
+    sup.shutdown().await;
+}
