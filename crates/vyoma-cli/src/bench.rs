@@ -49,6 +49,22 @@ struct SupervisorRun {
     linear_per_app: u64,
 }
 
+impl SupervisorRun {
+    /// The supervisor's cells of a table row.
+    fn cells(&self) -> String {
+        [
+            ms(self.total),
+            ms(self.manifests),
+            ms(self.engine),
+            ms(self.load),
+            ms(self.start),
+            kib(self.rss_per_app),
+            kib(self.linear_per_app),
+        ]
+        .join(" | ")
+    }
+}
+
 struct BaselineRun {
     total: Duration,
     pss_per_process: u64,
@@ -253,16 +269,7 @@ pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<Exit> {
         cow_runs.sort_by_key(|r| r.total);
         let s = &runs[runs.len() / 2];
         if let Some(c) = cow_runs.get(cow_runs.len() / 2) {
-            println!(
-                "| {n} (CoW images) | {} | {} | {} | {} | {} | {} | {} | - | - | - |",
-                ms(c.total),
-                ms(c.manifests),
-                ms(c.engine),
-                ms(c.load),
-                ms(c.start),
-                kib(c.rss_per_app),
-                kib(c.linear_per_app)
-            );
+            println!("| {n} (CoW images) | {} | - | - | - |", c.cells());
         }
         let (b_total, b_pss, speedup) = if args.no_baseline {
             ("-".to_string(), "-".to_string(), "-".to_string())
@@ -274,19 +281,7 @@ pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<Exit> {
                 format!("{:.0}x", b.total.as_secs_f64() / s.total.as_secs_f64()),
             )
         };
-        println!(
-            "| {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            ms(s.total),
-            ms(s.manifests),
-            ms(s.engine),
-            ms(s.load),
-            ms(s.start),
-            kib(s.rss_per_app),
-            kib(s.linear_per_app),
-            b_total,
-            b_pss,
-            speedup
-        );
+        println!("| {n} | {} | {b_total} | {b_pss} | {speedup} |", s.cells());
     }
     Ok(Exit::Ok)
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use vyoma_manifest::{AppSet, Manifest};
+use vyoma_manifest::{AppSet, Diagnostic, Manifest};
 use vyoma_runtime::{Runtime, RuntimeConfig};
 
 use crate::Exit;
@@ -22,38 +22,27 @@ pub(crate) fn check(path: &Path, config: &RuntimeConfig) -> anyhow::Result<Exit>
             return Ok(Exit::InvalidApps);
         }
     };
-    let mut problems = 0;
-    let mut missing = false;
-    for m in set.apps() {
-        for d in m.check_paths() {
-            println!("{d}");
-            problems += 1;
-            missing = true;
-        }
-    }
     let runtime = Runtime::new(&RuntimeConfig {
         capacity: 16,
         ..config.clone()
     })?;
+    let mut problems = 0;
     for m in set.apps() {
-        if missing && !m.component.value.is_file() {
-            continue;
-        }
-        match runtime.load(&m.component.value) {
-            Ok(c) => println!(
+        // A missing component is reported by `check_paths`; only load what exists.
+        let loaded = m.component.value.is_file().then(|| runtime.load(&m.component.value));
+        if let Some(Ok(c)) = &loaded {
+            println!(
                 "ok: {} {} ({}, {} imports)",
                 m.name,
                 m.version,
                 m.component.value.display(),
                 c.info.imports.len()
-            ),
-            Err(e) => {
-                let d = m
-                    .source
-                    .diagnostic(m.component.span.clone(), format!("app `{}`: {e}", m.name));
-                println!("{d}");
-                problems += 1;
-            }
+            );
+        }
+        let load_error = loaded.and_then(Result::err).map(|e| e.to_string());
+        for d in app_problems(m, load_error.as_deref()) {
+            println!("{d}");
+            problems += 1;
         }
     }
     if problems > 0 {
@@ -63,4 +52,20 @@ pub(crate) fn check(path: &Path, config: &RuntimeConfig) -> anyhow::Result<Exit>
         println!("checked {} app(s): no problems", set.apps().len());
         Ok(Exit::Ok)
     }
+}
+
+/// One app's problems, each with file, line and column: files its manifest names that are
+/// missing, then its component's load error, unless the component is itself one of the
+/// missing files (reported once). Shared by `vyoma check` and `vyoma run`.
+pub(crate) fn app_problems(m: &Manifest, load_error: Option<&str>) -> Vec<Diagnostic> {
+    let mut out = m.check_paths();
+    if let Some(e) = load_error
+        && m.component.value.is_file()
+    {
+        out.push(
+            m.source
+                .diagnostic(m.component.span.clone(), format!("app `{}`: {e}", m.name)),
+        );
+    }
+    out
 }

@@ -170,16 +170,18 @@ async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Resu
         runtime.allocator(),
         runtime.cache().dir().map_or("off".into(), |d| d.display().to_string())
     );
-    // Missing files are reported; those apps fail on start and the rest run.
+    // Apps with missing files or unloadable components fail on start; the rest run.
     for name in sup.names() {
         if let Ok(d) = sup.detail(name) {
-            for problem in d.manifest.check_paths() {
+            let load_error = booted
+                .load_failures
+                .iter()
+                .find(|(app, _)| app == name)
+                .map(|(_, e)| e.as_str());
+            for problem in check::app_problems(&d.manifest, load_error) {
                 eprintln!("{problem}");
             }
         }
-    }
-    for (app, e) in &booted.load_failures {
-        eprintln!("error: app `{app}`: {e}");
     }
 
     if no_console {

@@ -35,8 +35,6 @@ pub struct BootTimings {
     pub engine: Duration,
     /// Components loaded.
     pub loaded: Duration,
-    /// Every app started (spawned; not necessarily running yet).
-    pub started: Duration,
 }
 
 /// A supervisor whose apps have been started.
@@ -73,7 +71,6 @@ pub async fn boot(dir: &Path, mut config: RuntimeConfig, clock: Arc<dyn Clock>) 
             manifests: t_manifests,
             engine: t_engine,
             loaded: t_loaded,
-            started: t0.elapsed(),
         },
     })
 }
