@@ -297,8 +297,11 @@ pub(crate) async fn run_one(dir: &Path) -> anyhow::Result<Exit> {
     })?;
     let c = rt.load(&m.component.value)?;
     let log = AppLog::new(m.limits.log_buffer);
+    // A lone process has no other apps to talk to: its own inbox only.
+    let broker = vyoma_ipc::Broker::new([vyoma_supervisor::ipc_spec(&m)], vyoma_ipc::InboxLimits::default());
+    let ipc = broker.endpoint(&m.name).expect("the broker was built with this app");
     let reason = rt
-        .run(&m, &c, &log, Arc::new(AtomicU64::new(0)), || {
+        .run(&m, &c, &log, Arc::new(AtomicU64::new(0)), ipc, || {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(b"r");
             let _ = out.flush();

@@ -141,6 +141,12 @@ pub struct Limits {
     pub instances: usize,
     /// Size of the captured stdout/stderr ring, in bytes.
     pub log_buffer: usize,
+    /// Most IPC messages waiting in the app's inbox.
+    pub inbox: usize,
+    /// Most bytes of IPC messages waiting in the app's inbox.
+    pub inbox_bytes: usize,
+    /// Largest IPC message the app accepts, in bytes.
+    pub message_size: usize,
 }
 
 impl Default for Limits {
@@ -150,6 +156,9 @@ impl Default for Limits {
             table_elements: 100_000,
             instances: 32,
             log_buffer: 64 << 10,
+            inbox: 256,
+            inbox_bytes: 1 << 20,
+            message_size: 64 << 10,
         }
     }
 }
@@ -166,6 +175,55 @@ pub struct Capabilities {
     pub stdin: Option<Located<PathBuf>>,
     /// Network access; `None` means no sockets and no name lookup at all.
     pub network: Option<NetworkGrant>,
+    /// Which apps this app may message and accept messages from.
+    pub ipc: IpcGrant,
+}
+
+/// IPC grants: both sides must agree for a message to be delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpcGrant {
+    /// Apps this app may send to and make requests of (`console`: the operator console).
+    pub send: Peers,
+    /// Apps whose messages this app accepts. The operator console is always accepted.
+    pub accept: Peers,
+}
+
+/// A list of apps in a grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peers {
+    /// `["*"]`: every app.
+    Any(Range<usize>),
+    /// These apps (possibly none).
+    Only(Vec<Located<String>>),
+}
+
+impl Default for Peers {
+    fn default() -> Self {
+        Peers::Only(Vec::new())
+    }
+}
+
+impl Peers {
+    /// The names listed (none for `*`).
+    pub fn names(&self) -> &[Located<String>] {
+        match self {
+            Peers::Any(_) => &[],
+            Peers::Only(v) => v,
+        }
+    }
+}
+
+impl std::fmt::Display for Peers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peers::Any(_) => f.write_str("* (every app)"),
+            Peers::Only(v) if v.is_empty() => f.write_str("(none)"),
+            Peers::Only(v) => {
+                let names: Vec<&str> = v.iter().map(|n| n.value.as_str()).collect();
+                f.write_str(&names.join(", "))
+            }
+        }
+    }
 }
 
 /// One preopened directory.

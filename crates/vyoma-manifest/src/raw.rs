@@ -49,6 +49,9 @@ pub(crate) struct RawLimits {
     pub table_elements: Option<Spanned<i64>>,
     pub instances: Option<Spanned<i64>>,
     pub log_buffer: Option<Spanned<String>>,
+    pub inbox: Option<Spanned<i64>>,
+    pub inbox_bytes: Option<Spanned<String>>,
+    pub message_size: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +63,7 @@ pub(crate) struct RawCapabilities {
     pub inherit_env: Vec<Spanned<String>>,
     pub stdin: Option<Spanned<String>>,
     pub network: Option<RawNetwork>,
+    pub ipc: Option<RawIpc>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,4 +83,13 @@ pub(crate) struct RawNetwork {
     pub bind: Vec<Spanned<String>>,
     #[serde(default)]
     pub dns: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIpc {
+    #[serde(default)]
+    pub send: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub accept: Vec<Spanned<String>>,
 }

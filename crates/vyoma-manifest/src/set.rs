@@ -45,6 +45,23 @@ impl AppSet {
                     );
                 }
             }
+            let ipc = &m.capabilities.ipc;
+            for (key, list) in [("send", &ipc.send), ("accept", &ipc.accept)] {
+                for n in list.names() {
+                    if n.value != "console" && !by_name.contains_key(n.value.as_str()) {
+                        problems.push(
+                            m.source
+                                .diagnostic(
+                                    n.span.clone(),
+                                    format!("app `{}` grants IPC `{key}` to unknown app `{}`", m.name, n.value),
+                                )
+                                .with_help(format!(
+                                    "add that app to the set, or remove it from `{key}` in `[capabilities.ipc]`"
+                                )),
+                        );
+                    }
+                }
+            }
         }
         if !problems.is_empty() {
             return Err(Diagnostics(problems));

@@ -65,7 +65,8 @@ fn parses_every_field() {
             memory: 16 << 20,
             table_elements: 5000,
             instances: 8,
-            log_buffer: 8 << 10
+            log_buffer: 8 << 10,
+            ..Limits::default()
         }
     );
     let c = &m.capabilities;
@@ -159,4 +160,40 @@ fn app_set_rejects_cycles_unknown_and_duplicates() {
     assert_eq!((e.0[0].line, e.0[0].column), (6, 15));
     let e = AppSet::new(vec![app("a", &[]), app("a", &[])]).unwrap_err();
     assert!(e.0[0].message.starts_with("app name `a` is already used by"));
+}
+
+fn ipc_app(name: &str, grants: &str) -> Manifest {
+    Manifest::parse(
+        &format!(
+            "manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n[capabilities.ipc]\n{grants}\n"
+        ),
+        format!("{name}/app.toml"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn ipc_grants_parse_and_name_known_apps() {
+    let a = ipc_app("a", "send = [\"b\", \"console\"]\naccept = [\"*\"]");
+    let names: Vec<&str> = a
+        .capabilities
+        .ipc
+        .send
+        .names()
+        .iter()
+        .map(|n| n.value.as_str())
+        .collect();
+    assert_eq!(names, ["b", "console"]);
+    assert!(matches!(a.capabilities.ipc.accept, Peers::Any(_)));
+    assert_eq!(a.capabilities.ipc.accept.to_string(), "* (every app)");
+    // Without the table: nothing granted.
+    assert_eq!(app("c", &[]).capabilities.ipc, IpcGrant::default());
+    assert_eq!(IpcGrant::default().send.to_string(), "(none)");
+
+    let b = ipc_app("b", "accept = [\"a\", \"ghost\"]");
+    AppSet::new(vec![a.clone(), ipc_app("b", "accept = [\"a\"]")]).unwrap();
+    let e = AppSet::new(vec![a, b]).unwrap_err();
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!(e.0[0].message, "app `b` grants IPC `accept` to unknown app `ghost`");
+    assert_eq!((e.0[0].line, e.0[0].column), (7, 16));
 }

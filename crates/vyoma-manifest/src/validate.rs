@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use crate::raw::{RawCapabilities, RawDir, RawLimits, RawManifest, RawNetwork, RawRestart};
+use crate::raw::{RawCapabilities, RawDir, RawIpc, RawLimits, RawManifest, RawNetwork, RawRestart};
 use crate::{
-    AddrPattern, Capabilities, Diagnostic, Diagnostics, DirGrant, Limits, Located, MANIFEST_VERSION, Manifest,
-    NetworkGrant, RESERVED_NAMES, RestartMode, RestartPolicy, Source,
+    AddrPattern, Capabilities, Diagnostic, Diagnostics, DirGrant, IpcGrant, Limits, Located, MANIFEST_VERSION,
+    Manifest, NetworkGrant, Peers, RESERVED_NAMES, RestartMode, RestartPolicy, Source,
 };
 
 /// Largest memory limit accepted: the whole 32-bit address space of a wasm32 memory.
@@ -18,6 +18,13 @@ const MAX_MEMORY: u64 = 4 << 30;
 /// Bounds on the log ring, so a typo cannot make one app hold gigabytes of logs.
 const MIN_LOG_BUFFER: u64 = 1 << 10;
 const MAX_LOG_BUFFER: u64 = 64 << 20;
+/// Bounds on an app's IPC inbox.
+const MAX_INBOX: i64 = 100_000;
+const MIN_INBOX_BYTES: u64 = 1 << 10;
+const MAX_INBOX_BYTES: u64 = 256 << 20;
+const MAX_MESSAGE_SIZE: u64 = 16 << 20;
+/// The operator console's IPC address: apps may be granted sending to it.
+const CONSOLE: &str = "console";
 
 struct Ctx {
     source: Source,
@@ -401,6 +408,36 @@ fn limits(cx: &mut Ctx, l: &RawLimits) -> Limits {
     {
         out.log_buffer = m as usize;
     }
+    if let Some(n) = l.inbox.as_ref().and_then(|v| count(cx, "inbox", v, 1, MAX_INBOX)) {
+        out.inbox = n as usize;
+    }
+    if let Some(m) = l
+        .inbox_bytes
+        .as_ref()
+        .and_then(|s| size(cx, "inbox_bytes", s, MIN_INBOX_BYTES, MAX_INBOX_BYTES))
+    {
+        out.inbox_bytes = m as usize;
+    }
+    if let Some(m) = l
+        .message_size
+        .as_ref()
+        .and_then(|s| size(cx, "message_size", s, 1, MAX_MESSAGE_SIZE))
+    {
+        out.message_size = m as usize;
+    }
+    if out.message_size > out.inbox_bytes
+        && let Some(s) = l.message_size.as_ref().or(l.inbox_bytes.as_ref())
+    {
+        cx.error(
+            s.span(),
+            format!(
+                "`message_size` ({}) is larger than `inbox_bytes` ({}): such a message could never be queued",
+                bytesize::ByteSize(out.message_size as u64).display().iec(),
+                bytesize::ByteSize(out.inbox_bytes as u64).display().iec()
+            ),
+            "make `inbox_bytes` at least as large as `message_size`",
+        );
+    }
     out
 }
 
@@ -430,7 +467,57 @@ fn capabilities(cx: &mut Ctx, c: &RawCapabilities) -> Capabilities {
     if let Some(n) = &c.network {
         out.network = Some(network(cx, n));
     }
+    if let Some(i) = &c.ipc {
+        out.ipc = ipc(cx, i);
+    }
     out
+}
+
+fn ipc(cx: &mut Ctx, i: &RawIpc) -> IpcGrant {
+    IpcGrant {
+        send: peers(cx, "send", &i.send, true),
+        accept: peers(cx, "accept", &i.accept, false),
+    }
+}
+
+/// A list of app names, or `["*"]`. `console` may be listed where `allow_console`.
+fn peers(cx: &mut Ctx, key: &str, list: &[Spanned<String>], allow_console: bool) -> Peers {
+    if let Some(star) = list.iter().find(|n| n.get_ref() == "*") {
+        if list.len() > 1 {
+            cx.error(
+                star.span(),
+                format!("`*` in `{key}` already covers every app"),
+                format!("write `{key} = [\"*\"]` alone, or list the apps by name"),
+            );
+        }
+        return Peers::Any(star.span());
+    }
+    let mut out: Vec<Located<String>> = Vec::new();
+    for n in list {
+        let v = n.get_ref();
+        if v == CONSOLE && !allow_console {
+            cx.error(
+                n.span(),
+                format!("`console` in `{key}` is not needed: every app accepts the operator console"),
+                "remove it",
+            );
+        } else if v != CONSOLE && !is_valid_name(v) {
+            cx.error(
+                n.span(),
+                format!("invalid app name `{v}` in `{key}`"),
+                "list app names (kebab-case) or `\"*\"` for every app",
+            );
+        } else if out.iter().any(|x| &x.value == v) {
+            cx.error(
+                n.span(),
+                format!("`{v}` is listed twice in `{key}`"),
+                "list each app once",
+            );
+        } else {
+            out.push(located(n, v.clone()));
+        }
+    }
+    Peers::Only(out)
 }
 
 fn dir(cx: &mut Ctx, d: &Spanned<RawDir>) -> Option<DirGrant> {

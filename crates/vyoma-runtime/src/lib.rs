@@ -14,6 +14,7 @@
 mod cache;
 mod engine;
 mod exit;
+mod ipc;
 mod sandbox;
 mod stdio;
 
@@ -23,14 +24,16 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use vyoma_ipc::Endpoint;
 use vyoma_lifecycle::ExitReason;
 use vyoma_manifest::Manifest;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 pub use cache::{CacheOutcome, CompileCache, engine_fingerprint, sha256_hex};
 pub use engine::{Allocator, MAX_APP_MEMORY, MAX_TABLE_ELEMENTS, PoolingChoice};
+pub use ipc::IPC_INTERFACE;
 pub use sandbox::{AppState, MAX_HANDLES, MAX_STDIN, MemoryLimitExceeded};
 pub use stdio::AppLog;
 
@@ -185,6 +188,8 @@ impl Runtime {
         let (engine, allocator) = engine::build(config.pooling, config.capacity, config.memory_init_cow)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        ipc::bindings::vyoma::app::ipc::add_to_linker::<AppState, HasSelf<AppState>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let cache = CompileCache::new(config.cache_dir.as_deref(), &engine);
         let ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick);
         Ok(Runtime {
@@ -261,18 +266,20 @@ impl Runtime {
     }
 
     /// Runs one instance of `manifest`'s app from `component` until it ends, and says why
-    /// it ended. `on_running` is called once the instance exists and `wasi:cli/run` is
-    /// about to be called. Dropping the returned future kills the instance wherever it is,
-    /// including inside a WASI call.
+    /// it ended. The instance talks to other apps through `ipc`. `on_running` is called
+    /// once the instance exists and `wasi:cli/run` is about to be called. Dropping the
+    /// returned future kills the instance wherever it is, including inside a WASI or IPC
+    /// call.
     pub async fn run(
         &self,
         manifest: &Manifest,
         component: &Loaded,
         log: &Arc<AppLog>,
         memory: Arc<AtomicU64>,
+        ipc: Endpoint,
         on_running: impl FnOnce(),
     ) -> ExitReason {
-        let state = match sandbox::app_state(manifest, log, memory) {
+        let state = match sandbox::app_state(manifest, log, memory, ipc) {
             Ok(s) => s,
             Err(e) => return ExitReason::Error(e),
         };

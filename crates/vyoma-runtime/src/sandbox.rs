@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use vyoma_ipc::Endpoint;
 use vyoma_lifecycle::Stream;
 use vyoma_manifest::{Limits, Manifest, NetworkGrant};
 use wasmtime::ResourceLimiter;
@@ -22,8 +23,12 @@ pub const MAX_HANDLES: usize = 16_384;
 /// Per-store data: what host functions see of one instance.
 pub struct AppState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
     pub(crate) limiter: Limiter,
+    /// The app's connection to the IPC broker.
+    pub(crate) ipc: Endpoint,
+    /// The app's log, for the supervisor's notes about it (refused messages).
+    pub(crate) log: Arc<AppLog>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -109,7 +114,12 @@ impl ResourceLimiter for Limiter {
 
 /// Builds the store data for one instance of `m`. Grants that cannot be honoured (a missing
 /// directory, an unreadable stdin file) are errors, never silently dropped.
-pub(crate) fn app_state(m: &Manifest, log: &Arc<AppLog>, memory: Arc<AtomicU64>) -> Result<AppState, String> {
+pub(crate) fn app_state(
+    m: &Manifest,
+    log: &Arc<AppLog>,
+    memory: Arc<AtomicU64>,
+    ipc: Endpoint,
+) -> Result<AppState, String> {
     let mut b = WasiCtxBuilder::new();
     let mut argv = Vec::with_capacity(m.args.len() + 1);
     argv.push(m.name.as_str());
@@ -151,6 +161,8 @@ pub(crate) fn app_state(m: &Manifest, log: &Arc<AppLog>, memory: Arc<AtomicU64>)
         wasi: b.build(),
         table,
         limiter: Limiter::new(m.limits, memory),
+        ipc,
+        log: log.clone(),
     })
 }
 

@@ -57,6 +57,13 @@ pub enum Command {
         /// Give up after.
         timeout: Duration,
     },
+    /// `@APP: TEXT`: deliver TEXT to APP as an IPC message from `console`.
+    Message {
+        /// The app.
+        to: String,
+        /// The text.
+        text: String,
+    },
     /// `shutdown`
     Shutdown,
 }
@@ -72,6 +79,8 @@ commands:
   restart APP                 stop an app if running and start a fresh instance
   inspect APP                 manifest, grants, imports/exports, memory and limits
   wait APP|all STATE [DURATION]  wait until the app (or every app) is in STATE (default 30s)
+  @APP: TEXT                  send TEXT to APP as an IPC message from `console`; what apps
+                              reply or send to `console` is printed as `[from APP] TEXT`
   help                        this text
   shutdown                    stop all apps in reverse dependency order and exit";
 
@@ -81,6 +90,20 @@ impl Command {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             return Ok(Command::Nothing);
+        }
+        if let Some(rest) = line.strip_prefix('@') {
+            let usage = "write `@APP: TEXT` to send TEXT to APP";
+            let (to, text) = rest
+                .split_once(':')
+                .ok_or_else(|| format!("missing `:` after the app name: {usage}"))?;
+            let to = to.trim();
+            if to.is_empty() {
+                return Err(format!("missing app name after `@`: {usage}"));
+            }
+            return Ok(Command::Message {
+                to: to.to_string(),
+                text: text.strip_prefix(' ').unwrap_or(text).to_string(),
+            });
         }
         let mut words = line.split_whitespace();
         let cmd = words.next().unwrap_or_default();
@@ -187,6 +210,8 @@ where
 {
     let mut lines = input.lines();
     let mut pending: Option<String> = None;
+    // What apps send or reply to the console, printed as it arrives.
+    let inbox = sup.broker().console();
     loop {
         let line = match pending.take() {
             Some(l) => l,
@@ -207,6 +232,12 @@ where
                     },
                     Some(()) = interrupts.recv() => {
                         out.write_all(b"\n(interrupt: type `shutdown` to stop VyomaOS)\n").await?;
+                        continue;
+                    }
+                    Some(m) = inbox.recv(None) => {
+                        let mut s = if prompt { "\n".to_string() } else { String::new() };
+                        render_message(&mut s, &m);
+                        out.write_all(s.as_bytes()).await?;
                         continue;
                     }
                 }
@@ -255,6 +286,12 @@ where
                         }
                         () = &mut sleep => break,
                         Some(()) = interrupts.recv() => break,
+                        Some(m) = inbox.recv(None) => {
+                            let mut s = String::new();
+                            render_message(&mut s, &m);
+                            out.write_all(s.as_bytes()).await?;
+                            out.flush().await?;
+                        }
                         // With a duration, input waits its turn (scripts follow for a set
                         // time); without one, Enter stops following.
                         l = lines.next_line(), if for_.is_none() => {
@@ -284,6 +321,25 @@ async fn write_lines<W: AsyncWrite + Unpin>(out: &mut W, lines: &[LogLine]) -> s
     }
     out.write_all(s.as_bytes()).await?;
     out.flush().await
+}
+
+/// `[from APP] TEXT`, with control characters escaped so an app cannot drive the
+/// operator's terminal.
+fn render_message(s: &mut String, m: &vyoma_ipc::Message) {
+    let _ = writeln!(s, "[from {}] {}", m.sender, printable(&m.body));
+}
+
+/// Text for a terminal: invalid UTF-8 replaced, control characters (but tab) escaped.
+pub fn printable(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for c in String::from_utf8_lossy(bytes).chars() {
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn render_line(s: &mut String, l: &LogLine) {
@@ -356,6 +412,10 @@ async fn execute(sup: &Supervisor, cmd: Command) -> (String, Next) {
             }
             Err(e) => err(e),
         },
+        Command::Message { to, text } => match sup.send_from_console(&to, text.into_bytes()) {
+            Ok(()) => ok(format!("sent to {to}\n")),
+            Err(e) => err(e),
+        },
         Command::Shutdown => {
             sup.shutdown().await;
             ("all apps stopped; shutting down\n".to_string(), Next::Shutdown)
@@ -382,8 +442,8 @@ fn fmt_uptime(d: Duration) -> String {
 pub fn render_ps(rows: &[AppStatus]) -> String {
     let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
     let mut s = format!(
-        "{:<name_w$}  {:<8}  {:>8}  {:>8}  {:>8}  LAST EXIT\n",
-        "NAME", "STATE", "RESTARTS", "UPTIME", "MEMORY"
+        "{:<name_w$}  {:<8}  {:>8}  {:>8}  {:>8}  {:>6}  {:>6}  {:>7}  {:>6}  LAST EXIT\n",
+        "NAME", "STATE", "RESTARTS", "UPTIME", "MEMORY", "SENT", "RECV", "REFUSED", "QUEUED"
     );
     for r in rows {
         let uptime = r.uptime.map(fmt_uptime).unwrap_or_else(|| "-".into());
@@ -393,14 +453,19 @@ pub fn render_ps(rows: &[AppStatus]) -> String {
             .as_ref()
             .map(|e| e.to_string())
             .unwrap_or_else(|| "-".into());
+        let i = &r.ipc;
         let _ = writeln!(
             s,
-            "{:<name_w$}  {:<8}  {:>8}  {:>8}  {:>8}  {}",
+            "{:<name_w$}  {:<8}  {:>8}  {:>8}  {:>8}  {:>6}  {:>6}  {:>7}  {:>6}  {}",
             r.name,
             r.state.to_string(),
             r.restarts,
             uptime,
             mem,
+            i.sent,
+            i.received,
+            i.refused,
+            i.queued,
             exit
         );
     }
@@ -533,6 +598,20 @@ pub fn render_inspect(d: &AppDetail) -> String {
             let _ = writeln!(s, "  dns:       {}", if n.dns { "allowed" } else { "denied" });
         }
     }
+    let i = &st.ipc;
+    let _ = writeln!(s, "  ipc send:  {}", c.ipc.send);
+    let _ = writeln!(s, "  ipc accept: {} (and the console)", c.ipc.accept);
+    let _ = writeln!(
+        s,
+        "ipc:         inbox {} messages / {}, messages up to {}; sent {}, received {}, refused {}, queued {}",
+        l.inbox,
+        fmt_bytes(l.inbox_bytes as u64),
+        fmt_bytes(l.message_size as u64),
+        i.sent,
+        i.received,
+        i.refused,
+        i.queued
+    );
     if let Some(c) = &d.component {
         let _ = writeln!(s, "imports:");
         for i in &c.info.imports {

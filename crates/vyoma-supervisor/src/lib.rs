@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::FutureExt;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
+use vyoma_ipc::{AppSpec, Broker, Counters, Grants, InboxLimits};
 use vyoma_lifecycle::{Action, AppState, Event, ExitReason, Lifecycle, TransitionError};
 use vyoma_manifest::{AppSet, Manifest};
 use vyoma_runtime::{AppLog, Loaded, Runtime};
@@ -57,6 +58,20 @@ pub enum SupervisorError {
     /// No app has that name.
     #[error("no app named `{0}`; `ps` lists the apps")]
     UnknownApp(String),
+    /// The app's component does not import `vyoma:app/ipc`, so nothing would read the
+    /// message.
+    #[error(
+        "`{0}` does not read IPC messages: its component does not import `vyoma:app/ipc` (build it with the vyoma SDK, see docs/ipc.md)"
+    )]
+    NoIpc(String),
+    /// The broker refused the message.
+    #[error("message to `{app}` not delivered: {source}")]
+    Ipc {
+        /// The receiver.
+        app: String,
+        /// Why.
+        source: vyoma_ipc::IpcError,
+    },
     /// The request does not fit the app's state.
     #[error("cannot {action} `{app}`: {source}")]
     Transition {
@@ -115,6 +130,8 @@ pub struct AppStatus {
     pub memory: Option<u64>,
     /// Why the last instance ended.
     pub last_exit: Option<ExitReason>,
+    /// IPC counters: sent, received, refused, queued.
+    pub ipc: Counters,
 }
 
 /// Everything `inspect` shows of one app.
@@ -157,6 +174,8 @@ impl std::ops::DerefMut for Registry {
 
 struct Inner {
     runtime: Arc<Runtime>,
+    /// Every app's inbox; outlives instances.
+    broker: Arc<Broker>,
     clock: Arc<dyn Clock>,
     apps: Mutex<Registry>,
     /// App names in start order (dependencies first).
@@ -183,6 +202,7 @@ impl Supervisor {
     /// A supervisor for `apps`, not yet started.
     pub fn new(runtime: Arc<Runtime>, apps: AppSet, clock: Arc<dyn Clock>) -> Supervisor {
         let now = clock.now();
+        let broker = Broker::new(apps.apps().iter().map(ipc_spec), InboxLimits::default());
         let mut map = BTreeMap::new();
         let mut order = Vec::new();
         for m in apps.into_apps() {
@@ -202,6 +222,7 @@ impl Supervisor {
         Supervisor {
             inner: Arc::new(Inner {
                 runtime,
+                broker,
                 clock,
                 apps: Mutex::new(Registry {
                     counts: {
@@ -226,6 +247,11 @@ impl Supervisor {
     /// The runtime.
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.inner.runtime
+    }
+
+    /// The IPC broker (every app's inbox, and the console's).
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.inner.broker
     }
 
     /// App names in start order.
@@ -427,6 +453,11 @@ impl Supervisor {
         let manifest = entry.manifest.clone();
         let log = entry.log.clone();
         let memory = entry.memory.clone();
+        let ipc = self
+            .inner
+            .broker
+            .endpoint(&name)
+            .expect("the broker has an inbox for every app in the registry");
         // Reuse the loaded component unless the file changed (hot update) or is new.
         let path = manifest.component.value.clone();
         let cached = entry
@@ -451,7 +482,7 @@ impl Supervisor {
                     }
                 },
             };
-            let run = sup.inner.runtime.run(&manifest, &loaded, &log, memory, || {
+            let run = sup.inner.runtime.run(&manifest, &loaded, &log, memory, ipc, || {
                 let _ = sup.apply(&name, Event::Running { generation });
             });
             // A panic in host code is a supervisor bug, but it ends only this instance.
@@ -499,10 +530,40 @@ impl Supervisor {
         Ok(loaded)
     }
 
+    /// Delivers `body` to `app` as a message from the console; its reply (if any) comes
+    /// to the console's inbox. Refused when the app's component does not read IPC.
+    pub fn send_from_console(&self, app: &str, body: Vec<u8>) -> Result<(), SupervisorError> {
+        let reads_ipc = self
+            .apps()
+            .get(app)
+            .ok_or_else(|| SupervisorError::UnknownApp(app.to_string()))?
+            .component
+            .as_ref()
+            .is_none_or(|c| {
+                c.loaded
+                    .info
+                    .imports
+                    .iter()
+                    .any(|i| i.starts_with(vyoma_runtime::IPC_INTERFACE))
+            });
+        if !reads_ipc {
+            return Err(SupervisorError::NoIpc(app.to_string()));
+        }
+        self.inner
+            .broker
+            .console()
+            .send_from_console(app, body)
+            .map_err(|source| SupervisorError::Ipc {
+                app: app.to_string(),
+                source,
+            })
+    }
+
     /// One status row per app, in name order.
     pub fn status(&self) -> Vec<AppStatus> {
         let now = self.inner.clock.now();
-        self.apps().iter().map(|(n, e)| row(n, e, now)).collect()
+        let broker = &self.inner.broker;
+        self.apps().iter().map(|(n, e)| row(n, e, now, broker)).collect()
     }
 
     /// Everything known about one app.
@@ -513,7 +574,7 @@ impl Supervisor {
             .get(name)
             .ok_or_else(|| SupervisorError::UnknownApp(name.to_string()))?;
         Ok(AppDetail {
-            status: row(name, e, now),
+            status: row(name, e, now, &self.inner.broker),
             manifest: e.manifest.clone(),
             component: e.component.as_ref().map(|c| c.loaded.clone()),
             generation: e.lifecycle.generation(),
@@ -552,7 +613,31 @@ impl Supervisor {
     }
 }
 
-fn row(name: &str, e: &Entry, now: Duration) -> AppStatus {
+/// What the broker needs to know of an app: its grants and inbox bounds.
+pub fn ipc_spec(m: &Manifest) -> AppSpec {
+    fn peers(p: &vyoma_manifest::Peers) -> vyoma_ipc::Peers {
+        match p {
+            vyoma_manifest::Peers::Any(_) => vyoma_ipc::Peers::Any,
+            vyoma_manifest::Peers::Only(v) if v.is_empty() => vyoma_ipc::Peers::None,
+            vyoma_manifest::Peers::Only(v) => vyoma_ipc::Peers::Only(v.iter().map(|n| n.value.clone()).collect()),
+        }
+    }
+    let g = &m.capabilities.ipc;
+    AppSpec {
+        name: m.name.clone(),
+        grants: Grants {
+            send: peers(&g.send),
+            accept: peers(&g.accept),
+        },
+        limits: InboxLimits {
+            messages: m.limits.inbox,
+            bytes: m.limits.inbox_bytes,
+            message: m.limits.message_size,
+        },
+    }
+}
+
+fn row(name: &str, e: &Entry, now: Duration, broker: &Broker) -> AppStatus {
     let state = e.lifecycle.state();
     AppStatus {
         name: name.to_string(),
@@ -561,5 +646,6 @@ fn row(name: &str, e: &Entry, now: Duration) -> AppStatus {
         uptime: (state == AppState::Running).then(|| now.saturating_sub(e.lifecycle.since())),
         memory: matches!(state, AppState::Running | AppState::Starting).then(|| e.memory.load(Ordering::Relaxed)),
         last_exit: e.lifecycle.last_exit().cloned(),
+        ipc: broker.counters(name).unwrap_or_default(),
     }
 }

@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use vyoma_ipc::Counters;
 use vyoma_lifecycle::{AppState, ExitReason, TrapKind};
 
 use super::*;
@@ -99,6 +100,12 @@ fn ps_table_snapshot() {
             uptime: Some(Duration::from_millis(83_400)),
             memory: Some(1_179_648),
             last_exit: None,
+            ipc: Counters {
+                sent: 12,
+                received: 3,
+                refused: 1,
+                queued: 2,
+            },
         },
         AppStatus {
             name: "crasher".into(),
@@ -110,6 +117,7 @@ fn ps_table_snapshot() {
                 kind: TrapKind::Unreachable,
                 message: "in crasher::main".into(),
             }),
+            ipc: Counters::default(),
         },
         AppStatus {
             name: "hello".into(),
@@ -118,13 +126,14 @@ fn ps_table_snapshot() {
             uptime: None,
             memory: None,
             last_exit: Some(ExitReason::Code(0)),
+            ipc: Counters::default(),
         },
     ];
     let want = "\
-NAME     STATE     RESTARTS    UPTIME    MEMORY  LAST EXIT
-ticker   running          0     1m23s   1.1 MiB  -
-crasher  backoff          3         -         -  trap: unreachable: in crasher::main
-hello    exited           0         -         -  exit code 0
+NAME     STATE     RESTARTS    UPTIME    MEMORY    SENT    RECV  REFUSED  QUEUED  LAST EXIT
+ticker   running          0     1m23s   1.1 MiB      12       3        1       2  -
+crasher  backoff          3         -         -       0       0        0       0  trap: unreachable: in crasher::main
+hello    exited           0         -         -       0       0        0       0  exit code 0
 ";
     assert_eq!(render_ps(&rows), want);
 }
@@ -175,4 +184,42 @@ fn random_lines_never_panic_and_errors_are_one_line() {
             assert!(!e.is_empty() && !e.contains('\n'), "{line:?} -> {e:?}");
         }
     }
+}
+
+#[test]
+fn at_lines_message_an_app() {
+    assert_eq!(
+        Command::parse("@echo: hello there").unwrap(),
+        Command::Message {
+            to: "echo".into(),
+            text: "hello there".into()
+        }
+    );
+    // Only the first colon separates; the text keeps its own.
+    assert_eq!(
+        Command::parse("@ logger :a:b").unwrap(),
+        Command::Message {
+            to: "logger".into(),
+            text: "a:b".into()
+        }
+    );
+    assert_eq!(
+        Command::parse("@echo:").unwrap(),
+        Command::Message {
+            to: "echo".into(),
+            text: String::new()
+        }
+    );
+    let e = Command::parse("@echo hi").unwrap_err();
+    assert!(e.contains("missing `:`") && e.contains("@APP: TEXT"), "{e}");
+    let e = Command::parse("@: hi").unwrap_err();
+    assert!(e.contains("missing app name"), "{e}");
+}
+
+#[test]
+fn app_text_cannot_drive_the_terminal() {
+    assert_eq!(printable(b"ok\tfine"), "ok\tfine");
+    assert_eq!(printable(b"\x1b[2Jgone"), "\\u{1b}[2Jgone");
+    assert_eq!(printable(b"a\nb"), "a\\nb");
+    assert_eq!(printable(&[0xff, b'x']), "\u{fffd}x");
 }

@@ -1,0 +1,104 @@
+//! Test app: runs the IPC operations given as arguments, in order, and prints one line
+//! per outcome, so integration tests can drive IPC from a manifest and read the log.
+//!
+//! Operations (arguments):
+//! - `send:TO:TEXT`         send TEXT, print `send TO -> ok` or `send TO -> error: E`
+//! - `sendn:TO:N`           send N messages `0`..`N-1` without waiting; print the tally
+//! - `sendw:TO:N`           like sendn, waiting up to 10 s for room each time
+//! - `big:TO:SIZE`          send SIZE bytes
+//! - `request:TO:TEXT`      print `request TO -> reply R` or the error
+//! - `recv:N`               receive N messages, print `recv from S: TEXT`
+//! - `count:N`              receive N messages, print only `received N from S1,S2,...`
+//!   and `order ok` if each sender's numbers arrived in increasing order
+//! - `serve`                forever: print each message, answer requests with `ack:TEXT`
+//! - `poll:MS`              wait for a message or an MS timer, print which came first
+//! - `sleep:MS`, `crash`    sleep; panic (to test restarts)
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use vyoma_sdk::{clock, ipc, poll};
+
+fn show(r: Result<(), ipc::Error>) -> String {
+    match r {
+        Ok(()) => "ok".into(),
+        Err(e) => format!("error: {e:?}"),
+    }
+}
+
+fn main() {
+    for op in std::env::args().skip(1) {
+        let parts: Vec<&str> = op.splitn(3, ':').collect();
+        let num = |i: usize| -> u64 { parts[i].parse().expect("a number") };
+        match parts[0] {
+            "send" => println!("send {} -> {}", parts[1], show(ipc::send(parts[1], parts[2]))),
+            "sendn" | "sendw" => {
+                let (mut ok, mut full, mut other) = (0, 0, 0);
+                for i in 0..num(2) {
+                    let body = i.to_string();
+                    let r = if parts[0] == "sendw" {
+                        ipc::send_wait(parts[1], body, Duration::from_secs(10))
+                    } else {
+                        ipc::send(parts[1], body)
+                    };
+                    match r {
+                        Ok(()) => ok += 1,
+                        Err(ipc::Error::Full) => full += 1,
+                        Err(e) => {
+                            other += 1;
+                            eprintln!("{e:?}");
+                        }
+                    }
+                }
+                println!("{} {} -> ok={ok} full={full} other={other}", parts[0], parts[1]);
+            }
+            "big" => println!(
+                "big {} -> {}",
+                parts[1],
+                show(ipc::send(parts[1], vec![b'x'; num(2) as usize]))
+            ),
+            "request" => match ipc::request(parts[1], parts[2], Duration::from_secs(10)) {
+                Ok(r) => println!("request {} -> reply {}", parts[1], String::from_utf8_lossy(&r)),
+                Err(e) => println!("request {} -> error: {e:?}", parts[1]),
+            },
+            "recv" => {
+                for _ in 0..num(1) {
+                    let m = ipc::recv();
+                    println!("recv from {}: {}", m.sender, ipc::text(&m));
+                }
+            }
+            "count" => {
+                let mut last: BTreeMap<String, u64> = BTreeMap::new();
+                let mut in_order = true;
+                for _ in 0..num(1) {
+                    let m = ipc::recv();
+                    let n: u64 = ipc::text(&m).parse().unwrap_or(u64::MAX);
+                    if let Some(prev) = last.insert(m.sender.clone(), n) {
+                        in_order &= prev < n;
+                    }
+                }
+                let senders: Vec<&str> = last.keys().map(String::as_str).collect();
+                println!("received {} from {}", num(1), senders.join(","));
+                if in_order {
+                    println!("order ok");
+                }
+            }
+            "serve" => loop {
+                let m = ipc::recv();
+                println!("recv from {}: {}", m.sender, ipc::text(&m));
+                if m.reply_token.is_some() {
+                    let answer = format!("ack:{}", ipc::text(&m));
+                    println!("reply -> {}", show(ipc::reply(&m, answer)));
+                }
+            },
+            "poll" => {
+                let inbox = ipc::subscribe();
+                let timer = clock::after(Duration::from_millis(num(1)));
+                let ready = poll::poll(&[&inbox, &timer]);
+                println!("poll: {}", if ready.contains(&0) { "ipc" } else { "timer" });
+            }
+            "sleep" => std::thread::sleep(Duration::from_millis(num(1))),
+            "crash" => panic!("crash requested"),
+            other => panic!("unknown operation `{other}`"),
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! IPC benchmark driver, measured inside the guest with the monotonic clock.
+//!
+//! - `ping rtt PEER N SIZE`: N round trips of SIZE bytes (send to PEER, wait for its
+//!   message back), after N/10 warm-up trips; prints
+//!   `rtt n=N size=SIZE median_ns=.. p99_ns=.. mean_ns=..`.
+//! - `ping flood PEER N SIZE`: sends N messages of SIZE bytes one way (waiting only when
+//!   PEER's inbox is full), then asks PEER how many it got; prints
+//!   `flood n=N size=SIZE elapsed_ns=.. received=..`.
+//! - `ping sink`: the receiving side of `flood`: counts messages, and answers a request
+//!   with the count so far.
+use std::time::Duration;
+
+use vyoma_sdk::{clock, ipc};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|m| m == "sink") {
+        sink();
+    }
+    let [_, mode, peer, n, size] = &args[..] else {
+        panic!("usage: ping rtt|flood PEER N SIZE");
+    };
+    let n: usize = n.parse().expect("N is a count");
+    let body = vec![7u8; size.parse().expect("SIZE is a byte count")];
+    match mode.as_str() {
+        "rtt" => {
+            let mut samples = Vec::with_capacity(n);
+            for i in 0..n + n / 10 {
+                let t0 = clock::now_ns();
+                ipc::send(peer, &body).expect("send to the echo peer");
+                let back = ipc::recv();
+                let dt = clock::now_ns() - t0;
+                assert_eq!(back.body.len(), body.len(), "echo returned another size");
+                if i >= n / 10 {
+                    samples.push(dt);
+                }
+            }
+            samples.sort_unstable();
+            let mean = samples.iter().sum::<u64>() / n as u64;
+            println!(
+                "rtt n={n} size={size} median_ns={} p99_ns={} mean_ns={mean}",
+                samples[n / 2],
+                samples[(n * 99 / 100).min(n - 1)]
+            );
+        }
+        "flood" => {
+            let t0 = clock::now_ns();
+            for _ in 0..n {
+                match ipc::send(peer, &body) {
+                    Ok(()) => {}
+                    Err(ipc::Error::Full) => {
+                        ipc::send_wait(peer, &body, Duration::from_secs(60)).expect("send to the sink");
+                    }
+                    Err(e) => panic!("send to the sink: {e:?}"),
+                }
+            }
+            let got = ipc::request(peer, b"count", Duration::from_secs(60)).expect("count from the sink");
+            let dt = clock::now_ns() - t0;
+            println!(
+                "flood n={n} size={size} elapsed_ns={dt} received={}",
+                String::from_utf8_lossy(&got)
+            );
+        }
+        other => panic!("unknown mode `{other}`"),
+    }
+}
+
+fn sink() -> ! {
+    let mut count: u64 = 0;
+    loop {
+        let m = ipc::recv();
+        if m.reply_token.is_some() {
+            let _ = ipc::reply(&m, count.to_string());
+        } else {
+            count += 1;
+        }
+    }
+}

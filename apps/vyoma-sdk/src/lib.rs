@@ -1,0 +1,141 @@
+//! The VyomaOS guest SDK: what a `wasm32-wasip2` app uses to talk to other apps on the
+//! same VyomaOS instance, on top of plain WASI.
+//!
+//! ```no_run
+//! use vyoma_sdk::ipc;
+//!
+//! // Send a line to the `logger` app (its manifest must accept us, ours must allow it).
+//! ipc::send("logger", b"hello").unwrap();
+//! // Serve requests: echo every message back to whoever sent it.
+//! loop {
+//!     let m = ipc::recv();
+//!     if m.reply_token.is_some() {
+//!         let _ = ipc::reply(&m, &m.body);
+//!     }
+//! }
+//! ```
+//!
+//! What it is for: thin, typed wrappers over the `vyoma:app/ipc` WIT interface (in the
+//! repository's `wit/`), plus the WASI pieces needed to wait on several things at once
+//! ([`poll`], [`clock`]). An app that uses only WASI does not need this crate, and keeps
+//! working unchanged.
+//!
+//! What it is not for: anything the supervisor decides. The sender's name on a message is
+//! set by the supervisor; grants and inbox bounds come from the apps' `app.toml`.
+
+use std::time::Duration;
+
+mod bindings {
+    wit_bindgen::generate!({
+        inline: "
+            package vyoma:sdk;
+            world sdk {
+                include vyoma:app/app@0.1.0;
+                import wasi:io/poll@0.2.12;
+                import wasi:clocks/monotonic-clock@0.2.12;
+            }
+        ",
+        path: "../../wit",
+        world: "vyoma:sdk/sdk",
+        generate_all,
+    });
+}
+
+/// Waiting on several pollables at once (`wasi:io/poll`): an IPC inbox from
+/// [`ipc::subscribe`], a timer from [`clock::after`], and any other WASI pollable.
+pub mod poll {
+    pub use crate::bindings::wasi::io::poll::{Pollable, poll};
+}
+
+/// The monotonic clock (`wasi:clocks/monotonic-clock`).
+pub mod clock {
+    use std::time::Duration;
+
+    use crate::bindings::wasi::clocks::monotonic_clock;
+    pub use crate::poll::Pollable;
+
+    /// Nanoseconds on the monotonic clock.
+    pub fn now_ns() -> u64 {
+        monotonic_clock::now()
+    }
+
+    /// A pollable that becomes ready after `d`.
+    pub fn after(d: Duration) -> Pollable {
+        monotonic_clock::subscribe_duration(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
+/// Messages between apps, carried by the supervisor (`vyoma:app/ipc`).
+///
+/// Every function addresses apps by name. Sending needs two grants: this app's
+/// `[capabilities.ipc] send` must list the receiver, and the receiver's `accept` must list
+/// this app; otherwise the call fails with [`Error::NotPermitted`] naming the missing grant.
+pub mod ipc {
+    use super::Duration;
+    use crate::bindings::vyoma::app::ipc as wit;
+    pub use crate::bindings::vyoma::app::ipc::{Error, Message};
+    pub use crate::poll::Pollable;
+
+    fn ms(d: Duration) -> u32 {
+        u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+    }
+
+    /// Queues `body` for app `to` and returns at once; [`Error::Full`] if its inbox has no
+    /// room.
+    pub fn send(to: &str, body: impl AsRef<[u8]>) -> Result<(), Error> {
+        wit::send(to, body.as_ref())
+    }
+
+    /// Like [`send`], but waits up to `timeout` for room in a full inbox.
+    pub fn send_wait(to: &str, body: impl AsRef<[u8]>, timeout: Duration) -> Result<(), Error> {
+        wit::send_wait(to, body.as_ref(), ms(timeout))
+    }
+
+    /// The oldest waiting message, if any; never blocks.
+    pub fn try_recv() -> Option<Message> {
+        wit::try_recv()
+    }
+
+    /// Waits for the next message.
+    pub fn recv() -> Message {
+        loop {
+            if let Some(m) = wit::recv(None) {
+                return m;
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the next message.
+    pub fn recv_timeout(timeout: Duration) -> Option<Message> {
+        wit::recv(Some(ms(timeout)))
+    }
+
+    /// A pollable that is ready while a message is waiting; combine it with other
+    /// pollables in [`crate::poll::poll`].
+    pub fn subscribe() -> Pollable {
+        wit::subscribe()
+    }
+
+    /// Sends `body` to `to` as a request and waits up to `timeout` for the answer.
+    pub fn request(to: &str, body: impl AsRef<[u8]>, timeout: Duration) -> Result<Vec<u8>, Error> {
+        wit::request(to, body.as_ref(), ms(timeout))
+    }
+
+    /// Answers `request`, a message that carries a reply token (a request from another app,
+    /// or a message from the operator console). [`Error::NotPermitted`] if it carries none
+    /// or was already answered.
+    pub fn reply(request: &Message, body: impl AsRef<[u8]>) -> Result<(), Error> {
+        match request.reply_token {
+            Some(t) => wit::reply(t, body.as_ref()),
+            None => Err(Error::NotPermitted(format!(
+                "the message from `{}` is not a request: send to it instead",
+                request.sender
+            ))),
+        }
+    }
+
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(m: &Message) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&m.body)
+    }
+}

@@ -1,0 +1,615 @@
+//! The IPC broker of VyomaOS: every app's inbox, the grant checks between apps, and
+//! request/reply.
+//!
+//! What it is for: carrying messages between apps addressed by name. The broker owns one
+//! bounded [`Mailbox`] per app (count and bytes), created at boot and kept for the life of
+//! the supervisor, so messages waiting for an app survive its restarts. An app instance
+//! talks to the broker through its [`Endpoint`], which stamps every message with the app's
+//! own name: a sender cannot forge who it is. A message is delivered only if the sender's
+//! `send` grant names the receiver and the receiver's `accept` grant names the sender;
+//! the operator console ([`CONSOLE`]) may message any app, and apps may message it if
+//! their `send` grant says so. One queue per receiver keeps each sender's messages in
+//! order.
+//!
+//! What it is not for: the WIT bindings and the Wasmtime side (`vyoma-runtime`), parsing
+//! grants out of manifests (`vyoma-manifest`), or printing console messages
+//! (`vyoma-supervisor`). Time only enters as `tokio::time` timeouts, so tests run on a
+//! paused clock.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{Notify, oneshot};
+
+/// The operator console's address.
+pub const CONSOLE: &str = "console";
+
+/// How many console messages may wait for a reply at once; older ones stop being
+/// answerable (their replies are refused) so an app that never replies cannot grow the
+/// table without bound.
+const CONSOLE_PENDING: usize = 1024;
+/// Route look-ups an endpoint remembers (grants are fixed at boot, so results never go
+/// stale); the cache is emptied when full so a guest probing random names stays bounded.
+const ROUTE_CACHE: usize = 256;
+
+/// Which apps a grant covers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Peers {
+    /// Every app (`*`).
+    Any,
+    /// Exactly these apps; empty means none.
+    Only(BTreeSet<String>),
+    /// No app. The default: IPC is deny-by-default like every capability.
+    #[default]
+    None,
+}
+
+impl Peers {
+    /// Whether `name` is covered.
+    pub fn allows(&self, name: &str) -> bool {
+        match self {
+            Peers::Any => true,
+            Peers::Only(s) => s.contains(name),
+            Peers::None => false,
+        }
+    }
+}
+
+/// An app's IPC grants, from its manifest's `[capabilities.ipc]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Grants {
+    /// Apps this app may send to (and make requests of); may include [`CONSOLE`].
+    pub send: Peers,
+    /// Apps this app accepts messages from. The console is always accepted.
+    pub accept: Peers,
+}
+
+/// The bounds of one inbox, from the receiver's manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxLimits {
+    /// Most messages waiting at once.
+    pub messages: usize,
+    /// Most bytes of message bodies waiting at once.
+    pub bytes: usize,
+    /// Largest single message body.
+    pub message: usize,
+}
+
+impl Default for InboxLimits {
+    fn default() -> Self {
+        InboxLimits {
+            messages: 256,
+            bytes: 1 << 20,
+            message: 64 << 10,
+        }
+    }
+}
+
+/// One app as the broker knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSpec {
+    /// Its name (address).
+    pub name: String,
+    /// What it may send to and accept from.
+    pub grants: Grants,
+    /// Its inbox bounds.
+    pub limits: InboxLimits,
+}
+
+/// A message in an inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Who sent it, stamped by the broker.
+    pub sender: Arc<str>,
+    /// The contents.
+    pub body: Vec<u8>,
+    /// Present when the sender waits for an answer; pass to [`Endpoint::reply`].
+    pub reply_token: Option<u64>,
+}
+
+/// Why a message was not delivered. Mirrors the WIT `error` variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IpcError {
+    /// No app of this name exists.
+    #[error("no app named `{0}` on this instance")]
+    UnknownApp(String),
+    /// A grant is missing; the text names it and says how to add it.
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
+    /// The receiver's inbox has no room.
+    #[error("the receiver's inbox is full")]
+    Full,
+    /// No room came free, or no reply arrived, in time.
+    #[error("timed out")]
+    Timeout,
+    /// The body is larger than the receiver accepts.
+    #[error("message of {size} bytes is larger than the receiver's limit of {limit} bytes")]
+    TooLarge {
+        /// The body's size.
+        size: usize,
+        /// The receiver's limit.
+        limit: usize,
+    },
+}
+
+/// One app's IPC counters, for `ps` and `inspect`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Messages (and replies) this app sent that were delivered.
+    pub sent: u64,
+    /// Messages this app took out of its inbox.
+    pub received: u64,
+    /// Sends by this app that were refused: not permitted, unknown app, full, too large.
+    pub refused: u64,
+    /// Messages waiting in its inbox now.
+    pub queued: u64,
+}
+
+/// One inbox, owned by the broker.
+#[derive(Debug)]
+struct Mailbox {
+    name: Arc<str>,
+    grants: Grants,
+    limits: InboxLimits,
+    queue: Mutex<Queue>,
+    /// Signalled when a message is queued.
+    readable: Notify,
+    /// Signalled when a message is taken (room may have come free).
+    writable: Notify,
+    sent: AtomicU64,
+    received: AtomicU64,
+    refused: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    messages: VecDeque<Message>,
+    bytes: usize,
+}
+
+impl Mailbox {
+    fn new(spec: AppSpec) -> Mailbox {
+        Mailbox {
+            name: spec.name.into(),
+            grants: spec.grants,
+            limits: spec.limits,
+            queue: Mutex::new(Queue::default()),
+            readable: Notify::new(),
+            writable: Notify::new(),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // Every critical section is a push or pop that cannot panic halfway.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check_size(&self, size: usize) -> Result<(), IpcError> {
+        if size > self.limits.message {
+            return Err(IpcError::TooLarge {
+                size,
+                limit: self.limits.message,
+            });
+        }
+        Ok(())
+    }
+
+    /// Queues `m` if there is room; gives it back otherwise.
+    fn push(&self, m: Message) -> Result<(), Message> {
+        let mut q = self.queue();
+        if q.messages.len() >= self.limits.messages || q.bytes + m.body.len() > self.limits.bytes {
+            return Err(m);
+        }
+        q.bytes += m.body.len();
+        q.messages.push_back(m);
+        drop(q);
+        self.readable.notify_one();
+        Ok(())
+    }
+
+    /// Queues `m`, waiting for room until `deadline`.
+    async fn push_until(&self, mut m: Message, deadline: tokio::time::Instant) -> Result<(), IpcError> {
+        loop {
+            let room = self.writable.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.push(m) {
+                Ok(()) => return Ok(()),
+                Err(back) => m = back,
+            }
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                return Err(IpcError::Timeout);
+            }
+        }
+    }
+
+    fn pop(&self) -> Option<Message> {
+        let mut q = self.queue();
+        let m = q.messages.pop_front()?;
+        q.bytes -= m.body.len();
+        drop(q);
+        self.received.fetch_add(1, Ordering::Relaxed);
+        self.writable.notify_waiters();
+        Some(m)
+    }
+
+    /// Resolves once a message is waiting (without taking it).
+    async fn readable(&self) {
+        loop {
+            let n = self.readable.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if !self.queue().messages.is_empty() {
+                // Pass the wake-up on: a `recv` may be waiting beside this pollable.
+                self.readable.notify_one();
+                return;
+            }
+            n.await;
+        }
+    }
+
+    fn counters(&self) -> Counters {
+        Counters {
+            sent: self.sent.load(Ordering::Relaxed),
+            received: self.received.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            queued: self.queue().messages.len() as u64,
+        }
+    }
+}
+
+/// Where the answer to a request goes.
+#[derive(Debug)]
+enum ReplyTo {
+    /// A `request` call waiting for it.
+    Waiter(oneshot::Sender<Vec<u8>>),
+    /// The operator console's inbox.
+    Console,
+}
+
+#[derive(Debug)]
+struct Pending {
+    /// The only app that may answer.
+    replier: Arc<str>,
+    /// Largest answer accepted.
+    limit: usize,
+    to: ReplyTo,
+}
+
+#[derive(Debug, Default)]
+struct PendingTable {
+    by_token: HashMap<u64, Pending>,
+    /// Console tokens oldest first, to bound them.
+    console: VecDeque<u64>,
+}
+
+/// The broker: all inboxes, and the requests waiting for answers.
+#[derive(Debug)]
+pub struct Broker {
+    boxes: HashMap<Arc<str>, Arc<Mailbox>>,
+    console: Arc<Mailbox>,
+    next_token: AtomicU64,
+    pending: Mutex<PendingTable>,
+}
+
+impl Broker {
+    /// A broker for `apps`, plus the console's own inbox bounded by `console_limits`.
+    pub fn new(apps: impl IntoIterator<Item = AppSpec>, console_limits: InboxLimits) -> Arc<Broker> {
+        let console = Arc::new(Mailbox::new(AppSpec {
+            name: CONSOLE.into(),
+            grants: Grants {
+                send: Peers::Any,
+                accept: Peers::Any,
+            },
+            limits: console_limits,
+        }));
+        let mut boxes: HashMap<Arc<str>, Arc<Mailbox>> = apps
+            .into_iter()
+            .map(|s| {
+                let m = Arc::new(Mailbox::new(s));
+                (m.name.clone(), m)
+            })
+            .collect();
+        boxes.insert(console.name.clone(), console.clone());
+        Arc::new(Broker {
+            boxes,
+            console,
+            next_token: AtomicU64::new(1),
+            pending: Mutex::new(PendingTable::default()),
+        })
+    }
+
+    /// The endpoint an instance of `app` talks through, or `None` for an unknown app.
+    /// Any number may exist for one app; they share its inbox.
+    pub fn endpoint(self: &Arc<Self>, app: &str) -> Option<Endpoint> {
+        let me = self.boxes.get(app)?.clone();
+        Some(Endpoint {
+            broker: self.clone(),
+            me,
+            routes: HashMap::new(),
+        })
+    }
+
+    /// The console's endpoint: it may send to every app, and its inbox holds what apps
+    /// send or reply to the console.
+    pub fn console(self: &Arc<Self>) -> Endpoint {
+        Endpoint {
+            broker: self.clone(),
+            me: self.console.clone(),
+            routes: HashMap::new(),
+        }
+    }
+
+    /// An app's counters, or `None` for an unknown app.
+    pub fn counters(&self, app: &str) -> Option<Counters> {
+        self.boxes.get(app).map(|m| m.counters())
+    }
+
+    /// An app's inbox bounds, or `None` for an unknown app.
+    pub fn limits(&self, app: &str) -> Option<InboxLimits> {
+        self.boxes.get(app).map(|m| m.limits)
+    }
+
+    fn is_console(&self, m: &Mailbox) -> bool {
+        std::ptr::eq(m, &*self.console)
+    }
+
+    fn pending(&self) -> MutexGuard<'_, PendingTable> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Files a pending request and returns its token.
+    fn file(&self, replier: Arc<str>, limit: usize, to: ReplyTo) -> u64 {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let console = matches!(to, ReplyTo::Console);
+        let mut p = self.pending();
+        p.by_token.insert(token, Pending { replier, limit, to });
+        if console {
+            p.console.push_back(token);
+            if p.console.len() > CONSOLE_PENDING
+                && let Some(old) = p.console.pop_front()
+            {
+                p.by_token.remove(&old);
+            }
+        }
+        token
+    }
+
+    fn forget(&self, token: u64) {
+        self.pending().by_token.remove(&token);
+    }
+
+    /// Whether `from` may send to `to`, and `to`'s inbox if so.
+    fn resolve(&self, from: &Mailbox, to: &str) -> Result<Arc<Mailbox>, IpcError> {
+        let target = self.boxes.get(to).ok_or_else(|| IpcError::UnknownApp(to.to_string()))?;
+        if self.is_console(from) {
+            return Ok(target.clone());
+        }
+        let me = &from.name;
+        if !from.grants.send.allows(to) {
+            return Err(IpcError::NotPermitted(format!(
+                "`{me}` may not send to `{to}`: add \"{to}\" to `send` in the `[capabilities.ipc]` of `{me}`'s manifest"
+            )));
+        }
+        if !Arc::ptr_eq(target, &self.console) && !target.grants.accept.allows(me) {
+            return Err(IpcError::NotPermitted(format!(
+                "`{to}` does not accept messages from `{me}`: add \"{me}\" to `accept` in the `[capabilities.ipc]` of `{to}`'s manifest"
+            )));
+        }
+        Ok(target.clone())
+    }
+}
+
+/// Readiness of one inbox: see [`Endpoint::readiness`].
+#[derive(Debug, Clone)]
+pub struct Readiness(Arc<Mailbox>);
+
+impl Readiness {
+    /// Resolves once a message is waiting (immediately if one is).
+    pub async fn wait(&self) {
+        self.0.readable().await
+    }
+
+    /// Whether a message is waiting now.
+    pub fn is_ready(&self) -> bool {
+        !self.0.queue().messages.is_empty()
+    }
+}
+
+/// Removes a pending request when its `request` call ends, however it ends (answered,
+/// timed out, or the instance killed mid-wait).
+struct PendingGuard<'a> {
+    broker: &'a Broker,
+    token: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.broker.forget(self.token);
+    }
+}
+
+/// One app's connection to the broker. Every message sent through it carries the app's
+/// name; the app cannot choose another.
+#[derive(Debug)]
+pub struct Endpoint {
+    broker: Arc<Broker>,
+    me: Arc<Mailbox>,
+    routes: HashMap<String, Result<Arc<Mailbox>, IpcError>>,
+}
+
+impl Endpoint {
+    /// The app this endpoint belongs to.
+    pub fn name(&self) -> &str {
+        &self.me.name
+    }
+
+    /// The broker.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    fn route(&mut self, to: &str) -> Result<Arc<Mailbox>, IpcError> {
+        if let Some(r) = self.routes.get(to) {
+            return r.clone();
+        }
+        let r = self.broker.resolve(&self.me, to);
+        if self.routes.len() >= ROUTE_CACHE {
+            self.routes.clear();
+        }
+        self.routes.insert(to.to_string(), r.clone());
+        r
+    }
+
+    /// Counts the outcome of a send by this app.
+    fn tally<T>(&self, r: Result<T, IpcError>) -> Result<T, IpcError> {
+        let counter = if r.is_ok() { &self.me.sent } else { &self.me.refused };
+        counter.fetch_add(1, Ordering::Relaxed);
+        r
+    }
+
+    fn message(&self, body: Vec<u8>, reply_token: Option<u64>) -> Message {
+        Message {
+            sender: self.me.name.clone(),
+            body,
+            reply_token,
+        }
+    }
+
+    /// Queues `body` for `to` now, or fails without waiting.
+    pub fn send(&mut self, to: &str, body: Vec<u8>) -> Result<(), IpcError> {
+        let r = self.route(to).and_then(|t| {
+            t.check_size(body.len())?;
+            t.push(self.message(body, None)).map_err(|_| IpcError::Full)
+        });
+        self.tally(r)
+    }
+
+    /// Queues `body` for `to`, waiting up to `timeout` for room.
+    pub async fn send_wait(&mut self, to: &str, body: Vec<u8>, timeout: Duration) -> Result<(), IpcError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let r = match self.route(to) {
+            Ok(t) => match t.check_size(body.len()) {
+                Ok(()) => t.push_until(self.message(body, None), deadline).await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        self.tally(r)
+    }
+
+    /// Takes the oldest waiting message, if any.
+    pub fn try_recv(&self) -> Option<Message> {
+        self.me.pop()
+    }
+
+    /// Waits for the next message, up to `timeout` (`None`: no limit).
+    pub async fn recv(&self, timeout: Option<Duration>) -> Option<Message> {
+        let next = async {
+            loop {
+                let n = self.me.readable.notified();
+                tokio::pin!(n);
+                n.as_mut().enable();
+                if let Some(m) = self.me.pop() {
+                    return m;
+                }
+                n.await;
+            }
+        };
+        match timeout {
+            None => Some(next.await),
+            Some(t) => tokio::time::timeout(t, next).await.ok(),
+        }
+    }
+
+    /// A handle that tells when a message is waiting, without taking it. It holds no
+    /// borrow of the endpoint, so it can back a WASI pollable.
+    pub fn readiness(&self) -> Readiness {
+        Readiness(self.me.clone())
+    }
+
+    /// Sends `body` to `to` as a request and waits up to `timeout` (for room, then for
+    /// the answer).
+    pub async fn request(&mut self, to: &str, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, IpcError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let target = match self.route(to).and_then(|t| t.check_size(body.len()).map(|()| t)) {
+            Ok(t) => t,
+            Err(e) => return self.tally(Err(e)),
+        };
+        let (tx, rx) = oneshot::channel();
+        let broker = self.broker.clone();
+        let token = broker.file(target.name.clone(), self.me.limits.message, ReplyTo::Waiter(tx));
+        let _guard = PendingGuard { broker: &broker, token };
+        let queued = target.push_until(self.message(body, Some(token)), deadline).await;
+        self.tally(queued)?;
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(answer)) => Ok(answer),
+            _ => Err(IpcError::Timeout),
+        }
+    }
+
+    /// Answers the request that carried `token`. Only the app it was sent to may answer,
+    /// once.
+    pub fn reply(&self, token: u64, body: Vec<u8>) -> Result<(), IpcError> {
+        let r = self.answer(token, body);
+        self.tally(r)
+    }
+
+    fn answer(&self, token: u64, body: Vec<u8>) -> Result<(), IpcError> {
+        let pending = {
+            let mut table = self.broker.pending();
+            match table.by_token.get(&token) {
+                Some(p) if p.replier == self.me.name => {}
+                _ => {
+                    return Err(IpcError::NotPermitted(format!(
+                        "no request with token {token} is waiting for an answer from `{}` (never sent to it, already answered, or the requester stopped waiting)",
+                        self.me.name
+                    )));
+                }
+            }
+            if body.len() > table.by_token[&token].limit {
+                return Err(IpcError::TooLarge {
+                    size: body.len(),
+                    limit: table.by_token[&token].limit,
+                });
+            }
+            table.by_token.remove(&token)
+        };
+        match pending.map(|p| p.to) {
+            Some(ReplyTo::Waiter(tx)) => tx.send(body).map_err(|_| IpcError::Timeout),
+            Some(ReplyTo::Console) => self
+                .broker
+                .console
+                .push(self.message(body, None))
+                .map_err(|_| IpcError::Full),
+            None => Err(IpcError::Timeout),
+        }
+    }
+
+    /// From the console only: delivers `body` to `to` with a reply token whose answer
+    /// comes back to the console's inbox. Console messages are always permitted.
+    pub fn send_from_console(&mut self, to: &str, body: Vec<u8>) -> Result<(), IpcError> {
+        if !self.broker.is_console(&self.me) {
+            return Err(IpcError::NotPermitted(format!("`{}` is not the console", self.me.name)));
+        }
+        let target = self.route(to)?;
+        target.check_size(body.len())?;
+        let token = self.broker.file(
+            target.name.clone(),
+            self.broker.console.limits.message,
+            ReplyTo::Console,
+        );
+        target.push(self.message(body, Some(token))).map_err(|_| {
+            self.broker.forget(token);
+            IpcError::Full
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

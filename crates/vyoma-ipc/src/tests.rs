@@ -1,0 +1,336 @@
+//! Broker tests. Timeouts run on tokio's paused clock, so they take no real time.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::*;
+
+fn only(names: &[&str]) -> Peers {
+    Peers::Only(names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>())
+}
+
+fn spec(name: &str, send: Peers, accept: Peers) -> AppSpec {
+    AppSpec {
+        name: name.into(),
+        grants: Grants { send, accept },
+        limits: InboxLimits::default(),
+    }
+}
+
+/// `a` may send to `b`, `b` accepts from `a`; `c` has no grants at all.
+fn trio() -> Arc<Broker> {
+    Broker::new(
+        [
+            spec("a", only(&["b", "c", "console"]), Peers::Any),
+            spec("b", only(&["a"]), only(&["a"])),
+            spec("c", Peers::None, Peers::None),
+        ],
+        InboxLimits::default(),
+    )
+}
+
+#[test]
+fn sender_is_stamped_by_the_broker() {
+    let b = trio();
+    let mut a = b.endpoint("a").unwrap();
+    let rb = b.endpoint("b").unwrap();
+    a.send("b", b"hi".to_vec()).unwrap();
+    let m = rb.try_recv().unwrap();
+    assert_eq!(&*m.sender, "a");
+    assert_eq!(m.body, b"hi");
+    assert_eq!(m.reply_token, None);
+    assert!(rb.try_recv().is_none());
+}
+
+#[test]
+fn both_grants_are_needed() {
+    let b = trio();
+    let mut a = b.endpoint("a").unwrap();
+    let mut bb = b.endpoint("b").unwrap();
+    let mut c = b.endpoint("c").unwrap();
+    // a may send to c, but c accepts from nobody.
+    match a.send("c", vec![1]) {
+        Err(IpcError::NotPermitted(why)) => {
+            assert!(why.contains("`c` does not accept messages from `a`"), "{why}");
+            assert!(why.contains("add \"a\" to `accept`"), "{why}");
+        }
+        other => panic!("expected not-permitted, got {other:?}"),
+    }
+    // c has no send grant.
+    match c.send("a", vec![1]) {
+        Err(IpcError::NotPermitted(why)) => assert!(why.contains("`c` may not send to `a`"), "{why}"),
+        other => panic!("expected not-permitted, got {other:?}"),
+    }
+    // b may send to a, and a accepts anyone.
+    bb.send("a", vec![1]).unwrap();
+    assert_eq!(b.counters("a").unwrap().refused, 1);
+    assert_eq!(b.counters("c").unwrap().refused, 1);
+    assert_eq!(b.counters("b").unwrap().sent, 1);
+    assert_eq!(b.counters("c").unwrap().queued, 0);
+}
+
+#[test]
+fn unknown_app_is_named() {
+    let b = trio();
+    let mut a = b.endpoint("a").unwrap();
+    assert_eq!(a.send("nobody", vec![]), Err(IpcError::UnknownApp("nobody".into())));
+    assert!(b.endpoint("nobody").is_none());
+}
+
+#[test]
+fn per_sender_order_is_kept() {
+    let b = Broker::new(
+        [
+            spec("x", only(&["r"]), Peers::None),
+            spec("y", only(&["r"]), Peers::None),
+            AppSpec {
+                limits: InboxLimits {
+                    messages: 1000,
+                    ..InboxLimits::default()
+                },
+                ..spec("r", Peers::None, Peers::Any)
+            },
+        ],
+        InboxLimits::default(),
+    );
+    let mut x = b.endpoint("x").unwrap();
+    let mut y = b.endpoint("y").unwrap();
+    for i in 0..300u32 {
+        x.send("r", i.to_le_bytes().to_vec()).unwrap();
+        if i % 3 == 0 {
+            y.send("r", i.to_le_bytes().to_vec()).unwrap();
+        }
+    }
+    let r = b.endpoint("r").unwrap();
+    let (mut last_x, mut last_y) = (None, None);
+    while let Some(m) = r.try_recv() {
+        let n = u32::from_le_bytes(m.body.try_into().unwrap());
+        let last = if &*m.sender == "x" { &mut last_x } else { &mut last_y };
+        assert!(
+            last.is_none_or(|l| l < n),
+            "{} out of order: {n} after {last:?}",
+            m.sender
+        );
+        *last = Some(n);
+    }
+    assert_eq!((last_x, last_y), (Some(299), Some(297)));
+}
+
+#[test]
+fn inbox_is_bounded_by_count_and_bytes() {
+    let limits = InboxLimits {
+        messages: 3,
+        bytes: 10,
+        message: 8,
+    };
+    let b = Broker::new(
+        [
+            spec("s", Peers::Any, Peers::None),
+            AppSpec {
+                limits,
+                ..spec("r", Peers::None, Peers::Any)
+            },
+        ],
+        InboxLimits::default(),
+    );
+    let mut s = b.endpoint("s").unwrap();
+    assert_eq!(s.send("r", vec![0; 9]), Err(IpcError::TooLarge { size: 9, limit: 8 }));
+    s.send("r", vec![0; 8]).unwrap();
+    // 8 + 3 bytes would pass the byte bound.
+    assert_eq!(s.send("r", vec![0; 3]), Err(IpcError::Full));
+    s.send("r", vec![0; 1]).unwrap();
+    s.send("r", vec![]).unwrap();
+    // Three messages: the count bound.
+    assert_eq!(s.send("r", vec![]), Err(IpcError::Full));
+    let c = b.counters("r").unwrap();
+    assert_eq!(c.queued, 3);
+    assert_eq!(
+        b.counters("s").unwrap(),
+        Counters {
+            sent: 3,
+            received: 0,
+            refused: 3,
+            queued: 0
+        }
+    );
+    // Taking one frees room.
+    let r = b.endpoint("r").unwrap();
+    r.try_recv().unwrap();
+    s.send("r", vec![]).unwrap();
+    assert_eq!(b.counters("r").unwrap().received, 1);
+}
+
+#[test]
+fn messages_outlive_the_receiving_instance() {
+    let b = trio();
+    let mut a = b.endpoint("a").unwrap();
+    let first = b.endpoint("b").unwrap();
+    a.send("b", b"one".to_vec()).unwrap();
+    a.send("b", b"two".to_vec()).unwrap();
+    assert_eq!(first.try_recv().unwrap().body, b"one");
+    drop(first); // the instance ends (killed, crashed, restarted)
+    let second = b.endpoint("b").unwrap();
+    assert_eq!(second.try_recv().unwrap().body, b"two");
+}
+
+#[tokio::test(start_paused = true)]
+async fn recv_waits_and_times_out() {
+    let b = trio();
+    let rb = b.endpoint("b").unwrap();
+    assert_eq!(rb.recv(Some(Duration::from_millis(50))).await, None);
+    let mut a = b.endpoint("a").unwrap();
+    let waiter = tokio::spawn(async move { rb.recv(None).await });
+    tokio::task::yield_now().await;
+    a.send("b", b"late".to_vec()).unwrap();
+    assert_eq!(waiter.await.unwrap().unwrap().body, b"late");
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_wait_waits_for_room() {
+    let limits = InboxLimits {
+        messages: 1,
+        ..InboxLimits::default()
+    };
+    let b = Broker::new(
+        [
+            spec("s", Peers::Any, Peers::None),
+            AppSpec {
+                limits,
+                ..spec("r", Peers::None, Peers::Any)
+            },
+        ],
+        InboxLimits::default(),
+    );
+    let mut s = b.endpoint("s").unwrap();
+    s.send("r", b"1".to_vec()).unwrap();
+    assert_eq!(
+        s.send_wait("r", b"2".to_vec(), Duration::from_millis(100)).await,
+        Err(IpcError::Timeout)
+    );
+    let r = b.endpoint("r").unwrap();
+    let sender = tokio::spawn(async move { s.send_wait("r", b"3".to_vec(), Duration::from_secs(10)).await });
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(r.try_recv().unwrap().body, b"1");
+    sender.await.unwrap().unwrap();
+    assert_eq!(r.try_recv().unwrap().body, b"3");
+}
+
+#[tokio::test(start_paused = true)]
+async fn readable_resolves_when_a_message_waits() {
+    let b = trio();
+    let rb = b.endpoint("b").unwrap();
+    let readiness = rb.readiness();
+    assert!(!readiness.is_ready());
+    let ready = readiness.wait();
+    tokio::pin!(ready);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(10), &mut ready)
+            .await
+            .is_err()
+    );
+    b.endpoint("a").unwrap().send("b", vec![7]).unwrap();
+    ready.await;
+    assert!(readiness.is_ready());
+    // Readiness does not consume the message.
+    assert_eq!(rb.try_recv().unwrap().body, vec![7]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn request_and_reply() {
+    let b = trio();
+    let mut a = b.endpoint("a").unwrap();
+    let rb = b.endpoint("b").unwrap();
+    let server = tokio::spawn(async move {
+        let m = rb.recv(None).await.unwrap();
+        let token = m.reply_token.expect("a request carries a token");
+        let mut answer = b"re: ".to_vec();
+        answer.extend(&m.body);
+        rb.reply(token, answer).unwrap();
+        // Answering twice is refused.
+        assert!(matches!(rb.reply(token, vec![]), Err(IpcError::NotPermitted(_))));
+    });
+    let answer = a.request("b", b"ping".to_vec(), Duration::from_secs(1)).await.unwrap();
+    assert_eq!(answer, b"re: ping");
+    server.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_the_addressee_may_reply_and_late_replies_are_refused() {
+    let b = trio();
+    let mut a = b.endpoint("a").unwrap();
+    let rb = b.endpoint("b").unwrap();
+    let c = b.endpoint("c").unwrap();
+    assert_eq!(
+        a.request("b", b"q".to_vec(), Duration::from_millis(20)).await,
+        Err(IpcError::Timeout)
+    );
+    let token = rb.try_recv().unwrap().reply_token.unwrap();
+    // The requester gave up: the token no longer answers.
+    assert!(matches!(rb.reply(token, vec![]), Err(IpcError::NotPermitted(_))));
+    let requester = tokio::spawn(async move { a.request("b", b"q2".to_vec(), Duration::from_secs(5)).await });
+    let m = rb.recv(None).await.unwrap();
+    let token = m.reply_token.unwrap();
+    // A third app cannot answer for b, even knowing the token.
+    assert!(matches!(
+        c.reply(token, b"forged".to_vec()),
+        Err(IpcError::NotPermitted(_))
+    ));
+    rb.reply(token, b"real".to_vec()).unwrap();
+    assert_eq!(requester.await.unwrap().unwrap(), b"real");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_killed_requester_leaves_nothing_pending() {
+    let b = trio();
+    let mut a = b.endpoint("a").unwrap();
+    let task = tokio::spawn(async move { a.request("b", vec![], Duration::from_secs(60)).await });
+    tokio::task::yield_now().await;
+    task.abort();
+    let _ = task.await;
+    assert!(b.pending().by_token.is_empty());
+}
+
+#[test]
+fn console_may_message_anyone_and_replies_come_back() {
+    let b = trio();
+    let mut console = b.console();
+    // `c` accepts from nobody, but the operator is always accepted.
+    console.send_from_console("c", b"status?".to_vec()).unwrap();
+    let c = b.endpoint("c").unwrap();
+    let m = c.try_recv().unwrap();
+    assert_eq!(&*m.sender, "console");
+    c.reply(m.reply_token.unwrap(), b"fine".to_vec()).unwrap();
+    let answer = console.try_recv().unwrap();
+    assert_eq!((&*answer.sender, answer.body.as_slice()), ("c", &b"fine"[..]));
+    // Apps need a grant to send to the console unprompted: a has one, c does not.
+    b.endpoint("a").unwrap().send("console", b"note".to_vec()).unwrap();
+    assert!(matches!(
+        b.endpoint("c").unwrap().send("console", vec![]),
+        Err(IpcError::NotPermitted(_))
+    ));
+    assert_eq!(console.try_recv().unwrap().body, b"note");
+    // Only the console endpoint may send as the console.
+    assert!(matches!(
+        b.endpoint("a").unwrap().send_from_console("b", vec![]),
+        Err(IpcError::NotPermitted(_))
+    ));
+}
+
+#[test]
+fn unanswered_console_messages_stay_bounded() {
+    let b = Broker::new(
+        [AppSpec {
+            limits: InboxLimits {
+                messages: 10_000,
+                ..InboxLimits::default()
+            },
+            ..spec("quiet", Peers::None, Peers::None)
+        }],
+        InboxLimits::default(),
+    );
+    let mut console = b.console();
+    for _ in 0..CONSOLE_PENDING + 10 {
+        console.send_from_console("quiet", vec![]).unwrap();
+    }
+    assert_eq!(b.pending().by_token.len(), CONSOLE_PENDING);
+}

@@ -1,0 +1,116 @@
+//! The host side of `vyoma:app/ipc` (WIT in `wit/ipc.wit`): each call is carried out on
+//! the instance's broker [`Endpoint`], which stamps the app's own name on what it sends.
+//!
+//! Calls that never wait (`send`, `try-recv`, `reply`, `subscribe`) are plain host
+//! functions; calls that may wait (`send-wait`, `recv`, `request`) are async, so a waiting
+//! app is a parked future that costs no OS thread and can be killed mid-wait.
+
+use std::time::Duration;
+
+use vyoma_ipc::{IpcError, Readiness};
+use wasmtime::component::Resource;
+use wasmtime_wasi::p2::{DynPollable, Pollable};
+
+use crate::sandbox::AppState;
+
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "vyoma:app/app",
+        imports: {
+            "vyoma:app/ipc.send-wait": async,
+            "vyoma:app/ipc.recv": async,
+            "vyoma:app/ipc.request": async,
+            "vyoma:app/ipc.subscribe": trappable,
+        },
+        with: {
+            "wasi:io/poll": wasmtime_wasi::p2::bindings::io::poll,
+        },
+        require_store_data_send: true,
+    });
+}
+
+use bindings::vyoma::app::ipc::{Error, Host, Message};
+
+/// The interface name apps import, for telling whether an app reads IPC at all.
+pub const IPC_INTERFACE: &str = "vyoma:app/ipc";
+
+fn to_wit(e: IpcError) -> Error {
+    match e {
+        IpcError::UnknownApp(n) => Error::UnknownApp(n),
+        IpcError::NotPermitted(why) => Error::NotPermitted(why),
+        IpcError::Full => Error::Full,
+        IpcError::Timeout => Error::Timeout,
+        IpcError::TooLarge { limit, .. } => Error::TooLarge(u32::try_from(limit).unwrap_or(u32::MAX)),
+    }
+}
+
+fn message(m: vyoma_ipc::Message) -> Message {
+    Message {
+        sender: m.sender.to_string(),
+        body: m.body,
+        reply_token: m.reply_token,
+    }
+}
+
+fn ms(n: u32) -> Duration {
+    Duration::from_millis(u64::from(n))
+}
+
+impl AppState {
+    /// Refusals are the app's business first (it gets the error), and the operator's: a
+    /// missing grant is noted in the app's log.
+    fn refused<T>(&self, to: &str, r: Result<T, IpcError>) -> Result<T, Error> {
+        r.map_err(|e| {
+            if let IpcError::NotPermitted(why) = &e {
+                self.log.note(&format!("ipc: message to `{to}` refused: {why}"));
+                tracing::info!(app = %self.ipc.name(), %to, %why, "ipc refused");
+            }
+            to_wit(e)
+        })
+    }
+}
+
+impl Host for AppState {
+    fn send(&mut self, to: String, body: Vec<u8>) -> Result<(), Error> {
+        let r = self.ipc.send(&to, body);
+        self.refused(&to, r)
+    }
+
+    async fn send_wait(&mut self, to: String, body: Vec<u8>, timeout_ms: u32) -> Result<(), Error> {
+        let r = self.ipc.send_wait(&to, body, ms(timeout_ms)).await;
+        self.refused(&to, r)
+    }
+
+    fn try_recv(&mut self) -> Option<Message> {
+        self.ipc.try_recv().map(message)
+    }
+
+    async fn recv(&mut self, timeout_ms: Option<u32>) -> Option<Message> {
+        self.ipc.recv(timeout_ms.map(ms)).await.map(message)
+    }
+
+    fn subscribe(&mut self) -> wasmtime::Result<Resource<DynPollable>> {
+        let ready = self.table.push(InboxPollable(self.ipc.readiness()))?;
+        wasmtime_wasi::p2::subscribe(&mut self.table, ready)
+    }
+
+    async fn request(&mut self, to: String, body: Vec<u8>, timeout_ms: u32) -> Result<Vec<u8>, Error> {
+        let r = self.ipc.request(&to, body, ms(timeout_ms)).await;
+        self.refused(&to, r)
+    }
+
+    fn reply(&mut self, token: u64, body: Vec<u8>) -> Result<(), Error> {
+        self.ipc.reply(token, body).map_err(to_wit)
+    }
+}
+
+/// The pollable behind `subscribe`: ready while a message waits in the inbox.
+struct InboxPollable(Readiness);
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for InboxPollable {
+    async fn ready(&mut self) {
+        self.0.wait().await;
+    }
+}
