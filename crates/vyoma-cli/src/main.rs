@@ -1,11 +1,13 @@
 //! `vyoma`: the VyomaOS command. `vyoma run [DIR]` runs the supervisor with its operator
 //! console (hosted mode); `vyoma check DIR|FILE` validates apps without running them;
-//! `vyoma bench` measures start-up and memory against a process-per-app baseline.
+//! `vyoma bench` measures start-up and memory against a process-per-app baseline;
+//! `vyoma bench-ipc` measures IPC between apps against a Unix socket.
 //!
 //! This binary only parses arguments, sets up logging and the terminal, and maps errors to
 //! exit codes; the work is in the library crates.
 
 mod bench;
+mod bench_ipc;
 mod check;
 
 use std::io::IsTerminal;
@@ -93,6 +95,18 @@ enum Cmd {
     },
     /// Measure start-up time and memory per app against one process per app.
     Bench(bench::BenchArgs),
+    /// Measure IPC between apps (round trip and one-way rate) against a Unix socket.
+    BenchIpc(bench_ipc::BenchIpcArgs),
+    /// The native Unix-socket peer `vyoma bench-ipc` compares with.
+    #[command(hide = true)]
+    UdsPeer {
+        /// The socket to connect to.
+        socket: PathBuf,
+        /// `echo` or `sink`.
+        mode: String,
+        /// Message size in bytes.
+        size: usize,
+    },
     /// Run one component as a lone process (the baseline `vyoma bench` compares with).
     #[command(hide = true)]
     RunOne {
@@ -131,6 +145,8 @@ fn main() -> ExitCode {
             } => run(dir.unwrap_or_else(default_apps), no_console, &runtime).await,
             Cmd::Check { path, runtime } => check::check(&path.unwrap_or_else(default_apps), &runtime.config()),
             Cmd::Bench(args) => bench::bench(args).await,
+            Cmd::BenchIpc(args) => bench_ipc::bench_ipc(args).await,
+            Cmd::UdsPeer { socket, mode, size } => bench_ipc::uds_peer(&socket, &mode, size),
             Cmd::RunOne { dir } => bench::run_one(&dir).await,
         }
     });

@@ -176,7 +176,7 @@ fn check_accepts_the_bundled_apps() {
     let out = vyoma(&["check", dir.to_str().unwrap()]).output().unwrap();
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("checked 5 app(s): no problems"), "{stdout}");
+    assert!(stdout.contains("checked 7 app(s): no problems"), "{stdout}");
 }
 
 #[test]
@@ -249,4 +249,70 @@ fn bench_runs_end_to_end_and_prints_its_table() {
         "{row}"
     );
     assert!(stdout.lines().any(|l| l.starts_with("| 10 (CoW images) |")), "{stdout}");
+}
+
+#[test]
+fn bench_ipc_runs_both_sides_and_prints_its_table() {
+    // Keeps `vyoma bench-ipc` working; the figures themselves go to docs/PERFORMANCE.md.
+    let out = vyoma(&["bench-ipc", "--round-trips", "200", "--messages", "2000", "--runs", "1"])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for row in [
+        "| round trip, median |",
+        "| round trip, p99 |",
+        "| one way, 16 B messages |",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no {row} row:\n{stdout}"));
+        let cells: Vec<&str> = line.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        assert_eq!(cells.len(), 4, "{line}");
+        let unit = if row.contains("one way") { " M msg/s" } else { " µs" };
+        assert!(cells[1].ends_with(unit) && cells[2].ends_with(unit), "{line}");
+    }
+}
+
+#[test]
+fn at_lines_reach_apps_and_their_replies_are_printed() {
+    let d = tempfile::tempdir().unwrap();
+    app(
+        d.path(),
+        "echo",
+        "echo",
+        "[capabilities.ipc]\nsend = [\"*\"]\naccept = [\"*\"]\n",
+    );
+    let mut child = vyoma(&["run", d.path().to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"wait echo running\n@echo: are you there?\n").unwrap();
+    // Keep the console open until the reply has been printed, then shut down.
+    let stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line == "[from echo] are you there?" {
+            stdin.write_all(b"ps\nshutdown\n").unwrap();
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}\n{seen}");
+    assert!(seen.contains("sent to echo\n"), "{seen}");
+    assert!(seen.contains("[from echo] are you there?\n"), "{seen}");
+    let row = seen
+        .lines()
+        .find(|l| l.starts_with("echo "))
+        .expect("a ps row for echo");
+    // SENT RECV REFUSED QUEUED after MEMORY (`1.1 MiB`, two words): one reply sent, one
+    // message received.
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[6..10], ["1", "1", "0", "0"], "{row}");
 }

@@ -1,0 +1,336 @@
+//! `vyoma bench-ipc`: IPC between two apps through the supervisor, side by side with two
+//! native processes talking over a Unix domain socket, in the same run.
+//!
+//! - Round trip: app `ping` sends SIZE bytes to app `echo`, which sends them back; `ping`
+//!   times each trip with the monotonic clock inside the guest (after a warm-up of a
+//!   tenth as many trips) and prints the median and 99th percentile. The baseline does
+//!   the same between this process and a child process over a `UnixStream`, one
+//!   `write` and one `read` per message on each side.
+//! - One way: `ping` sends N messages of SIZE bytes to app `sink` (waiting only when its
+//!   inbox is full), then asks `sink` for its count; the figure is N over the time until
+//!   that answer. The baseline writes N messages (one `write` each) to a child that reads
+//!   them with a 64 KiB buffer and answers with its count.
+//!
+//! Both sides run real code end to end: real components in the same supervisor `vyoma run`
+//! uses, and real processes and sockets. Figures are printed as Markdown.
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use vyoma_lifecycle::AppState;
+use vyoma_runtime::RuntimeConfig;
+use vyoma_supervisor::{RealClock, boot};
+
+use crate::Exit;
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct BenchIpcArgs {
+    /// Round trips per run.
+    #[arg(long, default_value_t = 20_000)]
+    round_trips: usize,
+    /// Messages per one-way run.
+    #[arg(long, default_value_t = 1_000_000)]
+    messages: usize,
+    /// Message size in bytes.
+    #[arg(long, default_value_t = 16)]
+    size: usize,
+    /// Runs of each measurement (the median run is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+}
+
+/// One run's figures, in nanoseconds.
+#[derive(Debug, Clone, Copy)]
+struct RoundTrip {
+    median: u64,
+    p99: u64,
+}
+
+/// Writes the app folders for one supervisor run: `ping` with `ping_args`, and its peer.
+fn write_apps(root: &Path, ping_args: &[String], peer: &str, peer_args: &[&str]) -> anyhow::Result<()> {
+    let apps = crate::default_apps();
+    let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../apps/target/wasm32-wasip2/release/ping.wasm");
+    let ping = bench.canonicalize().with_context(|| {
+        format!(
+            "the ping benchmark app {} is missing: build the apps with `./dev apps`",
+            bench.display()
+        )
+    })?;
+    let echo = apps.join("echo/echo.wasm");
+    let peer_component = if peer == "echo" { echo } else { ping.clone() };
+    let quote = |args: &[&str]| args.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
+    let ping_args: Vec<&str> = ping_args.iter().map(String::as_str).collect();
+    for (name, component, args, grants) in [
+        (
+            "ping",
+            &ping,
+            quote(&ping_args),
+            format!("send = [\"{peer}\"]\naccept = [\"{peer}\"]"),
+        ),
+        (
+            peer,
+            &peer_component,
+            quote(peer_args),
+            "send = [\"ping\"]\naccept = [\"ping\"]".to_string(),
+        ),
+    ] {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(
+            dir.join("app.toml"),
+            format!(
+                "manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"0.1.0\"\ncomponent = \"{}\"\nargs = [{args}]\n\
+                 [restart]\npolicy = \"never\"\n[limits]\ninbox = 10000\ninbox_bytes = \"16 MiB\"\n[capabilities.ipc]\n{grants}\n",
+                component.display()
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// Boots the apps in `root`, waits for `ping` to finish, returns its last output line.
+async fn supervisor_run(root: &Path, cache: &Path) -> anyhow::Result<String> {
+    let config = RuntimeConfig {
+        cache_dir: Some(cache.to_path_buf()),
+        ..RuntimeConfig::default()
+    };
+    let booted = boot(root, config, Arc::new(RealClock::default()))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sup = booted.supervisor;
+    let done = sup.wait_for("ping", AppState::Exited, Duration::from_secs(600)).await?;
+    let (lines, _) = sup.log("ping")?.since(0);
+    sup.shutdown().await;
+    if !done {
+        bail!("the ping app did not finish within 600 s");
+    }
+    let out: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.stream == vyoma_lifecycle::Stream::Stdout)
+        .map(|l| l.text.as_str())
+        .collect();
+    match out.last() {
+        Some(l) => Ok(l.to_string()),
+        None => {
+            let all: Vec<String> = lines.iter().map(|l| format!("{} {}", l.stream, l.text)).collect();
+            bail!("the ping app printed no result:\n{}", all.join("\n"))
+        }
+    }
+}
+
+/// `key=value` from a result line.
+fn field(line: &str, key: &str) -> anyhow::Result<u64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .with_context(|| format!("no `{key}` in `{line}`"))?
+        .parse()
+        .with_context(|| format!("`{key}` in `{line}` is not a number"))
+}
+
+fn median_by<T: Copy>(mut v: Vec<T>, key: impl Fn(&T) -> u64) -> T {
+    v.sort_by_key(|x| key(x));
+    v[v.len() / 2]
+}
+
+/// The native peer process: `vyoma uds-peer SOCKET echo|sink SIZE`.
+pub(crate) fn uds_peer(socket: &Path, mode: &str, size: usize) -> anyhow::Result<Exit> {
+    let mut s = UnixStream::connect(socket).with_context(|| format!("connecting to {}", socket.display()))?;
+    match mode {
+        "echo" => {
+            let mut buf = vec![0u8; size];
+            loop {
+                if s.read_exact(&mut buf).is_err() {
+                    return Ok(Exit::Ok);
+                }
+                s.write_all(&buf)?;
+            }
+        }
+        "sink" => {
+            // Messages are SIZE bytes; an all-0xff message asks for the count.
+            let mut buf = vec![0u8; 64 << 10];
+            let mut count = 0u64;
+            let mut tail = Vec::new();
+            loop {
+                let n = s.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(Exit::Ok);
+                }
+                tail.extend_from_slice(&buf[..n]);
+                let whole = tail.len() / size * size;
+                for m in tail[..whole].chunks_exact(size) {
+                    if m.iter().all(|b| *b == 0xff) {
+                        s.write_all(&count.to_le_bytes())?;
+                    } else {
+                        count += 1;
+                    }
+                }
+                tail.drain(..whole);
+            }
+        }
+        other => bail!("unknown peer mode `{other}`"),
+    }
+}
+
+/// Starts the native peer and accepts its connection.
+fn spawn_peer(dir: &Path, mode: &str, size: usize) -> anyhow::Result<(std::process::Child, UnixStream)> {
+    let path = dir.join(format!("{mode}.sock"));
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    let child = Command::new(std::env::current_exe()?)
+        .arg("uds-peer")
+        .arg(&path)
+        .arg(mode)
+        .arg(size.to_string())
+        .stdin(Stdio::null())
+        .spawn()?;
+    let (s, _) = listener.accept()?;
+    Ok((child, s))
+}
+
+fn uds_round_trips(dir: &Path, n: usize, size: usize) -> anyhow::Result<RoundTrip> {
+    let (mut child, mut s) = spawn_peer(dir, "echo", size)?;
+    let msg = vec![7u8; size];
+    let mut back = vec![0u8; size];
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n + n / 10 {
+        let t0 = Instant::now();
+        s.write_all(&msg)?;
+        s.read_exact(&mut back)?;
+        let dt = t0.elapsed().as_nanos() as u64;
+        if i >= n / 10 {
+            samples.push(dt);
+        }
+    }
+    drop(s);
+    child.wait()?;
+    samples.sort_unstable();
+    Ok(RoundTrip {
+        median: samples[n / 2],
+        p99: samples[(n * 99 / 100).min(n - 1)],
+    })
+}
+
+/// Messages per second one way.
+fn uds_one_way(dir: &Path, n: usize, size: usize) -> anyhow::Result<f64> {
+    let (mut child, mut s) = spawn_peer(dir, "sink", size)?;
+    let msg = vec![7u8; size];
+    let t0 = Instant::now();
+    for _ in 0..n {
+        s.write_all(&msg)?;
+    }
+    s.write_all(&vec![0xffu8; size])?;
+    let mut count = [0u8; 8];
+    s.read_exact(&mut count)?;
+    let dt = t0.elapsed();
+    drop(s);
+    child.wait()?;
+    let got = u64::from_le_bytes(count);
+    if got != n as u64 {
+        bail!("the Unix-socket sink counted {got} of {n} messages");
+    }
+    Ok(n as f64 / dt.as_secs_f64())
+}
+
+fn us(ns: u64) -> String {
+    format!("{:.2} µs", ns as f64 / 1e3)
+}
+
+fn rate(r: f64) -> String {
+    format!("{:.2} M msg/s", r / 1e6)
+}
+
+pub(crate) async fn bench_ipc(args: BenchIpcArgs) -> anyhow::Result<Exit> {
+    if args.size == 0 || args.round_trips < 10 || args.messages == 0 {
+        bail!("--size must be at least 1, --round-trips at least 10, --messages at least 1");
+    }
+    let work = tempfile::tempdir()?;
+    let cache = work.path().join("cache");
+    let size = args.size.to_string();
+    println!("# vyoma bench-ipc\n");
+    println!(
+        "{} B messages; {} round trips and {} one-way messages per run; median of {} runs; {} CPUs\n",
+        args.size,
+        args.round_trips,
+        args.messages,
+        args.runs,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let rtt_dir = work.path().join("rtt");
+    write_apps(
+        &rtt_dir,
+        &["rtt".into(), "echo".into(), args.round_trips.to_string(), size.clone()],
+        "echo",
+        &[],
+    )?;
+    let flood_dir = work.path().join("flood");
+    write_apps(
+        &flood_dir,
+        &["flood".into(), "sink".into(), args.messages.to_string(), size.clone()],
+        "sink",
+        &["sink"],
+    )?;
+    // Compile (and cache) the components outside any measurement.
+    supervisor_run(&rtt_dir, &cache).await?;
+
+    let (mut sup_rtt, mut uds_rtt, mut sup_rate, mut uds_rate) = (vec![], vec![], vec![], vec![]);
+    // Interleave the two sides so drift on the machine affects both alike.
+    for _ in 0..args.runs.max(1) {
+        let line = supervisor_run(&rtt_dir, &cache).await?;
+        sup_rtt.push(RoundTrip {
+            median: field(&line, "median_ns")?,
+            p99: field(&line, "p99_ns")?,
+        });
+        uds_rtt.push(uds_round_trips(work.path(), args.round_trips, args.size)?);
+        let line = supervisor_run(&flood_dir, &cache).await?;
+        let received = field(&line, "received")?;
+        if received != args.messages as u64 {
+            bail!("the sink app counted {received} of {} messages", args.messages);
+        }
+        sup_rate.push(args.messages as f64 / (field(&line, "elapsed_ns")? as f64 / 1e9));
+        uds_rate.push(uds_one_way(work.path(), args.messages, args.size)?);
+    }
+    let (s, u) = (median_by(sup_rtt, |r| r.median), median_by(uds_rtt, |r| r.median));
+    let by_rate = |v: Vec<f64>| median_by(v, |r| *r as u64);
+    let (sr, ur) = (by_rate(sup_rate), by_rate(uds_rate));
+    println!("| measure | app → supervisor → app | Unix socket, two processes | supervisor vs socket |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| round trip, median | {} | {} | {:.2}x faster |",
+        us(s.median),
+        us(u.median),
+        u.median as f64 / s.median as f64
+    );
+    println!(
+        "| round trip, p99 | {} | {} | {:.2}x faster |",
+        us(s.p99),
+        us(u.p99),
+        u.p99 as f64 / s.p99 as f64
+    );
+    println!(
+        "| one way, {} B messages | {} | {} | {:.2}x |",
+        args.size,
+        rate(sr),
+        rate(ur),
+        sr / ur
+    );
+    Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_read_from_result_lines() {
+        let l = "rtt n=100 size=16 median_ns=4200 p99_ns=9000 mean_ns=4500";
+        assert_eq!(field(l, "median_ns").unwrap(), 4200);
+        assert_eq!(field(l, "n").unwrap(), 100);
+        assert!(field(l, "p50_ns").is_err());
+        assert!(field("rtt median_ns=x", "median_ns").is_err());
+    }
+}
