@@ -29,6 +29,8 @@ const SPICE: &[&str] = &[
     "=",
     "\n",
     "[[capabilities.dirs]]",
+    "[capabilities.ipc]",
+    "send = [\"*\"]",
     "é",
     "\u{0}",
     "1e999",

@@ -149,6 +149,9 @@ fn uptime_formats() {
 fn random_lines_never_panic_and_errors_are_one_line() {
     let words = [
         "ps",
+        "@echo:",
+        "@",
+        ":",
         "log",
         "logf",
         "kill",
