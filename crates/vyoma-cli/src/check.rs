@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
-use vyoma_manifest::{AppSet, Diagnostic, Manifest};
+use vyoma_manifest::{AppSet, Manifest};
 use vyoma_runtime::{Runtime, RuntimeConfig};
+use vyoma_supervisor::app_problems;
 
 use crate::Exit;
 
@@ -52,20 +53,4 @@ pub(crate) fn check(path: &Path, config: &RuntimeConfig) -> anyhow::Result<Exit>
         println!("checked {} app(s): no problems", set.apps().len());
         Ok(Exit::Ok)
     }
-}
-
-/// One app's problems, each with file, line and column: files its manifest names that are
-/// missing, then its component's load error, unless the component is itself one of the
-/// missing files (reported once). Shared by `vyoma check` and `vyoma run`.
-pub(crate) fn app_problems(m: &Manifest, load_error: Option<&str>) -> Vec<Diagnostic> {
-    let mut out = m.check_paths();
-    if let Some(e) = load_error
-        && m.component.value.is_file()
-    {
-        out.push(
-            m.source
-                .diagnostic(m.component.span.clone(), format!("app `{}`: {e}", m.name)),
-        );
-    }
-    out
 }

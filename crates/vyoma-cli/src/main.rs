@@ -1,14 +1,17 @@
 //! `vyoma`: the VyomaOS command. `vyoma run [DIR]` runs the supervisor with its operator
 //! console (hosted mode); `vyoma check DIR|FILE` validates apps without running them;
 //! `vyoma bench` measures start-up and memory against a process-per-app baseline;
-//! `vyoma bench-ipc` measures IPC between apps against a Unix socket.
+//! `vyoma bench-ipc` measures IPC between apps against a Unix socket; `vyoma image build`
+//! and `vyoma boot` make and run the bootable image, and `vyoma bench-boot` measures it.
 //!
 //! This binary only parses arguments, sets up logging and the terminal, and maps errors to
 //! exit codes; the work is in the library crates.
 
 mod bench;
+mod bench_boot;
 mod bench_ipc;
 mod check;
+mod image;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -95,6 +98,15 @@ enum Cmd {
     },
     /// Measure start-up time and memory per app against one process per app.
     Bench(bench::BenchArgs),
+    /// Build or inspect the bootable image (kernel + initramfs with the supervisor as /init).
+    Image {
+        #[command(subcommand)]
+        command: image::ImageCmd,
+    },
+    /// Boot an image in QEMU with the serial console on this terminal.
+    Boot(image::BootArgs),
+    /// Measure image size and boot time (default set and 200 apps) against a trivial init.
+    BenchBoot(bench_boot::BenchBootArgs),
     /// Measure IPC between apps (round trip and one-way rate) against a Unix socket.
     BenchIpc(bench_ipc::BenchIpcArgs),
     /// The native Unix-socket peer `vyoma bench-ipc` compares with.
@@ -113,6 +125,12 @@ enum Cmd {
         /// The app folder.
         dir: PathBuf,
     },
+}
+
+/// A path in this source tree (the `vyoma` binary is run from its checkout).
+pub(crate) fn source_tree(rel: &str) -> PathBuf {
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    root.canonicalize().unwrap_or(root).join(rel)
 }
 
 /// The bundled example apps: `$VYOMA_APPS`, else `examples/default` in the source tree.
@@ -145,6 +163,9 @@ fn main() -> ExitCode {
             } => run(dir.unwrap_or_else(default_apps), no_console, &runtime).await,
             Cmd::Check { path, runtime } => check::check(&path.unwrap_or_else(default_apps), &runtime.config()),
             Cmd::Bench(args) => bench::bench(args).await,
+            Cmd::Image { command } => image::image(command),
+            Cmd::Boot(args) => image::boot(args),
+            Cmd::BenchBoot(args) => bench_boot::bench_boot(args),
             Cmd::BenchIpc(args) => bench_ipc::bench_ipc(args).await,
             Cmd::UdsPeer { socket, mode, size } => bench_ipc::uds_peer(&socket, &mode, size),
             Cmd::RunOne { dir } => bench::run_one(&dir).await,
@@ -194,7 +215,7 @@ async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Resu
                 .iter()
                 .find(|(app, _)| app == name)
                 .map(|(_, e)| e.as_str());
-            for problem in check::app_problems(&d.manifest, load_error) {
+            for problem in vyoma_supervisor::app_problems(&d.manifest, load_error) {
                 eprintln!("{problem}");
             }
         }

@@ -2,14 +2,21 @@
 //! by the engine's compatibility hash and the component's SHA-256, and loaded from there on
 //! every later start, by this process or the next.
 //!
+//! Without the `compiler` feature (the image's supervisor) nothing is compiled: apps come
+//! precompiled by `vyoma image build` ([`precompile_for_image`]) and are loaded with
+//! [`load_image_artifact`].
+//!
 //! This is the only module with `unsafe`: loading a precompiled artifact trusts its bytes.
 
+#[cfg(feature = "compiler")]
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+#[cfg(feature = "compiler")]
+use wasmtime::Precompiled;
 use wasmtime::component::Component;
-use wasmtime::{Engine, Precompiled};
 
 use crate::RuntimeError;
 
@@ -20,6 +27,8 @@ pub enum CacheOutcome {
     Disk,
     /// Compiled now (and stored, if the cache is writable).
     Compiled,
+    /// Precompiled into the image by `vyoma image build`.
+    Image,
 }
 
 /// A directory of precompiled components for one engine configuration.
@@ -30,8 +39,10 @@ pub struct CompileCache {
 
 /// Feeds `Hash` output into SHA-256, so the engine's compatibility hash becomes a stable
 /// directory name (std's `DefaultHasher` is not stable across builds).
+#[cfg(feature = "compiler")]
 struct ShaHasher(Sha256);
 
+#[cfg(feature = "compiler")]
 impl Hasher for ShaHasher {
     fn finish(&self) -> u64 {
         unreachable!("only write() is used; the digest is read with finalize()")
@@ -42,6 +53,7 @@ impl Hasher for ShaHasher {
 }
 
 /// A short stable name for everything that makes artifacts compatible with `engine`.
+#[cfg(feature = "compiler")]
 pub fn engine_fingerprint(engine: &Engine) -> String {
     let mut h = ShaHasher(Sha256::new());
     engine.precompile_compatibility_hash().hash(&mut h);
@@ -51,9 +63,15 @@ pub fn engine_fingerprint(engine: &Engine) -> String {
 impl CompileCache {
     /// A cache under `root` (a folder per engine fingerprint), or no disk cache at all.
     pub fn new(root: Option<&Path>, engine: &Engine) -> CompileCache {
-        CompileCache {
-            dir: root.map(|r| r.join(engine_fingerprint(engine))),
-        }
+        #[cfg(feature = "compiler")]
+        let dir = root.map(|r| r.join(engine_fingerprint(engine)));
+        // Nothing to cache without a compiler.
+        #[cfg(not(feature = "compiler"))]
+        let dir = {
+            let _ = (root, engine);
+            None
+        };
+        CompileCache { dir }
     }
 
     /// The folder artifacts are kept in, if any.
@@ -63,6 +81,7 @@ impl CompileCache {
 
     /// Loads the component in `wasm` (whose SHA-256 is `sha`), from disk if it was compiled
     /// before, else by compiling and storing it.
+    #[cfg(feature = "compiler")]
     pub fn load(
         &self,
         engine: &Engine,
@@ -101,8 +120,23 @@ impl CompileCache {
         })?;
         Ok((c, CacheOutcome::Compiled))
     }
+
+    /// Without a compiler, only precompiled artifacts can be loaded.
+    #[cfg(not(feature = "compiler"))]
+    pub fn load(
+        &self,
+        _engine: &Engine,
+        _wasm: &[u8],
+        _sha: &str,
+        origin: &Path,
+    ) -> Result<(Component, CacheOutcome), RuntimeError> {
+        Err(RuntimeError::NoCompiler {
+            path: origin.to_path_buf(),
+        })
+    }
 }
 
+#[cfg(feature = "compiler")]
 fn store(dir: &Path, file: &Path, artifact: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
@@ -112,6 +146,39 @@ fn store(dir: &Path, file: &Path, artifact: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The target the image's supervisor is built for.
+pub const IMAGE_TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// Compiles `wasm` for the image's supervisor: the same engine settings as
+/// [`crate::Runtime`] uses, for [`IMAGE_TARGET`]. Returns the artifact and the fingerprint of
+/// the engine it is for.
+#[cfg(feature = "compiler")]
+pub fn precompile_for_image(wasm: &[u8], origin: &Path) -> Result<(Vec<u8>, String), RuntimeError> {
+    let engine = crate::engine::image_engine()?;
+    let artifact = engine.precompile_component(wasm).map_err(|e| RuntimeError::Compile {
+        path: origin.to_path_buf(),
+        message: format!("{e:#}"),
+    })?;
+    Ok((artifact, engine_fingerprint(&engine)))
+}
+
+/// Loads an artifact made by [`precompile_for_image`] from a VyomaOS image.
+#[allow(unsafe_code, reason = "loading a precompiled artifact is unsafe in Wasmtime's API")]
+pub(crate) fn load_image_artifact(engine: &Engine, bytes: &[u8], origin: &Path) -> Result<Component, RuntimeError> {
+    // SAFETY: `Component::deserialize` requires bytes produced by Wasmtime's
+    // `precompile_component`. Artifacts are only trusted when the runtime was configured
+    // with `trust_precompiled`, which only the image's supervisor (PID 1) sets: its apps
+    // were precompiled by `vyoma image build` and sit in the initramfs, which only the
+    // image builder writes. Wasmtime checks the artifact's header, target and engine
+    // settings itself and errors on a mismatch (reported as `Incompatible`).
+    let c = unsafe { Component::deserialize(engine, bytes) };
+    c.map_err(|e| RuntimeError::Incompatible {
+        path: origin.to_path_buf(),
+        message: format!("{e:#}"),
+    })
+}
+
+#[cfg(feature = "compiler")]
 #[allow(unsafe_code, reason = "loading a precompiled artifact is unsafe in Wasmtime's API")]
 fn deserialize(engine: &Engine, file: &Path) -> Result<Component, String> {
     match Engine::detect_precompiled_file(file) {
@@ -130,6 +197,7 @@ fn deserialize(engine: &Engine, file: &Path) -> Result<Component, String> {
     c.map_err(|e| format!("{e:#}"))
 }
 
+#[cfg(feature = "compiler")]
 #[allow(unsafe_code, reason = "loading a precompiled artifact is unsafe in Wasmtime's API")]
 fn from_own_artifact(engine: &Engine, artifact: &[u8], origin: &Path) -> Result<Component, RuntimeError> {
     // SAFETY: `artifact` was returned by `engine.precompile_component` moments ago in this

@@ -52,6 +52,9 @@ fn base_config(memory_init_cow: bool) -> Config {
     let mut c = Config::new();
     c.memory_init_cow(memory_init_cow);
     c.epoch_interruption(true);
+    // Set here, not only for the pool, so pooled and on-demand engines compile the same
+    // code and share artifacts.
+    c.memory_reservation(MAX_APP_MEMORY);
     // The wasm stack must stay well below the fiber stack that also hosts WASI calls.
     c.max_wasm_stack(512 << 10);
     c.async_stack_size(2 << 20);
@@ -77,8 +80,17 @@ fn pooling_config(capacity: u32, memory_init_cow: bool) -> Config {
     // app), so a stopped app would hold more memory than a running one.
     let mut c = base_config(memory_init_cow);
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    c.memory_reservation(MAX_APP_MEMORY);
     c
+}
+
+/// An engine that compiles for the image's supervisor ([`crate::IMAGE_TARGET`]) with the
+/// same settings [`build`] gives the supervisor's own engine. It only precompiles.
+#[cfg(feature = "compiler")]
+pub(crate) fn image_engine() -> Result<Engine, RuntimeError> {
+    let mut c = base_config(false);
+    c.target(crate::IMAGE_TARGET)
+        .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+    Engine::new(&c).map_err(|e| RuntimeError::Engine(format!("{e:#}")))
 }
 
 /// Builds the engine. With [`PoolingChoice::Auto`] a pool of `capacity` slots is tried

@@ -31,7 +31,9 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-pub use cache::{CacheOutcome, CompileCache, engine_fingerprint, sha256_hex};
+pub use cache::{CacheOutcome, CompileCache, IMAGE_TARGET, sha256_hex};
+#[cfg(feature = "compiler")]
+pub use cache::{engine_fingerprint, precompile_for_image};
 pub use engine::{Allocator, MAX_APP_MEMORY, MAX_TABLE_ELEMENTS, PoolingChoice};
 pub use ipc::IPC_INTERFACE;
 pub use sandbox::{AppState, MAX_HANDLES, MAX_STDIN, MemoryLimitExceeded};
@@ -74,6 +76,26 @@ pub enum RuntimeError {
         /// Wasmtime's explanation, naming the import.
         message: String,
     },
+    /// This supervisor has no compiler (the image's) and the file is not precompiled.
+    #[error("{} is not precompiled, and this supervisor has no compiler: build the image with `vyoma image build`, which precompiles every app", path.display())]
+    NoCompiler {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A precompiled artifact where only components are trusted.
+    #[error("{} is a precompiled artifact; they are only loaded from a VyomaOS image: give the app's .wasm component instead", path.display())]
+    Untrusted {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A precompiled artifact made for another engine (other Wasmtime, settings or target).
+    #[error("{} was precompiled for a different engine: {message}; rebuild the image with `vyoma image build`", path.display())]
+    Incompatible {
+        /// The file.
+        path: PathBuf,
+        /// Wasmtime's explanation.
+        message: String,
+    },
     /// The component does not export `wasi:cli/run`.
     #[error("{} does not export `wasi:cli/run`: {message}; build it as a command (a Rust `fn main` for wasm32-wasip2)", path.display())]
     NotACommand {
@@ -101,6 +123,10 @@ pub struct RuntimeConfig {
     /// cross-CPU TLB shootdowns (docs/PERFORMANCE.md). Worth enabling for apps with
     /// megabytes of data segments.
     pub memory_init_cow: bool,
+    /// Load precompiled artifacts (`.cwasm`) named by manifests. Only the image's
+    /// supervisor sets this: artifacts are machine code, trusted because the image builder
+    /// made them.
+    pub trust_precompiled: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -111,6 +137,7 @@ impl Default for RuntimeConfig {
             cache_dir: default_cache_dir(),
             epoch_tick: Duration::from_millis(10),
             memory_init_cow: false,
+            trust_precompiled: false,
         }
     }
 }
@@ -166,6 +193,7 @@ pub struct Runtime {
     linker: Linker<AppState>,
     cache: CompileCache,
     allocator: Allocator,
+    trust_precompiled: bool,
     loaded: Mutex<HashMap<String, Weak<Loaded>>>,
     _ticker: engine::EpochTicker,
 }
@@ -197,6 +225,7 @@ impl Runtime {
             linker,
             cache,
             allocator,
+            trust_precompiled: config.trust_precompiled,
             loaded: Mutex::new(HashMap::new()),
             _ticker: ticker,
         })
@@ -234,7 +263,18 @@ impl Runtime {
         if let Some(l) = self.lock_loaded().get(&sha).and_then(Weak::upgrade) {
             return Ok(l);
         }
-        let (component, outcome) = self.cache.load(&self.engine, &wasm, &sha, path)?;
+        let (component, outcome) = match wasmtime::Engine::detect_precompiled(&wasm) {
+            None => self.cache.load(&self.engine, &wasm, &sha, path)?,
+            Some(_) if !self.trust_precompiled => {
+                return Err(RuntimeError::Untrusted {
+                    path: path.to_path_buf(),
+                });
+            }
+            Some(_) => (
+                cache::load_image_artifact(&self.engine, &wasm, path)?,
+                CacheOutcome::Image,
+            ),
+        };
         let info = component_info(&self.engine, &component);
         let pre = self
             .linker

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vyoma_manifest::{AppSet, Diagnostics};
+use vyoma_manifest::{AppSet, Diagnostic, Diagnostics, Manifest};
 use vyoma_runtime::{Runtime, RuntimeConfig, RuntimeError};
 
 use crate::{Clock, Supervisor};
@@ -45,6 +45,8 @@ pub struct Booted {
     /// Apps whose component could not be loaded, with why; they fail when started and
     /// the others are unaffected.
     pub load_failures: Vec<(String, String)>,
+    /// Names asked to start (by [`boot_selected`]) that are not apps.
+    pub unknown: Vec<String>,
     /// Phase timings.
     pub timings: BootTimings,
 }
@@ -52,7 +54,18 @@ pub struct Booted {
 /// Loads the apps in `dir` and starts them. The pool gets room for at least twice the
 /// number of apps (`config.capacity` is a floor), so a restart or update never waits for a
 /// free slot.
-pub async fn boot(dir: &Path, mut config: RuntimeConfig, clock: Arc<dyn Clock>) -> Result<Booted, BootError> {
+pub async fn boot(dir: &Path, config: RuntimeConfig, clock: Arc<dyn Clock>) -> Result<Booted, BootError> {
+    boot_selected(dir, config, clock, None).await
+}
+
+/// Like [`boot`], but with `only`, starts just those apps and what they depend on (the
+/// rest stay stopped). Names that are not apps are returned in [`Booted::unknown`].
+pub async fn boot_selected(
+    dir: &Path,
+    mut config: RuntimeConfig,
+    clock: Arc<dyn Clock>,
+    only: Option<&[String]>,
+) -> Result<Booted, BootError> {
     let t0 = Instant::now();
     let set = AppSet::load_dir(dir).map_err(BootError::Apps)?;
     let t_manifests = t0.elapsed();
@@ -63,14 +76,38 @@ pub async fn boot(dir: &Path, mut config: RuntimeConfig, clock: Arc<dyn Clock>) 
     let supervisor = Supervisor::new(runtime, set, clock);
     let load_failures = supervisor.preload().await;
     let t_loaded = t0.elapsed();
-    supervisor.start_all().await;
+    let unknown = match only {
+        None => {
+            supervisor.start_all().await;
+            Vec::new()
+        }
+        Some(names) => supervisor.start_only(names).await,
+    };
     Ok(Booted {
         supervisor,
         load_failures,
+        unknown,
         timings: BootTimings {
             manifests: t_manifests,
             engine: t_engine,
             loaded: t_loaded,
         },
     })
+}
+
+/// One app's problems, each with file, line and column: files its manifest names that are
+/// missing, then its component's load error, unless the component is itself one of the
+/// missing files (reported once). Shared by `vyoma check`, `vyoma run`
+/// and the image's init.
+pub fn app_problems(m: &Manifest, load_error: Option<&str>) -> Vec<Diagnostic> {
+    let mut out = m.check_paths();
+    if let Some(e) = load_error
+        && m.component.value.is_file()
+    {
+        out.push(
+            m.source
+                .diagnostic(m.component.span.clone(), format!("app `{}`: {e}", m.name)),
+        );
+    }
+    out
 }

@@ -494,6 +494,7 @@ pub fn render_inspect(d: &AppDetail) -> String {
                 match c.outcome {
                     vyoma_runtime::CacheOutcome::Disk => "from compile cache",
                     vyoma_runtime::CacheOutcome::Compiled => "compiled",
+                    vyoma_runtime::CacheOutcome::Image => "precompiled in the image",
                 }
             );
         }

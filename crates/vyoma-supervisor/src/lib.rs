@@ -14,7 +14,7 @@
 mod boot;
 pub mod console;
 
-pub use boot::{BootError, BootTimings, Booted, boot};
+pub use boot::{BootError, BootTimings, Booted, app_problems, boot, boot_selected};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,6 +29,18 @@ use vyoma_ipc::{AppSpec, Broker, Counters, Grants, InboxLimits};
 use vyoma_lifecycle::{Action, AppState, Event, ExitReason, Lifecycle, TransitionError};
 use vyoma_manifest::{AppSet, Manifest};
 use vyoma_runtime::{AppLog, Loaded, Runtime};
+
+tokio::task_local! {
+    /// Set while an app instance's future is being polled.
+    static IN_APP_INSTANCE: ();
+}
+
+/// Whether the calling code runs inside an app instance (a Wasmtime call or a host function
+/// of some app). A panic there ends only that instance, so a panic hook can tell it from a
+/// panic in the supervisor itself.
+pub fn in_app_instance() -> bool {
+    IN_APP_INSTANCE.try_with(|_| ()).is_ok()
+}
 
 /// A source of monotonic time, as a duration since some fixed origin.
 pub trait Clock: Send + Sync + std::fmt::Debug {
@@ -318,7 +330,52 @@ impl Supervisor {
     /// has started (is running or has ended), like systemd's `After=`.
     pub async fn start_all(&self) {
         let order = self.inner.order.clone();
-        for name in &order {
+        self.start_in_order(&order).await;
+    }
+
+    /// Starts the apps in `names` and every app they depend on, in dependency order; the
+    /// others stay stopped. Returns the names that are not apps.
+    pub async fn start_only(&self, names: &[String]) -> Vec<String> {
+        let unknown: Vec<String> = names
+            .iter()
+            .filter(|n| !self.apps().contains_key(n.as_str()))
+            .cloned()
+            .collect();
+        let mut wanted: std::collections::BTreeSet<String> =
+            names.iter().filter(|n| !unknown.contains(n)).cloned().collect();
+        let mut todo: Vec<String> = wanted.iter().cloned().collect();
+        while let Some(n) = todo.pop() {
+            let deps: Vec<String> = self
+                .apps()
+                .get(&n)
+                .map(|e| e.manifest.depends_on.iter().map(|d| d.value.clone()).collect())
+                .unwrap_or_default();
+            for d in deps {
+                if wanted.insert(d.clone()) {
+                    todo.push(d);
+                }
+            }
+        }
+        let order: Vec<String> = self
+            .inner
+            .order
+            .iter()
+            .filter(|n| wanted.contains(*n))
+            .cloned()
+            .collect();
+        self.start_in_order(&order).await;
+        unknown
+    }
+
+    /// Waits until no app is still starting (each has reached running, or ended), or
+    /// `timeout` passes. Returns whether it got there.
+    pub async fn wait_settled(&self, timeout: Duration) -> bool {
+        let fut = self.wait_until(|apps| apps.counts[AppState::Starting as usize] == 0);
+        tokio::time::timeout(timeout, fut).await.is_ok()
+    }
+
+    async fn start_in_order(&self, order: &[String]) {
+        for name in order {
             let deps: Vec<String> = match self.apps().get(name) {
                 Some(e) => e.manifest.depends_on.iter().map(|d| d.value.clone()).collect(),
                 None => continue,
@@ -486,6 +543,7 @@ impl Supervisor {
                 let _ = sup.apply(&name, Event::Running { generation });
             });
             // A panic in host code is a supervisor bug, but it ends only this instance.
+            let run = IN_APP_INSTANCE.scope((), run);
             let reason = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
                 Ok(r) => r,
                 Err(p) => {

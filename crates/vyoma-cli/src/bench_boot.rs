@@ -1,0 +1,187 @@
+//! `vyoma bench-boot`: image size, and boot time in QEMU from QEMU's start to the
+//! supervisor's "boot complete" line on the serial console, for the bundled app set and
+//! for 200 apps, side by side in the same run with the same kernel booting a trivial init
+//! that prints one line (`vyoma-trivial-init`). The difference isolates the supervisor's
+//! own cost. Figures are printed as Markdown for `docs/PERFORMANCE.md`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use vyoma_image::initramfs::{Node, Tree};
+use vyoma_image::qemu::{Accel, Serial, Vm, detect_accel};
+use vyoma_image::{BuildOptions, ImageReport};
+
+use crate::Exit;
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct BenchBootArgs {
+    /// Boots of each image (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Apps in the large image (each runs the bundled ticker).
+    #[arg(long, default_value_t = 200)]
+    apps: usize,
+}
+
+/// The line the trivial init prints.
+const TRIVIAL_MARK: &str = "trivial init: up";
+
+fn is_boot_mark(l: &str) -> bool {
+    l.starts_with("vyoma: ") && l.contains("boot complete")
+}
+
+/// Boots `vm` once: milliseconds from QEMU's start to the line `mark` accepts, and the
+/// in-guest figure that line carries (`... in N ms`), if any. Shuts the VM down cleanly.
+fn boot_once(vm: &Vm, mark: fn(&str) -> bool, shutdown: bool) -> anyhow::Result<(f64, Option<u64>)> {
+    let mut s = Serial::start(vm)?;
+    let (at, line) = s
+        .wait_for(Duration::from_secs(300), mark)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let ms = at.duration_since(s.started).as_secs_f64() * 1e3;
+    let guest = line
+        .split(" in ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok());
+    if shutdown {
+        s.send("shutdown").map_err(|e| anyhow::anyhow!(e))?;
+    }
+    match s.wait_exit(Duration::from_secs(120)) {
+        Some(st) if st.success() => Ok((ms, guest)),
+        Some(st) => bail!("QEMU exited with {st}:\n{}", s.transcript()),
+        None => bail!("the VM did not power off within 120 s:\n{}", s.transcript()),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn write_tickers(root: &Path, n: usize, component: &Path) -> anyhow::Result<()> {
+    for i in 0..n {
+        let dir = root.join(format!("t{i:04}"));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::copy(component, dir.join("ticker.wasm"))?;
+        std::fs::write(
+            dir.join("app.toml"),
+            format!(
+                "manifest_version = 1\n[app]\nname = \"t{i:04}\"\nversion = \"0.1.0\"\ncomponent = \"ticker.wasm\"\nargs = [\"1000\"]\n[limits]\nmemory = \"4 MiB\"\nlog_buffer = \"4 KiB\"\n"
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+fn build(apps: &Path, out: &Path, cache: &Path) -> anyhow::Result<ImageReport> {
+    Ok(vyoma_image::build(&BuildOptions {
+        apps: apps.to_path_buf(),
+        init: crate::image::default_init(),
+        out: out.to_path_buf(),
+        cache_root: cache.to_path_buf(),
+    })?)
+}
+
+fn kib(n: u64) -> String {
+    format!("{:.0} KiB", n as f64 / 1024.0)
+}
+
+pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
+    let cache = vyoma_runtime::default_cache_dir().context("no cache folder: set VYOMA_CACHE_DIR or HOME")?;
+    let work = tempfile::tempdir()?;
+    let default = build(&crate::default_apps(), &work.path().join("default"), &cache)?;
+    let many_apps = work.path().join("many");
+    write_tickers(&many_apps, args.apps, &crate::default_apps().join("ticker/ticker.wasm"))?;
+    let many = build(&many_apps, &work.path().join("many-image"), &cache)?;
+
+    // The baseline: the same kernel, an initramfs holding only the trivial init.
+    let trivial_bin = crate::image::musl_binary("vyoma-trivial-init");
+    let init = std::fs::read(&trivial_bin)
+        .with_context(|| format!("{} is missing: build it with `./dev image`", trivial_bin.display()))?;
+    let mut tree = Tree::base();
+    tree.add(
+        "init",
+        Node::File {
+            mode: 0o755,
+            data: init,
+        },
+    );
+    let trivial = work.path().join("trivial");
+    std::fs::create_dir_all(&trivial)?;
+    std::fs::copy(
+        default.dir.join(vyoma_image::KERNEL_FILE),
+        trivial.join(vyoma_image::KERNEL_FILE),
+    )?;
+    std::fs::write(trivial.join(vyoma_image::INITRAMFS_FILE), tree.to_cpio_zstd(19)?)?;
+    std::fs::write(trivial.join(vyoma_image::CMDLINE_FILE), vyoma_image::DEFAULT_CMDLINE)?;
+
+    let accel = detect_accel();
+    let vm = |dir: &PathBuf| -> anyhow::Result<Vm> {
+        let mut v = Vm::from_image(dir, "")?;
+        v.accel = accel.clone();
+        Ok(v)
+    };
+    let (vt, vd, vm_many) = (vm(&trivial)?, vm(&default.dir)?, vm(&many.dir)?);
+    let (mut t, mut d, mut m, mut dg, mut mg) = (vec![], vec![], vec![], vec![], vec![]);
+    // Interleaved so drift on the machine affects every image alike.
+    for _ in 0..args.runs.max(1) {
+        t.push(boot_once(&vt, |l| l.contains(TRIVIAL_MARK), false)?.0);
+        let (ms, g) = boot_once(&vd, is_boot_mark, true)?;
+        d.push(ms);
+        dg.extend(g.map(|g| g as f64));
+        let (ms, g) = boot_once(&vm_many, is_boot_mark, true)?;
+        m.push(ms);
+        mg.extend(g.map(|g| g as f64));
+    }
+    let (t, d, m) = (median(t), median(d), median(m));
+    let in_guest = |v: Vec<f64>| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.0} ms", median(v))
+        }
+    };
+
+    println!("# vyoma bench-boot\n");
+    println!(
+        "QEMU {}, 2 vCPUs, 512 MiB; median of {} boots per image, interleaved\n",
+        match &accel {
+            Accel::Kvm => "with KVM".to_string(),
+            Accel::Tcg(why) => format!("with TCG software emulation ({why})"),
+        },
+        args.runs.max(1)
+    );
+    println!("| image | kernel | initramfs | total | of which /init | apps (precompiled) |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, r) in [("default set", &default), (&*format!("{} apps", args.apps), &many)] {
+        println!(
+            "| {name} ({} apps) | {} | {} | {} | {} | {} |",
+            r.apps.len(),
+            kib(r.kernel_size),
+            kib(r.initramfs_size),
+            kib(r.total()),
+            kib(r.init_size),
+            kib(r.apps.iter().map(|a| a.artifact_size).sum()),
+        );
+    }
+    println!();
+    println!(
+        "| boot | QEMU start → line on the console | minus trivial init | supervisor's own count (init start → all started) |"
+    );
+    println!("|---|---:|---:|---:|");
+    println!("| trivial init (`{TRIVIAL_MARK}`) | {t:.0} ms | - | - |");
+    println!(
+        "| default set ({} apps) | {d:.0} ms | {:.0} ms | {} |",
+        default.apps.len(),
+        d - t,
+        in_guest(dg)
+    );
+    println!(
+        "| {} apps | {m:.0} ms | {:.0} ms | {} |",
+        args.apps,
+        m - t,
+        in_guest(mg)
+    );
+    Ok(Exit::Ok)
+}

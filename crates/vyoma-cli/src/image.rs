@@ -1,0 +1,117 @@
+//! `vyoma image build` and `vyoma boot`: the bootable image, from the apps in a folder,
+//! and QEMU with the serial console on the user's terminal.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use vyoma_image::qemu::{Accel, Vm};
+use vyoma_image::{BuildOptions, ImageError};
+
+use crate::Exit;
+
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum ImageCmd {
+    /// Build a bootable image from the apps in DIR (default: the bundled example apps).
+    Build(BuildArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct BuildArgs {
+    /// A folder of app folders.
+    dir: Option<PathBuf>,
+    /// Where to write the image [default: target/vyoma-image in the source tree].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The static vyoma-init binary to use as /init [default: $VYOMA_INIT, else the
+    /// `./dev image` build in the source tree].
+    #[arg(long)]
+    init: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct BootArgs {
+    /// The image folder [default: target/vyoma-image in the source tree].
+    image: Option<PathBuf>,
+    /// Extra kernel command line, e.g. `vyoma.log=info vyoma.apps=echo`.
+    #[arg(long, default_value = "")]
+    append: String,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 512)]
+    memory: u32,
+    /// Guest CPUs.
+    #[arg(long, default_value_t = 2)]
+    cpus: u32,
+}
+
+/// The image folder `vyoma image build` writes by default.
+pub(crate) fn default_image() -> PathBuf {
+    crate::source_tree("target/vyoma-image")
+}
+
+/// The musl build of `name` made by `./dev image`.
+pub(crate) fn musl_binary(name: &str) -> PathBuf {
+    crate::source_tree(&format!("target/x86_64-unknown-linux-musl/image/{name}"))
+}
+
+pub(crate) fn default_init() -> PathBuf {
+    std::env::var_os("VYOMA_INIT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| musl_binary("vyoma-init"))
+}
+
+pub(crate) fn image(cmd: ImageCmd) -> anyhow::Result<Exit> {
+    match cmd {
+        ImageCmd::Build(args) => {
+            let opts = BuildOptions {
+                apps: args.dir.unwrap_or_else(crate::default_apps),
+                init: args.init.unwrap_or_else(default_init),
+                out: args.out.unwrap_or_else(default_image),
+                cache_root: vyoma_runtime::default_cache_dir()
+                    .context("no cache folder: set VYOMA_CACHE_DIR or HOME")?,
+            };
+            match vyoma_image::build(&opts) {
+                Ok(report) => {
+                    println!("{report}");
+                    Ok(Exit::Ok)
+                }
+                Err(ImageError::Apps(d)) => {
+                    println!("{d}");
+                    println!(
+                        "{} problem(s) in {}: no image was written",
+                        d.len(),
+                        opts.apps.display()
+                    );
+                    Ok(Exit::InvalidApps)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+pub(crate) fn boot(args: BootArgs) -> anyhow::Result<Exit> {
+    let dir = args.image.unwrap_or_else(default_image);
+    let mut vm = Vm::from_image(&dir, &args.append)?;
+    vm.memory_mib = args.memory;
+    vm.cpus = args.cpus;
+    if let Accel::Tcg(why) = &vm.accel {
+        eprintln!("note: {why}; using software emulation (TCG), which is slower");
+    }
+    eprintln!(
+        "booting {} ({} MiB, {} CPUs); `shutdown` powers off, Ctrl-A x quits QEMU",
+        dir.display(),
+        vm.memory_mib,
+        vm.cpus
+    );
+    let status = vm.command(true).status().with_context(|| {
+        format!(
+            "cannot run {} (`apt-get install qemu-system-x86`)",
+            vyoma_image::qemu::QEMU
+        )
+    })?;
+    if status.success() {
+        Ok(Exit::Ok)
+    } else {
+        anyhow::bail!("QEMU exited with {status}")
+    }
+}

@@ -1,0 +1,219 @@
+//! The bootable VyomaOS image: a minimal Linux kernel and an initramfs whose `/init` is the
+//! supervisor (`vyoma-init`), with every app precompiled for it.
+//!
+//! What it is for: `vyoma image build` ([`build`]) and `vyoma boot` ([`qemu`]). The kernel is
+//! built from Debian's Linux 6.1 source with `kernel.config` on top of `allnoconfig`, once
+//! per configuration, and cached outside the work tree ([`kernel`]). The initramfs is a
+//! deterministic, zstd-compressed newc archive ([`initramfs`]). Apps are validated as a set
+//! and their components compiled here, with the exact engine settings of the image's
+//! supervisor, so nothing is compiled at boot ([`stage`]).
+//!
+//! What it is not for: what runs inside the image (`vyoma-init`, `vyoma-supervisor`).
+
+pub mod initramfs;
+pub mod kernel;
+pub mod qemu;
+pub mod stage;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use vyoma_manifest::Diagnostics;
+
+pub use stage::StagedApp;
+
+/// The kernel's file in an image folder.
+pub const KERNEL_FILE: &str = "bzImage";
+/// The initramfs's file in an image folder.
+pub const INITRAMFS_FILE: &str = "initramfs.cpio.zst";
+/// The kernel command line's file in an image folder.
+pub const CMDLINE_FILE: &str = "cmdline";
+/// The kernel command line an image boots with: the serial console, no kernel chatter,
+/// and a kernel panic reboots at once (which, under `vyoma boot`, ends QEMU).
+pub const DEFAULT_CMDLINE: &str = "console=ttyS0 quiet panic=-1";
+/// zstd level for the initramfs: the smallest archive the kernel still unpacks quickly.
+const ZSTD_LEVEL: i32 = 19;
+
+/// Why an image could not be built or started.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The apps are invalid; every problem with file, line and column.
+    #[error("{0}")]
+    Apps(Diagnostics),
+    /// No Linux source to build the kernel from.
+    #[error(
+        "no Linux source found in /usr/src: install Debian's `linux-source` package (`apt-get install linux-source`), or set VYOMA_LINUX_SOURCE to a linux-source-*.tar.xz"
+    )]
+    NoKernelSource,
+    /// Kconfig dropped symbols of `kernel.config` (a dependency is missing).
+    #[error("the kernel configuration lost symbols of crates/vyoma-image/kernel.config (a dependency is not enabled): {}", .0.join(", "))]
+    KernelConfig(Vec<String>),
+    /// The supervisor binary for the image is missing.
+    #[error("the image's init {} does not exist: build it with `./dev image` (a static x86_64-unknown-linux-musl build of vyoma-init)", .0.display())]
+    NoInit(PathBuf),
+    /// No image in that folder.
+    #[error("no image in {}: it needs bzImage and initramfs.cpio.zst; build one with `vyoma image build`", .0.display())]
+    NoImage(PathBuf),
+    /// An external tool failed.
+    #[error("{what} failed: {detail}")]
+    Tool {
+        /// The tool.
+        what: String,
+        /// Its output or why it could not run.
+        detail: String,
+    },
+    /// A file is larger than a cpio archive can hold (4 GiB).
+    #[error("{0} is too large for the initramfs")]
+    TooBig(String),
+    /// Reading or writing a file failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+impl ImageError {
+    pub(crate) fn io(what: String, source: std::io::Error) -> ImageError {
+        ImageError::Io { what, source }
+    }
+}
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// A folder of app folders.
+    pub apps: PathBuf,
+    /// The static `vyoma-init` binary.
+    pub init: PathBuf,
+    /// Where to write the image.
+    pub out: PathBuf,
+    /// The cache root (the kernel is kept under `kernel/`).
+    pub cache_root: PathBuf,
+}
+
+/// What was built.
+#[derive(Debug, Clone)]
+pub struct ImageReport {
+    /// The image folder.
+    pub dir: PathBuf,
+    /// The kernel's configuration hash.
+    pub kernel_key: String,
+    /// Whether the kernel was built now (else it came from the cache).
+    pub kernel_built: bool,
+    /// Kernel size in bytes.
+    pub kernel_size: u64,
+    /// Compressed initramfs size in bytes.
+    pub initramfs_size: u64,
+    /// Uncompressed initramfs size in bytes.
+    pub initramfs_unpacked: u64,
+    /// The init binary's size.
+    pub init_size: u64,
+    /// The apps.
+    pub apps: Vec<StagedApp>,
+}
+
+impl ImageReport {
+    /// Kernel plus initramfs.
+    pub fn total(&self) -> u64 {
+        self.kernel_size + self.initramfs_size
+    }
+}
+
+fn size(n: u64) -> String {
+    bytesize::ByteSize(n).display().iec().to_string()
+}
+
+impl fmt::Display for ImageReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let row = |f: &mut fmt::Formatter<'_>, name: &str, n: u64, what: &str| {
+            writeln!(f, "  {name:<26}{:>10}  {what}", size(n))
+        };
+        writeln!(f, "image: {}", self.dir.display())?;
+        row(
+            f,
+            KERNEL_FILE,
+            self.kernel_size,
+            &format!(
+                "Linux 6.1, config {} ({})",
+                self.kernel_key,
+                if self.kernel_built { "built now" } else { "cached" }
+            ),
+        )?;
+        row(
+            f,
+            INITRAMFS_FILE,
+            self.initramfs_size,
+            &format!("zstd; {} unpacked:", size(self.initramfs_unpacked)),
+        )?;
+        row(f, "  /init", self.init_size, "vyoma-init (static, no compiler)")?;
+        for a in &self.apps {
+            let data = if a.data_size > 0 {
+                format!(", {} of data", size(a.data_size))
+            } else {
+                String::new()
+            };
+            row(
+                f,
+                &format!("  /apps/{}", a.name),
+                a.artifact_size,
+                &format!("precompiled from {} .wasm{data}", size(a.wasm_size)),
+            )?;
+        }
+        write!(
+            f,
+            "  {:<26}{:>10}  kernel + initramfs, {} apps",
+            "total",
+            size(self.total()),
+            self.apps.len()
+        )
+    }
+}
+
+/// Builds the image: the (cached) kernel, and an initramfs with `/init` and the apps.
+pub fn build(opts: &BuildOptions) -> Result<ImageReport, ImageError> {
+    let init = std::fs::read(&opts.init).map_err(|_| ImageError::NoInit(opts.init.clone()))?;
+    let mut tree = initramfs::Tree::base();
+    let apps = stage::stage_apps(&opts.apps, &mut tree)?;
+    let init_size = init.len() as u64;
+    tree.add(
+        "init",
+        initramfs::Node::File {
+            mode: 0o755,
+            data: init,
+        },
+    );
+    tree.add(
+        "etc/os-release",
+        initramfs::Node::File {
+            mode: 0o644,
+            data: format!("NAME=VyomaOS\nID=vyomaos\nVERSION_ID={}\n", env!("CARGO_PKG_VERSION")).into_bytes(),
+        },
+    );
+    let kernel = kernel::kernel(&opts.cache_root)?;
+    let unpacked = tree.to_cpio()?.len() as u64;
+    let packed = tree.to_cpio_zstd(ZSTD_LEVEL)?;
+    write(&opts.out, &kernel.path, &packed)?;
+    Ok(ImageReport {
+        dir: opts.out.clone(),
+        kernel_key: kernel.key,
+        kernel_built: kernel.built,
+        kernel_size: std::fs::metadata(&kernel.path).map(|m| m.len()).unwrap_or(0),
+        initramfs_size: packed.len() as u64,
+        initramfs_unpacked: unpacked,
+        init_size,
+        apps,
+    })
+}
+
+fn write(out: &Path, kernel: &Path, initramfs: &[u8]) -> Result<(), ImageError> {
+    std::fs::create_dir_all(out).map_err(|e| ImageError::io(format!("creating {}", out.display()), e))?;
+    std::fs::copy(kernel, out.join(KERNEL_FILE)).map_err(|e| ImageError::io("copying the kernel".into(), e))?;
+    std::fs::write(out.join(INITRAMFS_FILE), initramfs)
+        .map_err(|e| ImageError::io("writing the initramfs".into(), e))?;
+    std::fs::write(out.join(CMDLINE_FILE), format!("{DEFAULT_CMDLINE}\n"))
+        .map_err(|e| ImageError::io("writing the kernel command line".into(), e))?;
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! Putting apps into the image: every app folder of DIR goes to `/apps/NAME/`, with its
+//! component precompiled for the image's supervisor (`NAME.cwasm`) and its manifest's
+//! `component` pointed at that artifact. Everything else in the folder (granted data,
+//! stdin files) is copied as is, so the manifest's relative paths keep working.
+
+use std::path::{Path, PathBuf};
+
+use vyoma_manifest::{AppSet, Diagnostic, Diagnostics, Manifest};
+
+use crate::ImageError;
+use crate::initramfs::{Node, Tree};
+
+/// One app as it went into the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedApp {
+    /// Its name.
+    pub name: String,
+    /// Size of its `.wasm` component.
+    pub wasm_size: u64,
+    /// Size of the precompiled artifact in the image.
+    pub artifact_size: u64,
+    /// Size of the other files of its folder.
+    pub data_size: u64,
+}
+
+/// The manifest text with `component` replaced by `artifact` (a file name beside it).
+pub fn point_at_artifact(m: &Manifest, artifact: &str) -> String {
+    let mut text = m.source.text.clone();
+    let quoted = format!("\"{}\"", artifact.replace('\\', "\\\\").replace('"', "\\\""));
+    text.replace_range(m.component.span.clone(), &quoted);
+    text
+}
+
+/// Files the image cannot carry: grants that point outside the app's folder.
+fn outside_folder(m: &Manifest) -> Vec<Diagnostic> {
+    let folder = m.source.dir();
+    let inside = |p: &Path| {
+        p.canonicalize()
+            .ok()
+            .zip(folder.canonicalize().ok())
+            .is_some_and(|(p, f)| p.starts_with(f))
+    };
+    let mut out = Vec::new();
+    let help = "an image carries only the files inside each app's folder: move it there and use a relative path";
+    for d in &m.capabilities.dirs {
+        if !inside(&d.host.value) {
+            out.push(
+                m.source
+                    .diagnostic(
+                        d.host.span.clone(),
+                        format!(
+                            "granted directory `{}` is outside the app's folder",
+                            d.host.value.display()
+                        ),
+                    )
+                    .with_help(help),
+            );
+        }
+    }
+    if let Some(s) = &m.capabilities.stdin
+        && !inside(&s.value)
+    {
+        out.push(
+            m.source
+                .diagnostic(
+                    s.span.clone(),
+                    format!("stdin file `{}` is outside the app's folder", s.value.display()),
+                )
+                .with_help(help),
+        );
+    }
+    out
+}
+
+/// Every file under `dir`, recursively, sorted.
+fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let p = e?.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.is_file() {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Validates the apps in `dir` as a set, precompiles each component and adds every app's
+/// folder to `tree` under `apps/`. Any problem (invalid manifest, missing file, a file the
+/// image cannot carry, a component that does not compile) fails the whole build, each
+/// with file, line and column.
+pub fn stage_apps(dir: &Path, tree: &mut Tree) -> Result<Vec<StagedApp>, ImageError> {
+    let set = AppSet::load_dir(dir).map_err(ImageError::Apps)?;
+    let mut problems = Vec::new();
+    for m in set.apps() {
+        problems.extend(m.check_paths());
+        problems.extend(outside_folder(m));
+    }
+    if !problems.is_empty() {
+        return Err(ImageError::Apps(Diagnostics(problems)));
+    }
+    let mut staged = Vec::new();
+    // Many apps often run one component: compile each distinct one once.
+    let mut compiled: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
+    for m in set.apps() {
+        let folder = m.source.dir().to_path_buf();
+        let folder_name = folder
+            .canonicalize()
+            .ok()
+            .and_then(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| m.name.clone());
+        let base = format!("apps/{folder_name}");
+        let component = &m.component.value;
+        let wasm =
+            std::fs::read(component).map_err(|e| ImageError::io(format!("reading {}", component.display()), e))?;
+        let sha = vyoma_runtime::sha256_hex(&wasm);
+        let artifact = match compiled.get(&sha) {
+            Some(a) => a.clone(),
+            None => {
+                let (a, _) = vyoma_runtime::precompile_for_image(&wasm, component).map_err(|e| {
+                    ImageError::Apps(Diagnostics(vec![
+                        m.source.diagnostic(m.component.span.clone(), e.to_string()),
+                    ]))
+                })?;
+                compiled.insert(sha, a.clone());
+                a
+            }
+        };
+        let stem = component
+            .file_stem()
+            .map_or_else(|| m.name.clone(), |s| s.to_string_lossy().into_owned());
+        let artifact_name = format!("{stem}.cwasm");
+        let mut data_size = 0;
+        let component_canon = component.canonicalize().ok();
+        for f in files_under(&folder).map_err(|e| ImageError::io(format!("reading {}", folder.display()), e))? {
+            let rel = f.strip_prefix(&folder).unwrap_or(&f).to_string_lossy().into_owned();
+            if f.canonicalize().ok() == component_canon || rel == vyoma_manifest::MANIFEST_FILE {
+                continue;
+            }
+            let meta = std::fs::metadata(&f).map_err(|e| ImageError::io(format!("reading {}", f.display()), e))?;
+            let data = std::fs::read(&f).map_err(|e| ImageError::io(format!("reading {}", f.display()), e))?;
+            use std::os::unix::fs::PermissionsExt;
+            data_size += data.len() as u64;
+            tree.add(
+                &format!("{base}/{rel}"),
+                Node::File {
+                    mode: meta.permissions().mode() & 0o777,
+                    data,
+                },
+            );
+        }
+        tree.add(
+            &format!("{base}/{}", vyoma_manifest::MANIFEST_FILE),
+            Node::File {
+                mode: 0o644,
+                data: point_at_artifact(m, &artifact_name).into_bytes(),
+            },
+        );
+        staged.push(StagedApp {
+            name: m.name.clone(),
+            wasm_size: wasm.len() as u64,
+            artifact_size: artifact.len() as u64,
+            data_size,
+        });
+        tree.add(
+            &format!("{base}/{artifact_name}"),
+            Node::File {
+                mode: 0o644,
+                data: artifact,
+            },
+        );
+    }
+    Ok(staged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifest_is_pointed_at_the_artifact_and_stays_valid() {
+        let text = "manifest_version = 1\n[app]\nname = \"echo\"\nversion = \"0.1.0\"\ncomponent = \"build/echo.wasm\" # the app\nargs = [\"x\"]\n";
+        let m = Manifest::parse(text, "/apps/echo/app.toml").unwrap();
+        let out = point_at_artifact(&m, "echo.cwasm");
+        assert_eq!(out, text.replace("\"build/echo.wasm\"", "\"echo.cwasm\""));
+        let again = Manifest::parse(&out, "/apps/echo/app.toml").unwrap();
+        assert_eq!(again.component.value, Path::new("/apps/echo/echo.cwasm"));
+        assert_eq!(again.args, ["x"]);
+    }
+
+    #[test]
+    fn apps_are_staged_with_their_data_and_bad_ones_named() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = vyoma_testkit::write_app(
+            d.path(),
+            "files",
+            "hello",
+            "[[capabilities.dirs]]\nhost = \"data\"\nguest = \"/data\"\n",
+        );
+        std::fs::create_dir_all(dir.join("data/sub")).unwrap();
+        std::fs::write(dir.join("data/sub/note.txt"), b"hi").unwrap();
+        let mut tree = Tree::base();
+        let staged = stage_apps(d.path(), &mut tree).unwrap();
+        assert_eq!(staged.len(), 1);
+        assert_eq!(staged[0].data_size, 2);
+        assert!(staged[0].artifact_size > staged[0].wasm_size / 2);
+        assert!(matches!(tree.get("apps/files/data/sub/note.txt"), Some(Node::File { data, .. }) if data == b"hi"));
+        assert!(tree.get("apps/files/hello.cwasm").is_some());
+        let Some(Node::File { data, .. }) = tree.get("apps/files/app.toml") else {
+            panic!("no manifest");
+        };
+        assert!(String::from_utf8_lossy(data).contains("component = \"hello.cwasm\""));
+
+        // A grant outside the folder cannot be carried.
+        let d2 = tempfile::tempdir().unwrap();
+        vyoma_testkit::write_app(
+            d2.path(),
+            "leaky",
+            "hello",
+            &format!(
+                "[[capabilities.dirs]]\nhost = \"{}\"\nguest = \"/data\"\n",
+                d.path().display()
+            ),
+        );
+        let e = stage_apps(d2.path(), &mut Tree::base()).unwrap_err().to_string();
+        assert!(e.contains("is outside the app's folder"), "{e}");
+    }
+}

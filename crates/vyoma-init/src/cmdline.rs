@@ -1,0 +1,141 @@
+//! VyomaOS options on the kernel command line (`vyoma.KEY=VALUE`). Other parameters are
+//! the kernel's and are ignored; a malformed `vyoma.` option is reported and its default
+//! used, so a typo never stops the machine from booting.
+
+use crate::sys::PowerAction;
+
+/// What the kernel command line asks of VyomaOS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootOptions {
+    /// `vyoma.log=FILTER`: the supervisor's log filter (`warn` by default), e.g. `info`.
+    pub log: String,
+    /// `vyoma.apps=a,b`: start only these apps (and what they depend on); the others stay
+    /// stopped and can be started from the console. `None`: all.
+    pub apps: Option<Vec<String>>,
+    /// `vyoma.panic=reboot|poweroff`: what a supervisor panic ends in (reboot by default,
+    /// so a device comes back by itself).
+    pub on_panic: PowerAction,
+    /// `vyoma.dir=PATH`: the folder of app folders (`/apps` by default).
+    pub apps_dir: String,
+}
+
+impl Default for BootOptions {
+    fn default() -> Self {
+        BootOptions {
+            log: "warn".into(),
+            apps: None,
+            on_panic: PowerAction::Reboot,
+            apps_dir: "/apps".into(),
+        }
+    }
+}
+
+/// Splits a command line into words; double quotes group words (as the kernel does).
+fn words(cmdline: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in cmdline.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    out.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        out.push(cur);
+    }
+    out
+}
+
+/// Parses the `vyoma.` options of a kernel command line. Returns the options and one
+/// message per problem (each names the option and what to write instead).
+pub fn parse(cmdline: &str) -> (BootOptions, Vec<String>) {
+    let mut o = BootOptions::default();
+    let mut problems = Vec::new();
+    for w in words(cmdline) {
+        let Some(opt) = w.strip_prefix("vyoma.") else { continue };
+        let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
+        match key {
+            "log" if !value.is_empty() => o.log = value.to_string(),
+            "apps" => {
+                let names: Vec<String> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(String::from)
+                    .collect();
+                if names.is_empty() {
+                    problems.push("`vyoma.apps=` names no app: write `vyoma.apps=a,b` (all apps start)".into());
+                } else {
+                    o.apps = Some(names);
+                }
+            }
+            "panic" => match value {
+                "reboot" => o.on_panic = PowerAction::Reboot,
+                "poweroff" => o.on_panic = PowerAction::PowerOff,
+                _ => problems.push(format!(
+                    "`vyoma.panic={value}` is not an action: write `vyoma.panic=reboot` or `vyoma.panic=poweroff` (using reboot)"
+                )),
+            },
+            "dir" if value.starts_with('/') => o.apps_dir = value.to_string(),
+            "log" | "dir" => problems.push(format!(
+                "`vyoma.{key}={value}` needs a value{}: using {}",
+                if key == "dir" { " that is an absolute path" } else { "" },
+                if key == "dir" { &o.apps_dir } else { &o.log }
+            )),
+            _ => problems.push(format!(
+                "unknown option `vyoma.{key}`: VyomaOS reads vyoma.log, vyoma.apps, vyoma.panic and vyoma.dir"
+            )),
+        }
+    }
+    (o, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_vyoma_options_and_ignores_the_kernels() {
+        let (o, p) = parse("console=ttyS0 quiet panic=-1 vyoma.log=info vyoma.apps=echo,logger vyoma.panic=poweroff\n");
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(o.log, "info");
+        assert_eq!(o.apps, Some(vec!["echo".to_string(), "logger".to_string()]));
+        assert_eq!(o.on_panic, PowerAction::PowerOff);
+        assert_eq!(o.apps_dir, "/apps");
+        assert_eq!(parse("").0, BootOptions::default());
+    }
+
+    #[test]
+    fn quotes_group_words() {
+        assert_eq!(words(r#"a "b c" d"e f"g """#), ["a", "b c", "de fg", ""]);
+        let (o, p) = parse(r#"vyoma.log="vyoma_supervisor=debug,warn""#);
+        assert!(p.is_empty());
+        assert_eq!(o.log, "vyoma_supervisor=debug,warn");
+    }
+
+    #[test]
+    fn mistakes_are_reported_and_defaults_kept() {
+        let (o, p) = parse("vyoma.panic=explode vyoma.apps= vyoma.dir=apps vyoma.colour=blue vyoma.log");
+        assert_eq!(o, BootOptions::default());
+        assert_eq!(p.len(), 5, "{p:?}");
+        assert!(p[0].contains("`vyoma.panic=explode` is not an action"), "{}", p[0]);
+        assert!(p[1].contains("names no app"), "{}", p[1]);
+        assert!(p[2].contains("absolute path"), "{}", p[2]);
+        assert!(p[3].contains("unknown option `vyoma.colour`"), "{}", p[3]);
+        assert!(p[4].contains("`vyoma.log=` needs a value"), "{}", p[4]);
+    }
+}

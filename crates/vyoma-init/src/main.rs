@@ -1,0 +1,256 @@
+//! `vyoma-init`: `/init` of the VyomaOS image. As PID 1 it mounts the early file systems,
+//! routes Ctrl-Alt-Del to an orderly shutdown, boots the supervisor from `/apps` (apps
+//! precompiled by `vyoma image build`), serves the operator console on `/dev/console` (the
+//! serial line), reaps children, and on `shutdown`, SIGTERM, SIGINT or SIGPWR stops every
+//! app in reverse dependency order, syncs and powers off. A supervisor panic is logged on
+//! the console and ends in a reboot (or power-off, `vyoma.panic=poweroff`), never a hang.
+//!
+//! Run as a plain process (hosted mode, tests), it does the same minus the mounts and the
+//! power-off: apps come from `$VYOMA_APPS`, options from `$VYOMA_CMDLINE`, and it exits 0.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use tokio::signal::unix::{SignalKind, signal};
+use vyoma_init::cmdline::{self, BootOptions};
+use vyoma_init::{
+    LinuxSys, PanicResponse, PowerAction, Shutdown, ShutdownSignal, Sys, early_mounts, panic_response, power_down,
+    reap_all,
+};
+use vyoma_lifecycle::AppState;
+use vyoma_runtime::RuntimeConfig;
+use vyoma_supervisor::{BootError, RealClock, app_problems, boot_selected, console};
+
+/// Exit codes in hosted mode (PID 1 never exits: it powers off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Exit {
+    /// Orderly shutdown.
+    Ok = 0,
+    /// Start-up failed (invalid apps, no runtime).
+    Error = 1,
+    /// The supervisor panicked.
+    Panic = 101,
+}
+
+static SYS: LinuxSys = LinuxSys;
+
+fn say(line: &str) {
+    // The console is the serial line: write whole lines and flush, so they survive a
+    // power-off right after.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn main() -> ExitCode {
+    let t0 = Instant::now();
+    let pid1 = SYS.is_pid1();
+    if pid1 {
+        for p in early_mounts(&SYS) {
+            say(&format!("vyoma-init: {p}"));
+        }
+        if let Err(e) = SYS.ctrl_alt_del_to_sigint() {
+            say(&format!("vyoma-init: Ctrl-Alt-Del will reboot at once: {e}"));
+        }
+    } else if let Err(e) = SYS.become_subreaper() {
+        say(&format!("vyoma-init: cannot adopt orphans (not a subreaper): {e}"));
+    }
+    let cmdline = if pid1 {
+        std::fs::read_to_string("/proc/cmdline").unwrap_or_default()
+    } else {
+        std::env::var("VYOMA_CMDLINE").unwrap_or_default()
+    };
+    let (mut opts, problems) = cmdline::parse(&cmdline);
+    if !pid1 && let Some(dir) = std::env::var_os("VYOMA_APPS") {
+        opts.apps_dir = dir.to_string_lossy().into_owned();
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&opts.log).unwrap_or_else(|e| {
+        say(&format!(
+            "vyoma-init: `vyoma.log={}` is not a log filter ({e}): using warn",
+            opts.log
+        ));
+        "warn".into()
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    for p in problems {
+        say(&format!("vyoma-init: {p}"));
+    }
+    install_panic_hook(pid1, opts.on_panic);
+
+    let result = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => {
+            let r = rt.block_on(run(&opts, pid1, t0));
+            rt.shutdown_timeout(Duration::from_secs(1));
+            r
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot start the async runtime: {e}")),
+    };
+    let code = match result {
+        Ok(cause) => {
+            say(&format!("vyoma: {cause}: all apps stopped"));
+            Exit::Ok
+        }
+        Err(e) => {
+            say(&format!("vyoma-init: error: {e:#}"));
+            Exit::Error
+        }
+    };
+    if pid1 {
+        say("vyoma: powering off");
+        let e = power_down(&SYS, PowerAction::PowerOff);
+        say(&format!("vyoma-init: cannot power off: {e}"));
+        // Exiting PID 1 panics the kernel, which reboots (`panic=` on the command line).
+        std::process::abort();
+    }
+    ExitCode::from(code as u8)
+}
+
+/// A panic inside an app instance ends that instance only (the supervisor catches it and
+/// reports it as the app's exit reason). Anywhere else it is fatal: logged on the console,
+/// then the machine reboots or powers off (hosted: the process exits).
+fn install_panic_hook(pid1: bool, on_panic: PowerAction) {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        match panic_response(vyoma_supervisor::in_app_instance(), pid1, on_panic) {
+            PanicResponse::AppOnly => {
+                tracing::debug!(%info, "panic inside an app instance; it ends that instance only");
+            }
+            PanicResponse::Exit => {
+                default(info);
+                say(&format!("vyoma-init: supervisor panic: {info}"));
+                std::process::exit(Exit::Panic as i32);
+            }
+            PanicResponse::Fatal(how) => {
+                say(&format!("vyoma-init: supervisor panic: {info}"));
+                say(&format!(
+                    "vyoma-init: {}",
+                    match how {
+                        PowerAction::Reboot => "rebooting",
+                        PowerAction::PowerOff => "powering off",
+                    }
+                ));
+                let e = power_down(&SYS, how);
+                say(&format!("vyoma-init: cannot {how:?}: {e}"));
+                std::process::abort();
+            }
+        }
+    }));
+}
+
+async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shutdown> {
+    // Handlers first: a signal during start-up still gets an orderly shutdown.
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigpwr = signal(SignalKind::from_raw(rustix::process::Signal::POWER.as_raw()))?;
+    let mut sigchld = signal(SignalKind::child())?;
+    let dir = PathBuf::from(&opts.apps_dir);
+    let config = RuntimeConfig {
+        cache_dir: None,
+        trust_precompiled: true,
+        ..RuntimeConfig::default()
+    };
+    let booted = match boot_selected(&dir, config, Arc::new(RealClock::default()), opts.apps.as_deref()).await {
+        Ok(b) => b,
+        Err(BootError::Apps(d)) => {
+            say(&d.to_string());
+            bail!("{} problem(s) in {}: no app was started", d.len(), dir.display());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let sup = booted.supervisor;
+    say(&format!(
+        "VyomaOS: {} apps from {}; allocator: {}",
+        sup.names().len(),
+        dir.display(),
+        sup.runtime().allocator()
+    ));
+    for u in &booted.unknown {
+        say(&format!(
+            "vyoma-init: `vyoma.apps` names `{u}`, which is not an app here (apps: {})",
+            sup.names().join(", ")
+        ));
+    }
+    // A missing file or broken component fails that app alone; say so, the rest run.
+    for name in sup.names() {
+        if let Ok(d) = sup.detail(name) {
+            let load_error = booted
+                .load_failures
+                .iter()
+                .find(|(app, _)| app == name)
+                .map(|(_, e)| e.as_str());
+            for problem in app_problems(&d.manifest, load_error) {
+                say(&problem.to_string());
+            }
+        }
+    }
+    let settled = sup.wait_settled(Duration::from_secs(60)).await;
+    let rows = sup.status();
+    let count = |s: AppState| rows.iter().filter(|r| r.state == s).count();
+    let started = rows.len() - count(AppState::Stopped);
+    let ms = t0.elapsed().as_millis();
+    if started > 0 && count(AppState::Running) == started {
+        say(&format!("vyoma: all {started} apps running (boot complete in {ms} ms)"));
+    } else {
+        say(&format!(
+            "vyoma: boot complete in {ms} ms: {started} apps started ({} running, {} exited, {} failed, {} still starting, {} not started)",
+            count(AppState::Running),
+            count(AppState::Exited),
+            count(AppState::Failed) + count(AppState::Backoff),
+            if settled { 0 } else { count(AppState::Starting) },
+            count(AppState::Stopped),
+        ));
+    }
+
+    let interactive = std::io::stdin().is_terminal();
+    if interactive {
+        say("type `help` for commands, `shutdown` to power off");
+    }
+    // Ctrl-C reaches the console only in hosted mode; on the machine SIGINT means
+    // Ctrl-Alt-Del, a shutdown. `logf` stops on Enter either way.
+    let (_interrupts, int_rx) = tokio::sync::mpsc::unbounded_channel();
+    let console = console::run(
+        &sup,
+        tokio::io::BufReader::new(tokio::io::stdin()),
+        tokio::io::stdout(),
+        interactive,
+        int_rx,
+    );
+    tokio::pin!(console);
+    let mut console_open = true;
+    let cause = loop {
+        tokio::select! {
+            r = &mut console, if console_open => match r {
+                Ok(console::ConsoleEnd::Shutdown) => break Shutdown::Console,
+                Ok(console::ConsoleEnd::EndOfInput) if !pid1 => break Shutdown::EndOfInput,
+                // PID 1 without a console (input closed) keeps running its apps.
+                Ok(console::ConsoleEnd::EndOfInput) => console_open = false,
+                Err(e) => {
+                    say(&format!("vyoma-init: console failed: {e}; apps keep running"));
+                    console_open = false;
+                }
+            },
+            _ = sigterm.recv() => break Shutdown::Signal(ShutdownSignal::Term),
+            _ = sigint.recv() => break Shutdown::Signal(ShutdownSignal::Int),
+            _ = sigpwr.recv() => break Shutdown::Signal(ShutdownSignal::Pwr),
+            _ = sigchld.recv() => {
+                let n = reap_all(&SYS);
+                tracing::debug!(reaped = n, "reaped exited children");
+            }
+        }
+    };
+    // The console's `shutdown` has already stopped them (and said so).
+    if cause != Shutdown::Console {
+        say(&format!("vyoma: {cause}: stopping all apps"));
+        sup.shutdown().await;
+    }
+    reap_all(&SYS);
+    Ok(cause)
+}

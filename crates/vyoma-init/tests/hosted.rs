@@ -1,0 +1,146 @@
+//! `vyoma-init` run as a plain process (hosted mode): the same start-up, console and
+//! shutdown paths as PID 1, minus the mounts and the power-off, so the signal handling is
+//! tested on real signals. The boot in QEMU is tested by `vyoma-cli`'s image tests.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use vyoma_testkit::{shared_cache, write_app};
+
+const LONG: Duration = Duration::from_secs(60);
+
+struct Init {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: String,
+}
+
+impl Init {
+    fn start(apps: &Path, cmdline: &str) -> Init {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vyoma-init"))
+            .env("VYOMA_APPS", apps)
+            .env("VYOMA_CMDLINE", cmdline)
+            .env("VYOMA_CACHE_DIR", shared_cache(env!("CARGO_TARGET_TMPDIR")))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out: ChildStdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    return;
+                }
+            }
+        });
+        Init {
+            child,
+            lines,
+            seen: String::new(),
+        }
+    }
+
+    fn wait_line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + LONG;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push_str(&l);
+                    self.seen.push('\n');
+                    if pred(&l) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!("no such line; output so far:\n{}", self.seen),
+            }
+        }
+    }
+
+    fn signal(&self, sig: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+    }
+
+    fn finish(mut self) -> String {
+        let status = self.child.wait().unwrap();
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push_str(&l);
+            self.seen.push('\n');
+        }
+        assert!(status.success(), "exit {status:?}\n{}", self.seen);
+        self.seen
+    }
+}
+
+fn apps() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    write_app(d.path(), "ticker", "ticker", "args = [\"100\"]\n");
+    write_app(d.path(), "hello", "hello", "");
+    d
+}
+
+#[test]
+fn sigterm_sigint_and_sigpwr_shut_down_in_order() {
+    let d = apps();
+    for (sig, cause) in [
+        (rustix::process::Signal::TERM, "SIGTERM"),
+        (rustix::process::Signal::INT, "SIGINT (Ctrl-Alt-Del)"),
+        (rustix::process::Signal::POWER, "SIGPWR (power failing)"),
+    ] {
+        let mut init = Init::start(d.path(), "");
+        init.wait_line(|l| l.starts_with("vyoma: boot complete"));
+        init.signal(sig);
+        let out = init.finish();
+        assert!(out.contains(&format!("vyoma: {cause}: stopping all apps")), "{out}");
+        assert!(out.contains(&format!("vyoma: {cause}: all apps stopped")), "{out}");
+    }
+}
+
+#[test]
+fn a_missing_component_is_named_and_the_rest_start() {
+    let d = apps();
+    let broken = write_app(d.path(), "broken", "hello", "");
+    let manifest = std::fs::read_to_string(broken.join("app.toml")).unwrap();
+    std::fs::write(
+        broken.join("app.toml"),
+        manifest.replace(&vyoma_testkit::wasm("hello").display().to_string(), "gone.wasm"),
+    )
+    .unwrap();
+    let mut init = Init::start(d.path(), "");
+    let line = init.wait_line(|l| l.contains("does not exist"));
+    assert!(line.contains("broken/app.toml:5:13: error: component file"), "{line}");
+    assert!(line.contains("gone.wasm"), "{line}");
+    let done = init.wait_line(|l| l.starts_with("vyoma: boot complete"));
+    // The others are unaffected (hello may still be running or have exited by now).
+    assert!(done.contains("3 apps started ("), "{done}");
+    init.child.stdin.take().unwrap().write_all(b"shutdown\n").unwrap();
+    let out = init.finish();
+    assert!(
+        out.contains("vyoma: shutdown requested on the console: all apps stopped"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_command_line_picks_apps_and_bad_options_are_reported() {
+    let d = apps();
+    let mut init = Init::start(d.path(), "quiet vyoma.apps=ticker,ghost vyoma.panic=explode");
+    init.wait_line(|l| l.contains("`vyoma.panic=explode` is not an action"));
+    init.wait_line(|l| l.contains("`vyoma.apps` names `ghost`, which is not an app here (apps: hello, ticker)"));
+    let done = init.wait_line(|l| l.starts_with("vyoma: all 1 apps running"));
+    assert!(done.contains("boot complete in"), "{done}");
+    let mut stdin = init.child.stdin.take().unwrap();
+    stdin.write_all(b"ps\n").unwrap();
+    let hello = init.wait_line(|l| l.starts_with("hello "));
+    assert!(hello.contains("stopped"), "{hello}");
+    // End of input in hosted mode is a shutdown, like `vyoma run`.
+    drop(stdin);
+    let out = init.finish();
+    assert!(out.contains("vyoma: console input ended: all apps stopped"), "{out}");
+}
