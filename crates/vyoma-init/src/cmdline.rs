@@ -127,6 +127,45 @@ mod tests {
         assert_eq!(o.log, "vyoma_supervisor=debug,warn");
     }
 
+    /// The deterministic counterpart of `fuzz/fuzz_targets/kernel_cmdline.rs`.
+    #[test]
+    fn random_command_lines_never_panic_and_stay_usable() {
+        let pieces = [
+            "vyoma.",
+            "log",
+            "apps",
+            "panic",
+            "dir",
+            "=",
+            ",",
+            "\"",
+            " ",
+            "\n",
+            "/",
+            "reboot",
+            "é",
+            "\0",
+            "vyoma.apps=",
+            "x",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            let mut line = String::new();
+            for _ in 0..(state % 12) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                line.push_str(pieces[(state % pieces.len() as u64) as usize]);
+            }
+            let (o, problems) = parse(&line);
+            assert!(o.apps_dir.starts_with('/'), "{line:?}");
+            assert!(!o.log.is_empty(), "{line:?}");
+            for p in problems {
+                assert!(!p.contains('\n') && p.contains("vyoma."), "{line:?}: {p}");
+            }
+        }
+    }
+
     #[test]
     fn mistakes_are_reported_and_defaults_kept() {
         let (o, p) = parse("vyoma.panic=explode vyoma.apps= vyoma.dir=apps vyoma.colour=blue vyoma.log");

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -14,6 +14,9 @@ const LONG: Duration = Duration::from_secs(60);
 
 struct Init {
     child: Child,
+    /// Held open until the process has exited (`Child::wait` would close it first, and end
+    /// of input is itself a shutdown).
+    stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
     seen: String,
 }
@@ -29,6 +32,7 @@ impl Init {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
+        let stdin = child.stdin.take();
         let out: ChildStdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -40,6 +44,7 @@ impl Init {
         });
         Init {
             child,
+            stdin,
             lines,
             seen: String::new(),
         }
@@ -68,7 +73,15 @@ impl Init {
     }
 
     fn finish(mut self) -> String {
-        let status = self.child.wait().unwrap();
+        let deadline = std::time::Instant::now() + LONG;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(std::time::Instant::now() < deadline, "did not exit:\n{}", self.seen);
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        drop(self.stdin.take());
         while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(5)) {
             self.seen.push_str(&l);
             self.seen.push('\n');
@@ -119,7 +132,7 @@ fn a_missing_component_is_named_and_the_rest_start() {
     let done = init.wait_line(|l| l.starts_with("vyoma: boot complete"));
     // The others are unaffected (hello may still be running or have exited by now).
     assert!(done.contains("3 apps started ("), "{done}");
-    init.child.stdin.take().unwrap().write_all(b"shutdown\n").unwrap();
+    init.stdin.as_mut().unwrap().write_all(b"shutdown\n").unwrap();
     let out = init.finish();
     assert!(
         out.contains("vyoma: shutdown requested on the console: all apps stopped"),
@@ -135,7 +148,7 @@ fn the_command_line_picks_apps_and_bad_options_are_reported() {
     init.wait_line(|l| l.contains("`vyoma.apps` names `ghost`, which is not an app here (apps: hello, ticker)"));
     let done = init.wait_line(|l| l.starts_with("vyoma: all 1 apps running"));
     assert!(done.contains("boot complete in"), "{done}");
-    let mut stdin = init.child.stdin.take().unwrap();
+    let mut stdin = init.stdin.take().unwrap();
     stdin.write_all(b"ps\n").unwrap();
     let hello = init.wait_line(|l| l.starts_with("hello "));
     assert!(hello.contains("stopped"), "{hello}");

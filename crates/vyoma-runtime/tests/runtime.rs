@@ -117,3 +117,43 @@ fn pooling_is_used_when_it_fits_and_falls_back_when_not() {
     // Both kinds run the same component.
     assert!(big.load(&wasm("hello")).is_ok());
 }
+
+#[test]
+fn precompiled_artifacts_load_only_when_trusted_and_only_for_their_engine() {
+    let d = tempfile::tempdir().unwrap();
+    let source = wasm("hello");
+    let bytes = std::fs::read(&source).unwrap();
+    // What `vyoma image build` makes for the image's supervisor.
+    let (for_image, _) = vyoma_runtime::precompile_for_image(&bytes, &source).unwrap();
+    let image_file = d.path().join("hello.cwasm");
+    std::fs::write(&image_file, &for_image).unwrap();
+
+    // A hosted supervisor never runs machine code it did not compile itself.
+    let hosted = Runtime::new(&config(d.path())).unwrap();
+    let e = hosted.load(&image_file).unwrap_err();
+    assert!(matches!(e, RuntimeError::Untrusted { .. }), "{e}");
+    assert!(e.to_string().contains("only loaded from a VyomaOS image"), "{e}");
+
+    // The image's supervisor takes it: the image builder's engine settings are the
+    // runtime's own (x86_64 code is the same for the musl and gnu targets).
+    let trusting = Runtime::new(&RuntimeConfig {
+        trust_precompiled: true,
+        ..config(d.path())
+    })
+    .unwrap();
+    let loaded = trusting.load(&image_file).unwrap();
+    assert_eq!(loaded.outcome, CacheOutcome::Image);
+
+    // One made by an engine with other settings (another Wasmtime configuration or
+    // version) is refused with a clear error, never run.
+    let other = wasmtime::Engine::new(&wasmtime::Config::new()).unwrap();
+    let foreign = d.path().join("foreign.cwasm");
+    std::fs::write(&foreign, other.precompile_component(&bytes).unwrap()).unwrap();
+    let e = trusting.load(&foreign).unwrap_err();
+    assert!(matches!(e, RuntimeError::Incompatible { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("foreign.cwasm was precompiled for a different engine") && msg.contains("vyoma image build"),
+        "{msg}"
+    );
+}

@@ -1,0 +1,168 @@
+//! End-to-end test of the bootable image: `vyoma image build` from the bundled apps, then
+//! real boots in QEMU (KVM when it works, TCG otherwise), driven over the serial console.
+//!
+//! Needs what `./dev test` installs and builds first: qemu-system-x86, Debian's
+//! linux-source (the kernel is built once per configuration and cached), and the static
+//! `vyoma-init` (`./dev image`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use vyoma_image::qemu::{Serial, Vm, send_ctrl_alt_del};
+
+/// Generous: TCG is slow, and the machine may be busy with other tests.
+const BOOT: Duration = Duration::from_secs(240);
+const STEP: Duration = Duration::from_secs(60);
+
+fn build_image(out: &Path) -> String {
+    let apps = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/default");
+    let o = Command::new(env!("CARGO_BIN_EXE_vyoma"))
+        .args(["image", "build"])
+        .arg(&apps)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "vyoma image build failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    stdout
+}
+
+fn boot(image: &Path, extra: &str, qmp: Option<PathBuf>) -> Serial {
+    let mut vm = Vm::from_image(image, extra).unwrap();
+    vm.qmp = qmp;
+    Serial::start(&vm).unwrap()
+}
+
+/// A console line without the prompts in front of it: the guest's terminal echoes what is
+/// typed at once, so a prompt can end up in front of the next line of output.
+fn text(l: &str) -> &str {
+    let mut l = l;
+    while let Some(rest) = l.strip_prefix("vyoma> ") {
+        l = rest;
+    }
+    l
+}
+
+fn ok<T>(r: Result<T, String>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Sends `ps` and returns the rows, by app name.
+fn ps(s: &mut Serial, apps: &[&str]) -> Vec<(String, Vec<String>)> {
+    ok(s.send("ps"));
+    ok(s.wait_for(STEP, |l| text(l).starts_with("NAME ")));
+    let rows = ok(s.collect_until(STEP, |l| text(l).starts_with("ticker ")));
+    rows.iter()
+        .filter_map(|l| {
+            let cells: Vec<String> = text(l).split_whitespace().map(String::from).collect();
+            apps.contains(&cells.first()?.as_str())
+                .then(|| (cells[0].clone(), cells))
+        })
+        .collect()
+}
+
+fn state<'a>(rows: &'a [(String, Vec<String>)], app: &str) -> &'a [String] {
+    &rows
+        .iter()
+        .find(|(n, _)| n == app)
+        .unwrap_or_else(|| panic!("no row for {app}: {rows:?}"))
+        .1
+}
+
+#[test]
+fn the_image_boots_runs_its_apps_and_powers_off() {
+    let d = tempfile::tempdir().unwrap();
+    let image = d.path().join("image");
+    let report = build_image(&image);
+    for part in [
+        "bzImage",
+        "initramfs.cpio.zst",
+        "/init",
+        "/apps/echo",
+        "/apps/ticker",
+        "total",
+    ] {
+        assert!(report.contains(part), "{part} missing from the report:\n{report}");
+    }
+    let size = |f: &str| std::fs::metadata(image.join(f)).unwrap().len();
+    assert!(size("bzImage") < 3_000_000, "kernel is {} bytes", size("bzImage"));
+
+    let mut s = boot(&image, "", None);
+    let (_, done) = ok(s.wait_for(BOOT, |l| text(l).starts_with("vyoma: ") && l.contains("boot complete")));
+    assert!(done.contains("7 apps"), "{done}");
+
+    let apps = ["crasher", "echo", "files", "hello", "logger", "spinner", "ticker"];
+    let rows = ps(&mut s, &apps);
+    assert_eq!(rows.len(), 7, "{rows:?}");
+    for app in ["echo", "logger", "spinner", "ticker"] {
+        assert_eq!(state(&rows, app)[1], "running", "{app}: {rows:?}");
+    }
+
+    // Operator commands over the serial console.
+    ok(s.send("kill ticker"));
+    ok(s.wait_for(STEP, |l| text(l) == "ticker: stopped"));
+    ok(s.send("start ticker"));
+    ok(s.send("wait ticker running 30s"));
+    ok(s.wait_for(STEP, |l| text(l) == "ticker: running"));
+
+    // IPC inside the image.
+    ok(s.send("@echo: hello from the test"));
+    ok(s.wait_for(STEP, |l| l.contains("[from echo] hello from the test")));
+
+    // The crasher panics after 3 s and is restarted by its policy.
+    let deadline = std::time::Instant::now() + BOOT;
+    loop {
+        let rows = ps(&mut s, &apps);
+        let restarts: u32 = state(&rows, "crasher")[2].parse().unwrap();
+        if restarts >= 1 {
+            assert!(
+                rows.iter()
+                    .any(|(n, c)| n == "crasher" && c.iter().any(|x| x == "unreachable")),
+                "{rows:?}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "crasher never restarted:\n{}",
+            s.transcript()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    ok(s.send("shutdown"));
+    ok(s.wait_for(STEP, |l| l.contains("vyoma: powering off")));
+    let status = s
+        .wait_exit(STEP)
+        .unwrap_or_else(|| panic!("QEMU did not exit:\n{}", s.transcript()));
+    assert!(status.success(), "QEMU exited with {status}:\n{}", s.transcript());
+}
+
+#[test]
+fn ctrl_alt_del_shuts_down_and_the_command_line_selects_apps() {
+    let d = tempfile::tempdir().unwrap();
+    let image = d.path().join("image");
+    build_image(&image);
+    let qmp = d.path().join("qmp.sock");
+    let mut s = boot(&image, "vyoma.apps=echo", Some(qmp.clone()));
+    // echo depends on logger, so both start; nothing else does.
+    let (_, done) = ok(s.wait_for(BOOT, |l| text(l).starts_with("vyoma: ") && l.contains("boot complete")));
+    assert!(done.starts_with("vyoma: all 2 apps running"), "{done}");
+    let rows = ps(&mut s, &["echo", "logger", "ticker", "hello"]);
+    assert_eq!(state(&rows, "ticker")[1], "stopped", "{rows:?}");
+    assert_eq!(state(&rows, "logger")[1], "running", "{rows:?}");
+
+    ok(send_ctrl_alt_del(&qmp));
+    ok(s.wait_for(STEP, |l| l.contains("vyoma: SIGINT (Ctrl-Alt-Del): stopping all apps")));
+    ok(s.wait_for(STEP, |l| l.contains("vyoma: powering off")));
+    let status = s
+        .wait_exit(STEP)
+        .unwrap_or_else(|| panic!("QEMU did not exit:\n{}", s.transcript()));
+    assert!(status.success(), "QEMU exited with {status}:\n{}", s.transcript());
+}
