@@ -162,7 +162,7 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
             kib(r.initramfs_size),
             kib(r.total()),
             kib(r.init_size),
-            kib(r.apps.iter().map(|a| a.artifact_size).sum()),
+            kib(r.artifacts_size()),
         );
     }
     println!();

@@ -40,7 +40,7 @@ impl Tree {
     /// The base every VyomaOS image has: mount points and `/dev/console`.
     pub fn base() -> Tree {
         let mut t = Tree::default();
-        for d in ["dev", "proc", "sys", "tmp", "run", "apps", "etc"] {
+        for d in ["dev", "proc", "sys", "tmp", "run", "apps", "etc", "lib/vyoma"] {
             t.add(d, Node::Dir);
         }
         t.add("dev/console", Node::CharDev { major: 5, minor: 1 });
@@ -154,6 +154,8 @@ mod tests {
                 "dev/console",
                 "etc",
                 "init",
+                "lib",
+                "lib/vyoma",
                 "proc",
                 "run",
                 "sys",
@@ -163,6 +165,7 @@ mod tests {
         let console = &entries[4];
         assert_eq!((console.1, console.2), (0o020600, 1));
         let init = &entries[6];
+        assert_eq!(init.0, "init");
         assert_eq!((init.1, init.3.as_slice()), (0o100755, &b"\x7fELF..."[..]));
         assert_eq!(entries[1].1, 0o040755);
     }

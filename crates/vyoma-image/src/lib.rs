@@ -120,6 +120,16 @@ impl ImageReport {
     pub fn total(&self) -> u64 {
         self.kernel_size + self.initramfs_size
     }
+
+    /// Bytes of precompiled apps in the image (each shared artifact once).
+    pub fn artifacts_size(&self) -> u64 {
+        let distinct: std::collections::BTreeMap<&str, u64> = self
+            .apps
+            .iter()
+            .map(|a| (a.artifact.as_str(), a.artifact_size))
+            .collect();
+        distinct.values().sum()
+    }
 }
 
 fn size(n: u64) -> String {
@@ -155,11 +165,17 @@ impl fmt::Display for ImageReport {
             } else {
                 String::new()
             };
+            let sharing = self.apps.iter().filter(|b| b.artifact == a.artifact).count();
+            let shared = if sharing > 1 {
+                format!(", shared by {sharing} apps")
+            } else {
+                String::new()
+            };
             row(
                 f,
                 &format!("  /apps/{}", a.name),
                 a.artifact_size,
-                &format!("precompiled from {} .wasm{data}", size(a.wasm_size)),
+                &format!("{}{shared} (from {} .wasm){data}", a.artifact, size(a.wasm_size)),
             )?;
         }
         write!(

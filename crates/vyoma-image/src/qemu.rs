@@ -122,7 +122,9 @@ impl Vm {
             .arg(&self.initrd)
             .arg("-append")
             .arg(&self.cmdline)
-            .args(["-display", "none", "-no-reboot", "-nodefaults"]);
+            .args(["-display", "none", "-no-reboot", "-nodefaults"])
+            // Entropy from the host, so the guest's RNG is ready at once.
+            .args(["-device", "virtio-rng-pci"]);
         if interactive {
             c.args(["-serial", "mon:stdio"]);
         } else {

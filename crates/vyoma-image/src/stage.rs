@@ -1,7 +1,9 @@
 //! Putting apps into the image: every app folder of DIR goes to `/apps/NAME/`, with its
-//! component precompiled for the image's supervisor (`NAME.cwasm`) and its manifest's
-//! `component` pointed at that artifact. Everything else in the folder (granted data,
-//! stdin files) is copied as is, so the manifest's relative paths keep working.
+//! manifest's `component` pointed at its component precompiled for the image's supervisor.
+//! Each distinct component is compiled and stored once, in `/lib/vyoma/STEM-HASH.cwasm`:
+//! many apps running one component share one file, which the supervisor then loads once.
+//! Everything else in the folder (granted data, stdin files) is copied as is, so the
+//! manifest's relative paths keep working.
 
 use std::path::{Path, PathBuf};
 
@@ -19,11 +21,13 @@ pub struct StagedApp {
     pub wasm_size: u64,
     /// Size of the precompiled artifact in the image.
     pub artifact_size: u64,
+    /// Its path in the image, possibly shared with other apps.
+    pub artifact: String,
     /// Size of the other files of its folder.
     pub data_size: u64,
 }
 
-/// The manifest text with `component` replaced by `artifact` (a file name beside it).
+/// The manifest text with `component` replaced by `artifact` (a path in the image).
 pub fn point_at_artifact(m: &Manifest, artifact: &str) -> String {
     let mut text = m.source.text.clone();
     let quoted = format!("\"{}\"", artifact.replace('\\', "\\\\").replace('"', "\\\""));
@@ -106,7 +110,7 @@ pub fn stage_apps(dir: &Path, tree: &mut Tree) -> Result<Vec<StagedApp>, ImageEr
     }
     let mut staged = Vec::new();
     // Many apps often run one component: compile each distinct one once.
-    let mut compiled: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
+    let mut compiled: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     for m in set.apps() {
         let folder = m.source.dir().to_path_buf();
         let folder_name = folder
@@ -119,22 +123,24 @@ pub fn stage_apps(dir: &Path, tree: &mut Tree) -> Result<Vec<StagedApp>, ImageEr
         let wasm =
             std::fs::read(component).map_err(|e| ImageError::io(format!("reading {}", component.display()), e))?;
         let sha = vyoma_runtime::sha256_hex(&wasm);
-        let artifact = match compiled.get(&sha) {
-            Some(a) => a.clone(),
+        let stem = component
+            .file_stem()
+            .map_or_else(|| m.name.clone(), |s| s.to_string_lossy().into_owned());
+        let artifact_path = format!("/lib/vyoma/{stem}-{}.cwasm", &sha[..16]);
+        let artifact_size = match compiled.get(&sha) {
+            Some(size) => *size,
             None => {
                 let (a, _) = vyoma_runtime::precompile_for_image(&wasm, component).map_err(|e| {
                     ImageError::Apps(Diagnostics(vec![
                         m.source.diagnostic(m.component.span.clone(), e.to_string()),
                     ]))
                 })?;
-                compiled.insert(sha, a.clone());
-                a
+                let size = a.len() as u64;
+                tree.add(&artifact_path, Node::File { mode: 0o644, data: a });
+                compiled.insert(sha, size);
+                size
             }
         };
-        let stem = component
-            .file_stem()
-            .map_or_else(|| m.name.clone(), |s| s.to_string_lossy().into_owned());
-        let artifact_name = format!("{stem}.cwasm");
         let mut data_size = 0;
         let component_canon = component.canonicalize().ok();
         for f in files_under(&folder).map_err(|e| ImageError::io(format!("reading {}", folder.display()), e))? {
@@ -158,22 +164,16 @@ pub fn stage_apps(dir: &Path, tree: &mut Tree) -> Result<Vec<StagedApp>, ImageEr
             &format!("{base}/{}", vyoma_manifest::MANIFEST_FILE),
             Node::File {
                 mode: 0o644,
-                data: point_at_artifact(m, &artifact_name).into_bytes(),
+                data: point_at_artifact(m, &artifact_path).into_bytes(),
             },
         );
         staged.push(StagedApp {
             name: m.name.clone(),
             wasm_size: wasm.len() as u64,
-            artifact_size: artifact.len() as u64,
+            artifact_size,
+            artifact: artifact_path,
             data_size,
         });
-        tree.add(
-            &format!("{base}/{artifact_name}"),
-            Node::File {
-                mode: 0o644,
-                data: artifact,
-            },
-        );
     }
     Ok(staged)
 }
@@ -186,10 +186,13 @@ mod tests {
     fn the_manifest_is_pointed_at_the_artifact_and_stays_valid() {
         let text = "manifest_version = 1\n[app]\nname = \"echo\"\nversion = \"0.1.0\"\ncomponent = \"build/echo.wasm\" # the app\nargs = [\"x\"]\n";
         let m = Manifest::parse(text, "/apps/echo/app.toml").unwrap();
-        let out = point_at_artifact(&m, "echo.cwasm");
-        assert_eq!(out, text.replace("\"build/echo.wasm\"", "\"echo.cwasm\""));
+        let out = point_at_artifact(&m, "/lib/vyoma/echo-0123.cwasm");
+        assert_eq!(
+            out,
+            text.replace("\"build/echo.wasm\"", "\"/lib/vyoma/echo-0123.cwasm\"")
+        );
         let again = Manifest::parse(&out, "/apps/echo/app.toml").unwrap();
-        assert_eq!(again.component.value, Path::new("/apps/echo/echo.cwasm"));
+        assert_eq!(again.component.value, Path::new("/lib/vyoma/echo-0123.cwasm"));
         assert_eq!(again.args, ["x"]);
     }
 
@@ -210,11 +213,23 @@ mod tests {
         assert_eq!(staged[0].data_size, 2);
         assert!(staged[0].artifact_size > staged[0].wasm_size / 2);
         assert!(matches!(tree.get("apps/files/data/sub/note.txt"), Some(Node::File { data, .. }) if data == b"hi"));
-        assert!(tree.get("apps/files/hello.cwasm").is_some());
+        let artifact = &staged[0].artifact;
+        assert!(
+            artifact.starts_with("/lib/vyoma/hello-") && artifact.ends_with(".cwasm"),
+            "{artifact}"
+        );
+        assert!(tree.get(&artifact[1..]).is_some());
         let Some(Node::File { data, .. }) = tree.get("apps/files/app.toml") else {
             panic!("no manifest");
         };
-        assert!(String::from_utf8_lossy(data).contains("component = \"hello.cwasm\""));
+        assert!(String::from_utf8_lossy(data).contains(&format!("component = \"{artifact}\"")));
+
+        // Two apps running one component share one artifact.
+        vyoma_testkit::write_app(d.path(), "twin", "hello", "");
+        let mut tree = Tree::base();
+        let staged = stage_apps(d.path(), &mut tree).unwrap();
+        assert_eq!(staged[0].artifact, staged[1].artifact);
+        assert_eq!(tree.paths().filter(|p| p.ends_with(".cwasm")).count(), 1);
 
         // A grant outside the folder cannot be carried.
         let d2 = tempfile::tempdir().unwrap();

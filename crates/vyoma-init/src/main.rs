@@ -153,6 +153,9 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
     let mut sigchld = signal(SignalKind::child())?;
     let dir = PathBuf::from(&opts.apps_dir);
     let config = RuntimeConfig {
+        // The image's app set is fixed at boot, so the pool is sized to it (boot makes room
+        // for twice the apps, for restarts): no address space or set-up for unused slots.
+        capacity: 16,
         cache_dir: None,
         trust_precompiled: true,
         ..RuntimeConfig::default()
@@ -196,11 +199,23 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
     let count = |s: AppState| rows.iter().filter(|r| r.state == s).count();
     let started = rows.len() - count(AppState::Stopped);
     let ms = t0.elapsed().as_millis();
+    let t = booted.timings;
+    let phases = format!(
+        "init {} ms, manifests {} ms, engine {} ms, load {} ms, start {} ms",
+        (t.began - t0).as_millis(),
+        t.manifests.as_millis(),
+        (t.engine - t.manifests).as_millis(),
+        (t.loaded - t.engine).as_millis(),
+        (t0.elapsed() - (t.began - t0)).saturating_sub(t.loaded).as_millis(),
+    );
+    tracing::info!(%phases, "boot phases");
     if started > 0 && count(AppState::Running) == started {
-        say(&format!("vyoma: all {started} apps running (boot complete in {ms} ms)"));
+        say(&format!(
+            "vyoma: all {started} apps running (boot complete in {ms} ms: {phases})"
+        ));
     } else {
         say(&format!(
-            "vyoma: boot complete in {ms} ms: {started} apps started ({} running, {} exited, {} failed, {} still starting, {} not started)",
+            "vyoma: boot complete in {ms} ms ({phases}): {started} apps started ({} running, {} exited, {} failed, {} still starting, {} not started)",
             count(AppState::Running),
             count(AppState::Exited),
             count(AppState::Failed) + count(AppState::Backoff),

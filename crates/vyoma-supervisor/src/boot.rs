@@ -27,8 +27,10 @@ pub enum BootError {
 }
 
 /// When each start-up phase finished, measured from the start of [`boot`].
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct BootTimings {
+    /// When [`boot`] began.
+    pub began: Instant,
     /// Manifests read and validated.
     pub manifests: Duration,
     /// Engine and pool ready.
@@ -88,6 +90,7 @@ pub async fn boot_selected(
         load_failures,
         unknown,
         timings: BootTimings {
+            began: t0,
             manifests: t_manifests,
             engine: t_engine,
             loaded: t_loaded,
