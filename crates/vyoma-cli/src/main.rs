@@ -233,13 +233,7 @@ async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Resu
     if interactive {
         println!("type `help` for commands, `shutdown` to stop");
     }
-    let console = console::run(
-        &sup,
-        tokio::io::BufReader::new(tokio::io::stdin()),
-        tokio::io::stdout(),
-        interactive,
-        int_rx,
-    );
+    let console = console::run_stdio(&sup, int_rx);
     tokio::pin!(console);
     let end = loop {
         tokio::select! {

@@ -110,6 +110,12 @@ fn the_image_boots_runs_its_apps_and_powers_off() {
     ok(s.send("start ticker"));
     ok(s.send("wait ticker running 30s"));
     ok(s.wait_for(STEP, |l| text(l) == "ticker: running"));
+    ok(s.send("restart ticker"));
+    ok(s.wait_for(STEP, |l| text(l) == "ticker: restarting"));
+    ok(s.send("wait ticker running 30s"));
+    ok(s.wait_for(STEP, |l| text(l) == "ticker: running"));
+    let rows = ps(&mut s, &apps);
+    assert_eq!(state(&rows, "ticker")[1], "running", "{rows:?}");
 
     // IPC inside the image.
     ok(s.send("@echo: hello from the test"));

@@ -231,13 +231,7 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
     // Ctrl-C reaches the console only in hosted mode; on the machine SIGINT means
     // Ctrl-Alt-Del, a shutdown. `logf` stops on Enter either way.
     let (_interrupts, int_rx) = tokio::sync::mpsc::unbounded_channel();
-    let console = console::run(
-        &sup,
-        tokio::io::BufReader::new(tokio::io::stdin()),
-        tokio::io::stdout(),
-        interactive,
-        int_rx,
-    );
+    let console = console::run_stdio(&sup, int_rx);
     tokio::pin!(console);
     let mut console_open = true;
     let cause = loop {

@@ -91,6 +91,12 @@ impl Init {
     }
 }
 
+/// The line init prints once every started app has settled: `vyoma: all N apps running
+/// (boot complete ...)` or `vyoma: boot complete in ...: N apps started (...)`.
+fn boot_complete(l: &str) -> bool {
+    l.starts_with("vyoma: ") && l.contains("boot complete")
+}
+
 fn apps() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     write_app(d.path(), "ticker", "ticker", "args = [\"100\"]\n");
@@ -107,7 +113,7 @@ fn sigterm_sigint_and_sigpwr_shut_down_in_order() {
         (rustix::process::Signal::POWER, "SIGPWR (power failing)"),
     ] {
         let mut init = Init::start(d.path(), "");
-        init.wait_line(|l| l.starts_with("vyoma: boot complete"));
+        init.wait_line(boot_complete);
         init.signal(sig);
         let out = init.finish();
         assert!(out.contains(&format!("vyoma: {cause}: stopping all apps")), "{out}");
@@ -129,7 +135,7 @@ fn a_missing_component_is_named_and_the_rest_start() {
     let line = init.wait_line(|l| l.contains("does not exist"));
     assert!(line.contains("broken/app.toml:5:13: error: component file"), "{line}");
     assert!(line.contains("gone.wasm"), "{line}");
-    let done = init.wait_line(|l| l.starts_with("vyoma: boot complete"));
+    let done = init.wait_line(boot_complete);
     // The others are unaffected (hello may still be running or have exited by now).
     assert!(done.contains("3 apps started ("), "{done}");
     init.stdin.as_mut().unwrap().write_all(b"shutdown\n").unwrap();

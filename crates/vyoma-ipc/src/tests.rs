@@ -29,6 +29,20 @@ fn trio() -> Arc<Broker> {
     )
 }
 
+/// `s` may send to anyone; `r` accepts anyone, with an inbox bounded by `limits`.
+fn sender_and_receiver(limits: InboxLimits) -> Arc<Broker> {
+    Broker::new(
+        [
+            spec("s", Peers::Any, Peers::None),
+            AppSpec {
+                limits,
+                ..spec("r", Peers::None, Peers::Any)
+            },
+        ],
+        InboxLimits::default(),
+    )
+}
+
 #[test]
 fn sender_is_stamped_by_the_broker() {
     let b = trio();
@@ -118,21 +132,11 @@ fn per_sender_order_is_kept() {
 
 #[test]
 fn inbox_is_bounded_by_count_and_bytes() {
-    let limits = InboxLimits {
+    let b = sender_and_receiver(InboxLimits {
         messages: 3,
         bytes: 10,
         message: 8,
-    };
-    let b = Broker::new(
-        [
-            spec("s", Peers::Any, Peers::None),
-            AppSpec {
-                limits,
-                ..spec("r", Peers::None, Peers::Any)
-            },
-        ],
-        InboxLimits::default(),
-    );
+    });
     let mut s = b.endpoint("s").unwrap();
     assert_eq!(s.send("r", vec![0; 9]), Err(IpcError::TooLarge { size: 9, limit: 8 }));
     s.send("r", vec![0; 8]).unwrap();
@@ -187,20 +191,10 @@ async fn recv_waits_and_times_out() {
 
 #[tokio::test(start_paused = true)]
 async fn send_wait_waits_for_room() {
-    let limits = InboxLimits {
+    let b = sender_and_receiver(InboxLimits {
         messages: 1,
         ..InboxLimits::default()
-    };
-    let b = Broker::new(
-        [
-            spec("s", Peers::Any, Peers::None),
-            AppSpec {
-                limits,
-                ..spec("r", Peers::None, Peers::Any)
-            },
-        ],
-        InboxLimits::default(),
-    );
+    });
     let mut s = b.endpoint("s").unwrap();
     s.send("r", b"1".to_vec()).unwrap();
     assert_eq!(

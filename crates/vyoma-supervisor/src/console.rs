@@ -314,6 +314,23 @@ where
     }
 }
 
+/// Runs the console on this process's standard input and output (a terminal, a serial
+/// line or a pipe), with a prompt when the input is a terminal. See [`run`].
+pub async fn run_stdio(
+    sup: &Supervisor,
+    interrupts: tokio::sync::mpsc::UnboundedReceiver<()>,
+) -> std::io::Result<ConsoleEnd> {
+    let prompt = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    run(
+        sup,
+        tokio::io::BufReader::new(tokio::io::stdin()),
+        tokio::io::stdout(),
+        prompt,
+        interrupts,
+    )
+    .await
+}
+
 async fn write_lines<W: AsyncWrite + Unpin>(out: &mut W, lines: &[LogLine]) -> std::io::Result<()> {
     let mut s = String::new();
     for l in lines {
