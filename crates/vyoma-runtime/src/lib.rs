@@ -5,8 +5,11 @@
 //! times ([`Runtime::load`]), and running one instance to its end ([`Runtime::run`]),
 //! reporting a precise [`ExitReason`]. Apps are preempted by epoch interruption and yield
 //! to the async scheduler, so a busy loop cannot starve anything, and every wait inside a
-//! WASI call is an async wait that costs no OS thread and can be cancelled by dropping the
-//! future (that is how the supervisor kills an app).
+//! WASI or IPC call is an async wait that costs no OS thread and can be cancelled by
+//! dropping the future (that is how the supervisor kills an app). It also holds the host
+//! side of `vyoma:app/ipc` (over `vyoma-ipc`'s broker) and, with the `compiler` feature,
+//! compiles apps for the image ([`precompile_for_image`]); without it (the image's
+//! supervisor) it only loads those artifacts.
 //!
 //! What it is not for: deciding when apps start, stop or restart (`vyoma-supervisor` with
 //! `vyoma-lifecycle`), or parsing manifests (`vyoma-manifest`).
@@ -265,6 +268,11 @@ impl Runtime {
         }
         let (component, outcome) = match wasmtime::Engine::detect_precompiled(&wasm) {
             None => self.cache.load(&self.engine, &wasm, &sha, path)?,
+            Some(wasmtime::Precompiled::Module) => {
+                return Err(RuntimeError::CoreModule {
+                    path: path.to_path_buf(),
+                });
+            }
             Some(_) if !self.trust_precompiled => {
                 return Err(RuntimeError::Untrusted {
                     path: path.to_path_buf(),

@@ -1,5 +1,7 @@
 //! The VyomaOS supervisor: the registry of apps, the driver that carries out their
-//! lifecycles, and the operator console's commands.
+//! lifecycles, the IPC broker they share (one per boot; each instance gets its app's
+//! endpoint), and the operator console's commands (including `@app: text`). The same code
+//! runs hosted (`vyoma run`) and as PID 1 in the image (`vyoma-init`).
 //!
 //! How a request flows: an operator line (or boot) becomes a [`console::Command`]; the
 //! command becomes a lifecycle [`Event`] for one app; [`Supervisor::apply`] feeds it to the
