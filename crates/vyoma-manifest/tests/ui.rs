@@ -41,3 +41,28 @@ fn golden_errors() {
         failures.join("\n")
     );
 }
+
+/// The complete example in docs/manifest.md is a valid manifest, with every grant set.
+#[test]
+fn the_documented_example_is_valid() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/manifest.md")).unwrap();
+    let start = doc.find("## Complete example").expect("the example section");
+    let toml = doc[start..]
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a toml block");
+    let m = Manifest::parse(toml, "docs/manifest.md").unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(m.name, "web-cache");
+    assert_eq!(m.limits.inbox, 256);
+    let send: Vec<&str> = m
+        .capabilities
+        .ipc
+        .send
+        .names()
+        .iter()
+        .map(|n| n.value.as_str())
+        .collect();
+    assert_eq!(send, ["logger", "console"]);
+    assert!(m.capabilities.network.is_some() && !m.capabilities.dirs.is_empty());
+}
