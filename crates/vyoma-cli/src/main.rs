@@ -198,7 +198,7 @@ async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Resu
         }
         Err(e) => return Err(e.into()),
     };
-    let sup = booted.supervisor;
+    let sup = booted.supervisor.clone();
     let runtime = sup.runtime().clone();
     println!(
         "VyomaOS: {} apps from {}; allocator: {}; compile cache: {}",
@@ -208,17 +208,8 @@ async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Resu
         runtime.cache().dir().map_or("off".into(), |d| d.display().to_string())
     );
     // Apps with missing files or unloadable components fail on start; the rest run.
-    for name in sup.names() {
-        if let Ok(d) = sup.detail(name) {
-            let load_error = booted
-                .load_failures
-                .iter()
-                .find(|(app, _)| app == name)
-                .map(|(_, e)| e.as_str());
-            for problem in vyoma_supervisor::app_problems(&d.manifest, load_error) {
-                eprintln!("{problem}");
-            }
-        }
+    for problem in booted.problems() {
+        eprintln!("{problem}");
     }
 
     if no_console {

@@ -23,7 +23,7 @@ use vyoma_init::{
 };
 use vyoma_lifecycle::AppState;
 use vyoma_runtime::RuntimeConfig;
-use vyoma_supervisor::{BootError, RealClock, app_problems, boot_selected, console};
+use vyoma_supervisor::{BootError, RealClock, boot_selected, console};
 
 /// Exit codes in hosted mode (PID 1 never exits: it powers off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +168,7 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
         }
         Err(e) => return Err(e.into()),
     };
-    let sup = booted.supervisor;
+    let sup = booted.supervisor.clone();
     say(&format!(
         "VyomaOS: {} apps from {}; allocator: {}",
         sup.names().len(),
@@ -182,17 +182,8 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
         ));
     }
     // A missing file or broken component fails that app alone; say so, the rest run.
-    for name in sup.names() {
-        if let Ok(d) = sup.detail(name) {
-            let load_error = booted
-                .load_failures
-                .iter()
-                .find(|(app, _)| app == name)
-                .map(|(_, e)| e.as_str());
-            for problem in app_problems(&d.manifest, load_error) {
-                say(&problem.to_string());
-            }
-        }
+    for problem in booted.problems() {
+        say(&problem.to_string());
     }
     let settled = sup.wait_settled(Duration::from_secs(60)).await;
     let rows = sup.status();

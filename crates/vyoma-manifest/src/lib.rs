@@ -211,6 +211,11 @@ impl Peers {
             Peers::Only(v) => v,
         }
     }
+
+    /// The names listed, as text (none for `*`).
+    pub fn iter_names(&self) -> impl Iterator<Item = &str> {
+        self.names().iter().map(|n| n.value.as_str())
+    }
 }
 
 impl std::fmt::Display for Peers {
@@ -218,10 +223,7 @@ impl std::fmt::Display for Peers {
         match self {
             Peers::Any(_) => f.write_str("* (every app)"),
             Peers::Only(v) if v.is_empty() => f.write_str("(none)"),
-            Peers::Only(v) => {
-                let names: Vec<&str> = v.iter().map(|n| n.value.as_str()).collect();
-                f.write_str(&names.join(", "))
-            }
+            Peers::Only(_) => f.write_str(&self.iter_names().collect::<Vec<_>>().join(", ")),
         }
     }
 }

@@ -175,14 +175,7 @@ fn ipc_app(name: &str, grants: &str) -> Manifest {
 #[test]
 fn ipc_grants_parse_and_name_known_apps() {
     let a = ipc_app("a", "send = [\"b\", \"console\"]\naccept = [\"*\"]");
-    let names: Vec<&str> = a
-        .capabilities
-        .ipc
-        .send
-        .names()
-        .iter()
-        .map(|n| n.value.as_str())
-        .collect();
+    let names: Vec<&str> = a.capabilities.ipc.send.iter_names().collect();
     assert_eq!(names, ["b", "console"]);
     assert!(matches!(a.capabilities.ipc.accept, Peers::Any(_)));
     assert_eq!(a.capabilities.ipc.accept.to_string(), "* (every app)");

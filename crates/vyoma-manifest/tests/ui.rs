@@ -55,14 +55,7 @@ fn the_documented_example_is_valid() {
     let m = Manifest::parse(toml, "docs/manifest.md").unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(m.name, "web-cache");
     assert_eq!(m.limits.inbox, 256);
-    let send: Vec<&str> = m
-        .capabilities
-        .ipc
-        .send
-        .names()
-        .iter()
-        .map(|n| n.value.as_str())
-        .collect();
+    let send: Vec<&str> = m.capabilities.ipc.send.iter_names().collect();
     assert_eq!(send, ["logger", "console"]);
     assert!(m.capabilities.network.is_some() && !m.capabilities.dirs.is_empty());
 }

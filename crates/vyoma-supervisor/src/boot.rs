@@ -98,6 +98,25 @@ pub async fn boot_selected(
     })
 }
 
+impl Booted {
+    /// Every app's problems after start-up, each with file, line and column: missing files
+    /// and components that failed to load. Those apps fail when started; the others run.
+    pub fn problems(&self) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        for name in self.supervisor.names() {
+            if let Ok(d) = self.supervisor.detail(name) {
+                let load_error = self
+                    .load_failures
+                    .iter()
+                    .find(|(app, _)| app == name)
+                    .map(|(_, e)| e.as_str());
+                out.extend(app_problems(&d.manifest, load_error));
+            }
+        }
+        out
+    }
+}
+
 /// One app's problems, each with file, line and column: files its manifest names that are
 /// missing, then its component's load error, unless the component is itself one of the
 /// missing files (reported once). Shared by `vyoma check`, `vyoma run`

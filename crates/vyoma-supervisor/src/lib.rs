@@ -679,7 +679,7 @@ pub fn ipc_spec(m: &Manifest) -> AppSpec {
         match p {
             vyoma_manifest::Peers::Any(_) => vyoma_ipc::Peers::Any,
             vyoma_manifest::Peers::Only(v) if v.is_empty() => vyoma_ipc::Peers::None,
-            vyoma_manifest::Peers::Only(v) => vyoma_ipc::Peers::Only(v.iter().map(|n| n.value.clone()).collect()),
+            vyoma_manifest::Peers::Only(_) => vyoma_ipc::Peers::Only(p.iter_names().map(String::from).collect()),
         }
     }
     let g = &m.capabilities.ipc;
