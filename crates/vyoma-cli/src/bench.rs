@@ -88,7 +88,8 @@ fn proc_kib(file: &str, key: &str) -> u64 {
         * 1024
 }
 
-fn write_apps(root: &Path, n: usize, component: &Path) -> anyhow::Result<()> {
+/// Writes `n` app folders (`t0000`, ...) that run `component` as a ticker.
+pub(crate) fn write_apps(root: &Path, n: usize, component: &Path) -> anyhow::Result<()> {
     for i in 0..n {
         let dir = root.join(format!("t{i:04}"));
         std::fs::create_dir_all(&dir)?;

@@ -59,21 +59,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn write_tickers(root: &Path, n: usize, component: &Path) -> anyhow::Result<()> {
-    for i in 0..n {
-        let dir = root.join(format!("t{i:04}"));
-        std::fs::create_dir_all(&dir)?;
-        std::fs::copy(component, dir.join("ticker.wasm"))?;
-        std::fs::write(
-            dir.join("app.toml"),
-            format!(
-                "manifest_version = 1\n[app]\nname = \"t{i:04}\"\nversion = \"0.1.0\"\ncomponent = \"ticker.wasm\"\nargs = [\"1000\"]\n[limits]\nmemory = \"4 MiB\"\nlog_buffer = \"4 KiB\"\n"
-            ),
-        )?;
-    }
-    Ok(())
-}
-
 fn build(apps: &Path, out: &Path, cache: &Path) -> anyhow::Result<ImageReport> {
     Ok(vyoma_image::build(&BuildOptions {
         apps: apps.to_path_buf(),
@@ -92,7 +77,7 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
     let work = tempfile::tempdir()?;
     let default = build(&crate::default_apps(), &work.path().join("default"), &cache)?;
     let many_apps = work.path().join("many");
-    write_tickers(&many_apps, args.apps, &crate::default_apps().join("ticker/ticker.wasm"))?;
+    crate::bench::write_apps(&many_apps, args.apps, &crate::default_apps().join("ticker/ticker.wasm"))?;
     let many = build(&many_apps, &work.path().join("many-image"), &cache)?;
 
     // The baseline: the same kernel, an initramfs holding only the trivial init.
@@ -113,7 +98,10 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
         default.dir.join(vyoma_image::KERNEL_FILE),
         trivial.join(vyoma_image::KERNEL_FILE),
     )?;
-    std::fs::write(trivial.join(vyoma_image::INITRAMFS_FILE), tree.to_cpio_zstd(19)?)?;
+    std::fs::write(
+        trivial.join(vyoma_image::INITRAMFS_FILE),
+        vyoma_image::initramfs::compress(&tree.to_cpio()?)?,
+    )?;
     std::fs::write(trivial.join(vyoma_image::CMDLINE_FILE), vyoma_image::DEFAULT_CMDLINE)?;
 
     let accel = detect_accel();
@@ -154,7 +142,7 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
     );
     println!("| image | kernel | initramfs | total | of which /init | apps (precompiled) |");
     println!("|---|---:|---:|---:|---:|---:|");
-    for (name, r) in [("default set", &default), (&*format!("{} apps", args.apps), &many)] {
+    for (name, r) in [("default set", &default), ("tickers", &many)] {
         println!(
             "| {name} ({} apps) | {} | {} | {} | {} | {} |",
             r.apps.len(),

@@ -96,12 +96,14 @@ impl Tree {
         cpio::newc::trailer(&mut out).map_err(io)?;
         Ok(out)
     }
+}
 
-    /// The archive compressed with zstd at `level`.
-    pub fn to_cpio_zstd(&self, level: i32) -> Result<Vec<u8>, ImageError> {
-        let cpio = self.to_cpio()?;
-        zstd::bulk::compress(&cpio, level).map_err(|e| ImageError::io("compressing the initramfs".into(), e))
-    }
+/// zstd level for the initramfs: the smallest archive the kernel still unpacks quickly.
+const ZSTD_LEVEL: i32 = 19;
+
+/// An archive from [`Tree::to_cpio`], compressed as the kernel unpacks it.
+pub fn compress(cpio: &[u8]) -> Result<Vec<u8>, ImageError> {
+    zstd::bulk::compress(cpio, ZSTD_LEVEL).map_err(|e| ImageError::io("compressing the initramfs".into(), e))
 }
 
 #[cfg(test)]
@@ -181,7 +183,7 @@ mod tests {
             },
         );
         assert_eq!(t.to_cpio().unwrap(), t.clone().to_cpio().unwrap());
-        let z = t.to_cpio_zstd(3).unwrap();
+        let z = compress(&t.to_cpio().unwrap()).unwrap();
         assert!(z.len() < 1000, "{} bytes", z.len());
         assert_eq!(zstd::bulk::decompress(&z, 1 << 20).unwrap(), t.to_cpio().unwrap());
     }

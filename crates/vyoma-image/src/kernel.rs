@@ -115,12 +115,15 @@ pub fn kernel(cache_root: &Path) -> Result<Kernel, ImageError> {
     let key = cache_key(&source, FRAGMENT)?;
     let dir = cache_root.join("kernel").join(&key);
     let bz = dir.join("bzImage");
-    if bz.is_file() {
-        return Ok(Kernel {
-            path: bz,
-            key,
+    let cached = || {
+        bz.is_file().then(|| Kernel {
+            path: bz.clone(),
+            key: key.clone(),
             built: false,
-        });
+        })
+    };
+    if let Some(k) = cached() {
+        return Ok(k);
     }
     std::fs::create_dir_all(&dir).map_err(|e| ImageError::io(format!("creating {}", dir.display()), e))?;
     let lock = std::fs::File::create(dir.join(".lock"))
@@ -128,12 +131,8 @@ pub fn kernel(cache_root: &Path) -> Result<Kernel, ImageError> {
     lock.lock()
         .map_err(|e| ImageError::io(format!("locking {}", dir.display()), e))?;
     // Someone else may have built it while we waited for the lock.
-    if bz.is_file() {
-        return Ok(Kernel {
-            path: bz,
-            key,
-            built: false,
-        });
+    if let Some(k) = cached() {
+        return Ok(k);
     }
     let src = extract(cache_root, &source)?;
     let build = dir.join("build");

@@ -31,8 +31,6 @@ pub const CMDLINE_FILE: &str = "cmdline";
 /// The kernel command line an image boots with: the serial console, no kernel chatter,
 /// and a kernel panic reboots at once (which, under `vyoma boot`, ends QEMU).
 pub const DEFAULT_CMDLINE: &str = "console=ttyS0 quiet panic=-1";
-/// zstd level for the initramfs: the smallest archive the kernel still unpacks quickly.
-const ZSTD_LEVEL: i32 = 19;
 
 /// Why an image could not be built or started.
 #[derive(Debug, thiserror::Error)]
@@ -209,8 +207,9 @@ pub fn build(opts: &BuildOptions) -> Result<ImageReport, ImageError> {
         },
     );
     let kernel = kernel::kernel(&opts.cache_root)?;
-    let unpacked = tree.to_cpio()?.len() as u64;
-    let packed = tree.to_cpio_zstd(ZSTD_LEVEL)?;
+    let cpio = tree.to_cpio()?;
+    let unpacked = cpio.len() as u64;
+    let packed = initramfs::compress(&cpio)?;
     write(&opts.out, &kernel.path, &packed)?;
     Ok(ImageReport {
         dir: opts.out.clone(),

@@ -130,7 +130,7 @@ pub fn stage_apps(dir: &Path, tree: &mut Tree) -> Result<Vec<StagedApp>, ImageEr
         let artifact_size = match compiled.get(&sha) {
             Some(size) => *size,
             None => {
-                let (a, _) = vyoma_runtime::precompile_for_image(&wasm, component).map_err(|e| {
+                let a = vyoma_runtime::precompile_for_image(&wasm, component).map_err(|e| {
                     ImageError::Apps(Diagnostics(vec![
                         m.source.diagnostic(m.component.span.clone(), e.to_string()),
                     ]))

@@ -16,6 +16,7 @@
 //! (`vyoma-supervisor`). Time only enters as `tokio::time` timeouts, so tests run on a
 //! paused clock.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -350,11 +351,6 @@ impl Broker {
         self.boxes.get(app).map(|m| m.counters())
     }
 
-    /// An app's inbox bounds, or `None` for an unknown app.
-    pub fn limits(&self, app: &str) -> Option<InboxLimits> {
-        self.boxes.get(app).map(|m| m.limits)
-    }
-
     fn is_console(&self, m: &Mailbox) -> bool {
         std::ptr::eq(m, &*self.console)
     }
@@ -449,11 +445,6 @@ impl Endpoint {
         &self.me.name
     }
 
-    /// The broker.
-    pub fn broker(&self) -> &Arc<Broker> {
-        &self.broker
-    }
-
     fn route(&mut self, to: &str) -> Result<Arc<Mailbox>, IpcError> {
         if let Some(r) = self.routes.get(to) {
             return r.clone();
@@ -464,6 +455,14 @@ impl Endpoint {
         }
         self.routes.insert(to.to_string(), r.clone());
         r
+    }
+
+    /// The inbox a message of `size` bytes to `to` goes into, if the grants allow it and
+    /// the receiver accepts that size.
+    fn target(&mut self, to: &str, size: usize) -> Result<Arc<Mailbox>, IpcError> {
+        let t = self.route(to)?;
+        t.check_size(size)?;
+        Ok(t)
     }
 
     /// Counts the outcome of a send by this app.
@@ -483,21 +482,17 @@ impl Endpoint {
 
     /// Queues `body` for `to` now, or fails without waiting.
     pub fn send(&mut self, to: &str, body: Vec<u8>) -> Result<(), IpcError> {
-        let r = self.route(to).and_then(|t| {
-            t.check_size(body.len())?;
-            t.push(self.message(body, None)).map_err(|_| IpcError::Full)
-        });
+        let r = self
+            .target(to, body.len())
+            .and_then(|t| t.push(self.message(body, None)).map_err(|_| IpcError::Full));
         self.tally(r)
     }
 
     /// Queues `body` for `to`, waiting up to `timeout` for room.
     pub async fn send_wait(&mut self, to: &str, body: Vec<u8>, timeout: Duration) -> Result<(), IpcError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let r = match self.route(to) {
-            Ok(t) => match t.check_size(body.len()) {
-                Ok(()) => t.push_until(self.message(body, None), deadline).await,
-                Err(e) => Err(e),
-            },
+        let r = match self.target(to, body.len()) {
+            Ok(t) => t.push_until(self.message(body, None), deadline).await,
             Err(e) => Err(e),
         };
         self.tally(r)
@@ -537,7 +532,7 @@ impl Endpoint {
     /// the answer).
     pub async fn request(&mut self, to: &str, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, IpcError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let target = match self.route(to).and_then(|t| t.check_size(body.len()).map(|()| t)) {
+        let target = match self.target(to, body.len()) {
             Ok(t) => t,
             Err(e) => return self.tally(Err(e)),
         };
@@ -563,31 +558,31 @@ impl Endpoint {
     fn answer(&self, token: u64, body: Vec<u8>) -> Result<(), IpcError> {
         let pending = {
             let mut table = self.broker.pending();
-            match table.by_token.get(&token) {
-                Some(p) if p.replier == self.me.name => {}
+            let entry = match table.by_token.entry(token) {
+                Entry::Occupied(e) if e.get().replier == self.me.name => e,
                 _ => {
                     return Err(IpcError::NotPermitted(format!(
                         "no request with token {token} is waiting for an answer from `{}` (never sent to it, already answered, or the requester stopped waiting)",
                         self.me.name
                     )));
                 }
-            }
-            if body.len() > table.by_token[&token].limit {
+            };
+            let limit = entry.get().limit;
+            if body.len() > limit {
                 return Err(IpcError::TooLarge {
                     size: body.len(),
-                    limit: table.by_token[&token].limit,
+                    limit,
                 });
             }
-            table.by_token.remove(&token)
+            entry.remove()
         };
-        match pending.map(|p| p.to) {
-            Some(ReplyTo::Waiter(tx)) => tx.send(body).map_err(|_| IpcError::Timeout),
-            Some(ReplyTo::Console) => self
+        match pending.to {
+            ReplyTo::Waiter(tx) => tx.send(body).map_err(|_| IpcError::Timeout),
+            ReplyTo::Console => self
                 .broker
                 .console
                 .push(self.message(body, None))
                 .map_err(|_| IpcError::Full),
-            None => Err(IpcError::Timeout),
         }
     }
 
@@ -597,8 +592,7 @@ impl Endpoint {
         if !self.broker.is_console(&self.me) {
             return Err(IpcError::NotPermitted(format!("`{}` is not the console", self.me.name)));
         }
-        let target = self.route(to)?;
-        target.check_size(body.len())?;
+        let target = self.target(to, body.len())?;
         let token = self.broker.file(
             target.name.clone(),
             self.broker.console.limits.message,

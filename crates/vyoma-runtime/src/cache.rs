@@ -150,16 +150,14 @@ fn store(dir: &Path, file: &Path, artifact: &[u8]) -> std::io::Result<()> {
 pub const IMAGE_TARGET: &str = "x86_64-unknown-linux-musl";
 
 /// Compiles `wasm` for the image's supervisor: the same engine settings as
-/// [`crate::Runtime`] uses, for [`IMAGE_TARGET`]. Returns the artifact and the fingerprint of
-/// the engine it is for.
+/// [`crate::Runtime`] uses, for [`IMAGE_TARGET`].
 #[cfg(feature = "compiler")]
-pub fn precompile_for_image(wasm: &[u8], origin: &Path) -> Result<(Vec<u8>, String), RuntimeError> {
+pub fn precompile_for_image(wasm: &[u8], origin: &Path) -> Result<Vec<u8>, RuntimeError> {
     let engine = crate::engine::image_engine()?;
-    let artifact = engine.precompile_component(wasm).map_err(|e| RuntimeError::Compile {
+    engine.precompile_component(wasm).map_err(|e| RuntimeError::Compile {
         path: origin.to_path_buf(),
         message: format!("{e:#}"),
-    })?;
-    Ok((artifact, engine_fingerprint(&engine)))
+    })
 }
 
 /// Loads an artifact made by [`precompile_for_image`] from a VyomaOS image.

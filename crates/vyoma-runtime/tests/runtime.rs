@@ -124,7 +124,7 @@ fn precompiled_artifacts_load_only_when_trusted_and_only_for_their_engine() {
     let source = wasm("hello");
     let bytes = std::fs::read(&source).unwrap();
     // What `vyoma image build` makes for the image's supervisor.
-    let (for_image, _) = vyoma_runtime::precompile_for_image(&bytes, &source).unwrap();
+    let for_image = vyoma_runtime::precompile_for_image(&bytes, &source).unwrap();
     let image_file = d.path().join("hello.cwasm");
     std::fs::write(&image_file, &for_image).unwrap();
 
