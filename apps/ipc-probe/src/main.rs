@@ -13,10 +13,14 @@
 //! - `serve`                forever: print each message, answer requests with `ack:TEXT`
 //! - `poll:MS`              wait for a message or an MS timer, print which came first
 //! - `sleep:MS`, `crash`    sleep; panic (to test restarts)
+//! - `graceful:MS`          wait until asked to stop, print `stopping`, take MS to finish
+//!   (printing `flushed`), then return from main
+//! - `deaf`                 read the stop request once, then never end (to test the
+//!   stop timeout)
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use vyoma_sdk::{clock, ipc, poll};
+use vyoma_sdk::{clock, ipc, lifecycle, poll};
 
 fn show(r: Result<(), ipc::Error>) -> String {
     match r {
@@ -98,6 +102,20 @@ fn main() {
             }
             "sleep" => std::thread::sleep(Duration::from_millis(num(1))),
             "crash" => panic!("crash requested"),
+            "graceful" => {
+                println!("waiting for stop");
+                let stop = lifecycle::subscribe_stop();
+                poll::poll(&[&stop]);
+                println!("stopping (asked: {})", lifecycle::stop_requested());
+                std::thread::sleep(Duration::from_millis(num(1)));
+                println!("flushed");
+            }
+            "deaf" => {
+                println!("deaf (asked: {})", lifecycle::stop_requested());
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
+            }
             other => panic!("unknown operation `{other}`"),
         }
     }

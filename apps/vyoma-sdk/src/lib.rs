@@ -15,8 +15,8 @@
 //! }
 //! ```
 //!
-//! What it is for: thin, typed wrappers over the `vyoma:app/ipc` WIT interface (in the
-//! repository's `wit/`), plus the WASI pieces needed to wait on several things at once
+//! What it is for: thin, typed wrappers over the `vyoma:app/ipc` and `vyoma:app/lifecycle`
+//! WIT interfaces (in the repository's `wit/`), plus the WASI pieces needed to wait on several things at once
 //! ([`poll`], [`clock`]). An app that uses only WASI does not need this crate, and keeps
 //! working unchanged.
 //!
@@ -62,6 +62,46 @@ pub mod clock {
     /// A pollable that becomes ready after `d`.
     pub fn after(d: Duration) -> Pollable {
         monotonic_clock::subscribe_duration(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
+/// The app's own lifecycle (`vyoma:app/lifecycle`): learning that the supervisor asks it
+/// to end, so it can finish its work first.
+///
+/// An app that uses this module is stopped gracefully: `stop`, a shutdown or an update
+/// asks it to end, and it has its manifest's `[lifecycle] stop_timeout` (default 5 s) to
+/// return from `main` before it is killed. An app that does not use it is killed at once.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use vyoma_sdk::{clock, ipc, lifecycle, poll};
+///
+/// let stop = lifecycle::subscribe_stop();
+/// let inbox = ipc::subscribe();
+/// loop {
+///     let ready = poll::poll(&[&stop, &inbox, &clock::after(Duration::from_secs(1))]);
+///     if ready.contains(&0) {
+///         break; // flush state, then return from main
+///     }
+///     while let Some(m) = ipc::try_recv() {
+///         // handle m
+///         let _ = m;
+///     }
+/// }
+/// ```
+pub mod lifecycle {
+    use crate::bindings::vyoma::app::lifecycle as wit;
+    pub use crate::poll::Pollable;
+
+    /// Whether the supervisor has asked this instance to end; never blocks.
+    pub fn stop_requested() -> bool {
+        wit::stop_requested()
+    }
+
+    /// A pollable that becomes ready when the supervisor asks this instance to end;
+    /// combine it with other pollables in [`crate::poll::poll`].
+    pub fn subscribe_stop() -> Pollable {
+        wit::subscribe_stop()
     }
 }
 

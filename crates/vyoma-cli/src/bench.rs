@@ -302,11 +302,19 @@ pub(crate) async fn run_one(dir: &Path) -> anyhow::Result<Exit> {
     let broker = vyoma_ipc::Broker::new([vyoma_supervisor::ipc_spec(&m)], vyoma_ipc::InboxLimits::default());
     let ipc = broker.endpoint(&m.name).expect("the broker was built with this app");
     let reason = rt
-        .run(&m, &c, &log, Arc::new(AtomicU64::new(0)), ipc, || {
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(b"r");
-            let _ = out.flush();
-        })
+        .run(
+            &m,
+            &c,
+            &log,
+            Arc::new(AtomicU64::new(0)),
+            ipc,
+            vyoma_runtime::StopRequest::never(),
+            || {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(b"r");
+                let _ = out.flush();
+            },
+        )
         .await;
     Ok(match reason {
         ExitReason::Code(0) => Exit::Ok,

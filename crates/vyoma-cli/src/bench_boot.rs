@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use vyoma_image::initramfs::{Node, Tree};
-use vyoma_image::qemu::{Accel, Serial, Vm, detect_accel};
+use vyoma_image::qemu::{Accel, Serial, Vm};
 use vyoma_image::{BuildOptions, ImageReport};
 
 use crate::Exit;
@@ -22,6 +22,8 @@ pub(crate) struct BenchBootArgs {
     /// Apps in the large image (each runs the bundled ticker).
     #[arg(long, default_value_t = 200)]
     apps: usize,
+    #[command(flatten)]
+    accel: crate::image::AccelArg,
 }
 
 /// The line the trivial init prints.
@@ -104,13 +106,10 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
     )?;
     std::fs::write(trivial.join(vyoma_image::CMDLINE_FILE), vyoma_image::DEFAULT_CMDLINE)?;
 
-    let accel = detect_accel();
-    let vm = |dir: &PathBuf| -> anyhow::Result<Vm> {
-        let mut v = Vm::from_image(dir, "")?;
-        v.accel = accel.clone();
-        Ok(v)
-    };
+    let choice = args.accel.choice()?;
+    let vm = |dir: &PathBuf| -> anyhow::Result<Vm> { Ok(Vm::from_image_with(dir, "", choice)?) };
     let (vt, vd, vm_many) = (vm(&trivial)?, vm(&default.dir)?, vm(&many.dir)?);
+    let accel = vt.accel.clone();
     let (mut t, mut d, mut m, mut dg, mut mg) = (vec![], vec![], vec![], vec![], vec![]);
     // Interleaved so drift on the machine affects every image alike.
     for _ in 0..args.runs.max(1) {
@@ -133,11 +132,13 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
 
     println!("# vyoma bench-boot\n");
     println!(
-        "QEMU {}, 2 vCPUs, 512 MiB; median of {} boots per image, interleaved\n",
+        "QEMU {}, {} vCPUs, {} MiB; median of {} boots per image, interleaved\n",
         match &accel {
             Accel::Kvm => "with KVM".to_string(),
             Accel::Tcg(why) => format!("with TCG software emulation ({why})"),
         },
+        vt.cpus,
+        vt.memory_mib,
         args.runs.max(1)
     );
     println!("| image | kernel | initramfs | total | of which /init | apps (precompiled) |");

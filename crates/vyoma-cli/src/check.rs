@@ -6,23 +6,27 @@ use std::path::Path;
 use vyoma_manifest::{AppSet, Manifest};
 use vyoma_runtime::{Runtime, RuntimeConfig};
 use vyoma_supervisor::app_problems;
+use vyoma_supervisor::console::terminal_safe;
 
 use crate::Exit;
 
 pub(crate) fn check(path: &Path, config: &RuntimeConfig) -> anyhow::Result<Exit> {
     let set = if path.is_file() {
-        Manifest::load(path).and_then(|m| AppSet::new(vec![m]))
+        Manifest::load(path).and_then(AppSet::lone)
     } else {
         AppSet::load_dir(path)
     };
     let set = match set {
         Ok(s) => s,
         Err(d) => {
-            println!("{d}");
+            println!("{}", terminal_safe(&d.to_string()));
             println!("{} problem(s) found", d.len());
             return Ok(Exit::InvalidApps);
         }
     };
+    for w in set.warnings() {
+        println!("{}", terminal_safe(&w.to_string()));
+    }
     let runtime = Runtime::new(&RuntimeConfig {
         capacity: 16,
         ..config.clone()
@@ -41,8 +45,11 @@ pub(crate) fn check(path: &Path, config: &RuntimeConfig) -> anyhow::Result<Exit>
             );
         }
         let load_error = loaded.and_then(Result::err).map(|e| e.to_string());
-        for d in app_problems(m, load_error.as_deref()) {
-            println!("{d}");
+        for d in app_problems(m, load_error.as_deref())
+            .into_iter()
+            .chain(runtime.grant_problems(m))
+        {
+            println!("{}", terminal_safe(&d.to_string()));
             problems += 1;
         }
     }

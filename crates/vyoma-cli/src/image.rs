@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use vyoma_image::qemu::{Accel, Vm};
+use vyoma_image::qemu::{Accel, AccelChoice, Vm};
 use vyoma_image::{BuildOptions, ImageError};
 
 use crate::Exit;
@@ -41,6 +41,27 @@ pub(crate) struct BootArgs {
     /// Guest CPUs.
     #[arg(long, default_value_t = 2)]
     cpus: u32,
+    #[command(flatten)]
+    pub(crate) accel: AccelArg,
+}
+
+/// `--accel`, shared by the commands that boot an image.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct AccelArg {
+    /// How QEMU runs the guest: `kvm`, `tcg` (software emulation), or `auto` (KVM if a
+    /// short test boot works on this host, cached per host) [default: $VYOMA_ACCEL, else auto].
+    #[arg(long, value_name = "auto|kvm|tcg")]
+    accel: Option<AccelChoice>,
+}
+
+impl AccelArg {
+    /// The flag, else `$VYOMA_ACCEL`, else auto.
+    pub(crate) fn choice(&self) -> anyhow::Result<AccelChoice> {
+        match self.accel {
+            Some(c) => Ok(c),
+            None => AccelChoice::from_env().map_err(anyhow::Error::msg),
+        }
+    }
 }
 
 /// The image folder `vyoma image build` writes by default.
@@ -91,7 +112,7 @@ pub(crate) fn image(cmd: ImageCmd) -> anyhow::Result<Exit> {
 
 pub(crate) fn boot(args: BootArgs) -> anyhow::Result<Exit> {
     let dir = args.image.unwrap_or_else(default_image);
-    let mut vm = Vm::from_image(&dir, &args.append)?;
+    let mut vm = Vm::from_image_with(&dir, &args.append, args.accel.choice()?)?;
     vm.memory_mib = args.memory;
     vm.cpus = args.cpus;
     if let Accel::Tcg(why) = &vm.accel {
@@ -103,12 +124,7 @@ pub(crate) fn boot(args: BootArgs) -> anyhow::Result<Exit> {
         vm.memory_mib,
         vm.cpus
     );
-    let status = vm.command(true).status().with_context(|| {
-        format!(
-            "cannot run {} (`apt-get install qemu-system-x86`)",
-            vyoma_image::qemu::QEMU
-        )
-    })?;
+    let status = vyoma_image::qemu::run_interactive(&vm)?;
     if status.success() {
         Ok(Exit::Ok)
     } else {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use vyoma_runtime::{PoolingChoice, RuntimeConfig};
-use vyoma_supervisor::{BootError, RealClock, boot, console};
+use vyoma_supervisor::{BootError, RealClock, console, prepare};
 
 /// Exit codes of `vyoma`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,15 +185,11 @@ async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Resu
     let (int_tx, int_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let booted = match boot(&dir, args.config(), Arc::new(RealClock::default())).await {
+    let mut booted = match prepare(&dir, args.config(), Arc::new(RealClock::default())).await {
         Ok(b) => b,
         Err(BootError::Apps(d)) => {
-            eprintln!("{d}");
-            eprintln!(
-                "error: {} problem(s) in {}; nothing was started",
-                d.len(),
-                dir.display()
-            );
+            eprintln!("{}", console::terminal_safe(&d.to_string()));
+            eprintln!("error: no apps to run in {}", dir.display());
             return Ok(Exit::InvalidApps);
         }
         Err(e) => return Err(e.into()),
@@ -207,9 +203,30 @@ async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Resu
         runtime.allocator(),
         runtime.cache().dir().map_or("off".into(), |d| d.display().to_string())
     );
-    // Apps with missing files or unloadable components fail on start; the rest run.
+    // Invalid apps are not started, and apps with missing files or unloadable components
+    // fail on start; the rest run.
     for problem in booted.problems() {
-        eprintln!("{problem}");
+        eprintln!("{}", console::terminal_safe(&problem.to_string()));
+    }
+    let cannot = sup.rejected().count();
+    if cannot > 0 {
+        eprintln!(
+            "note: {cannot} app(s) cannot run (they show as failed in `ps`, with their problems in `log APP`); the others start"
+        );
+    }
+    // Start the apps while serving signals: one during start-up stops what has started.
+    tokio::select! {
+        () = booted.start(None) => {}
+        _ = sigint.recv() => {
+            sup.shutdown().await;
+            println!("SIGINT during start-up: all apps stopped");
+            return Ok(Exit::Ok);
+        }
+        _ = sigterm.recv() => {
+            sup.shutdown().await;
+            println!("SIGTERM during start-up: all apps stopped");
+            return Ok(Exit::Ok);
+        }
     }
 
     if no_console {

@@ -180,7 +180,7 @@ fn check_accepts_the_bundled_apps() {
 }
 
 #[test]
-fn run_refuses_invalid_apps_and_starts_nothing() {
+fn run_starts_the_valid_apps_and_shows_the_invalid_ones_failed() {
     let d = tempfile::tempdir().unwrap();
     let a = d.path().join("a");
     std::fs::create_dir_all(&a).unwrap();
@@ -189,18 +189,49 @@ fn run_refuses_invalid_apps_and_starts_nothing() {
         "manifest_version = 1\n[app]\nname = \"a\"\nflavour = 1\n",
     )
     .unwrap();
-    let out = vyoma(&["run", d.path().to_str().unwrap()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let stderr = text(&out.stderr);
+    app(d.path(), "hello", "hello", "");
+    let out = session(d.path(), "wait hello exited\nps\nlog a\nstart a\nshutdown\n");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(
         stderr.contains("a/app.toml:4:1: error: unknown field `flavour`"),
         "{stderr}"
     );
-    assert!(stderr.contains("nothing was started"), "{stderr}");
-    assert!(out.stdout.is_empty());
+    assert!(stderr.contains("note: 1 app(s) cannot run"), "{stderr}");
+    assert!(stdout.contains("hello: exited"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("a ") && l.contains("failed") && l.contains("cannot run")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("error: `a` cannot run:"), "{stdout}");
+    // A folder without any app is still an error.
+    let empty = tempfile::tempdir().unwrap();
+    let out = vyoma(&["run", empty.path().to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("no apps found"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_lone_app_folder_checks_and_runs_without_its_peers() {
+    // The bundled `echo` depends on and talks to `logger`, which is not in its folder.
+    let echo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/default/echo");
+    let out = vyoma(&["check", echo.to_str().unwrap()]).output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("warning: app `echo` depends on `logger`, which is not here"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("checked 1 app(s): no problems"), "{stdout}");
+    let out = session(&echo, "wait echo running\n@echo: hi\nshutdown\n");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("echo: running"), "{stdout}");
 }
 
 #[test]

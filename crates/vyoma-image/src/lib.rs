@@ -10,6 +10,7 @@
 //!
 //! What it is not for: what runs inside the image (`vyoma-init`, `vyoma-supervisor`).
 
+pub mod accel;
 pub mod initramfs;
 pub mod kernel;
 pub mod qemu;
@@ -21,6 +22,10 @@ use std::path::{Path, PathBuf};
 use vyoma_manifest::Diagnostics;
 
 pub use stage::StagedApp;
+
+/// Where the image keeps its precompiled apps: the only folder the image's supervisor
+/// loads machine code from.
+pub const ARTIFACTS: &str = vyoma_runtime::IMAGE_ARTIFACTS;
 
 /// The kernel's file in an image folder.
 pub const KERNEL_FILE: &str = "bzImage";
@@ -49,6 +54,17 @@ pub enum ImageError {
     /// The supervisor binary for the image is missing.
     #[error("the image's init {} does not exist: build it with `./dev image` (a static x86_64-unknown-linux-musl build of vyoma-init)", .0.display())]
     NoInit(PathBuf),
+    /// A symbolic link in an app folder that the image cannot carry.
+    #[error("{}: {problem}; an image carries only the files inside each app's folder: copy the file in instead of linking to it", link.display())]
+    Link {
+        /// The link.
+        link: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// An invalid accelerator choice.
+    #[error("{0}")]
+    Accel(String),
     /// No image in that folder.
     #[error("no image in {}: it needs bzImage and initramfs.cpio.zst; build one with `vyoma image build`", .0.display())]
     NoImage(PathBuf),

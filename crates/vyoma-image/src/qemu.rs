@@ -1,7 +1,7 @@
-//! Running an image in QEMU: choosing KVM or software emulation (TCG), the command line,
-//! and, for tests and benchmarks, a driver for the serial console and a minimal QMP client.
+//! Running an image in QEMU: the command line, and, for tests and benchmarks, a driver for
+//! the serial console and a minimal QMP client. Which accelerator to use is [`crate::accel`]'s.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -9,56 +9,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::{CMDLINE_FILE, INITRAMFS_FILE, ImageError, KERNEL_FILE};
+pub use crate::accel::{Accel, AccelChoice};
+use crate::{CMDLINE_FILE, INITRAMFS_FILE, ImageError, KERNEL_FILE, accel};
 
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-x86_64";
-
-/// How QEMU runs the guest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Accel {
-    /// Hardware virtualisation.
-    Kvm,
-    /// Software emulation, with the reason KVM was not used.
-    Tcg(String),
-}
-
-/// Uses KVM if QEMU can actually run a vCPU with it here, else TCG. `/dev/kvm` existing is
-/// not enough: on some hosts (nested virtualisation) KVM opens but QEMU aborts setting up
-/// the vCPU, so the probe creates one, paused, the same way a boot does.
-pub fn detect_accel() -> Accel {
-    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
-        return Accel::Tcg(format!("/dev/kvm is not usable: {e}"));
-    }
-    // With KVM working, QEMU creates the paused vCPU, reaches its monitor and `quit`s;
-    // without, it exits (or aborts) at once with an error.
-    let probe = Command::new(QEMU)
-        .args([
-            "-accel", "kvm", "-cpu", "host", "-M", "q35", "-m", "64", "-smp", "1", "-S",
-        ])
-        .args(["-nodefaults", "-display", "none", "-monitor", "stdio"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            if let Some(mut i) = c.stdin.take() {
-                let _ = i.write_all(b"quit\n");
-            }
-            c.wait_with_output()
-        });
-    match probe {
-        Ok(o) if o.status.success() => Accel::Kvm,
-        Ok(o) => Accel::Tcg(format!(
-            "QEMU cannot use KVM: {}",
-            String::from_utf8_lossy(&o.stderr)
-                .lines()
-                .next()
-                .unwrap_or("it stopped without saying why")
-        )),
-        Err(e) => Accel::Tcg(format!("cannot run {QEMU}: {e}")),
-    }
-}
 
 /// A VM to start.
 #[derive(Debug, Clone)]
@@ -81,8 +36,15 @@ pub struct Vm {
 
 impl Vm {
     /// The VM for the image in `dir` (as written by `vyoma image build`), with `extra`
-    /// appended to its kernel command line.
+    /// appended to its kernel command line, and the accelerator `$VYOMA_ACCEL` asks for
+    /// (default: KVM if a probe boot works on this host, else TCG).
     pub fn from_image(dir: &Path, extra: &str) -> Result<Vm, ImageError> {
+        let choice = AccelChoice::from_env().map_err(ImageError::Accel)?;
+        Vm::from_image_with(dir, extra, choice)
+    }
+
+    /// [`Vm::from_image`] with an explicit accelerator choice.
+    pub fn from_image_with(dir: &Path, extra: &str, choice: AccelChoice) -> Result<Vm, ImageError> {
         let kernel = dir.join(KERNEL_FILE);
         let initrd = dir.join(INITRAMFS_FILE);
         for f in [&kernel, &initrd] {
@@ -92,13 +54,14 @@ impl Vm {
         }
         let base = std::fs::read_to_string(dir.join(CMDLINE_FILE)).unwrap_or_else(|_| crate::DEFAULT_CMDLINE.into());
         let cmdline = format!("{} {extra}", base.trim()).trim().to_string();
+        let accel = accel::choose(choice, &kernel, accel::default_cache().as_deref());
         Ok(Vm {
             kernel,
             initrd,
             cmdline,
             memory_mib: 512,
             cpus: 2,
-            accel: detect_accel(),
+            accel,
             qmp: None,
         })
     }
@@ -137,6 +100,66 @@ impl Vm {
     }
 }
 
+/// Runs `vm` with its serial console (and QEMU's monitor, Ctrl-A c) on this terminal until
+/// QEMU exits. QEMU's errors are passed through; under KVM, a "KVM internal error" (the
+/// guest died, and QEMU would sit there) ends QEMU, records the host's verdict as TCG, and
+/// boots again under TCG.
+pub fn run_interactive(vm: &Vm) -> Result<ExitStatus, ImageError> {
+    let spawn = |vm: &Vm| {
+        vm.command(true)
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| ImageError::Tool {
+                what: QEMU.into(),
+                detail: format!("cannot start it: {e} (`apt-get install qemu-system-x86`)"),
+            })
+    };
+    let mut child = spawn(vm)?;
+    let mut kvm_failed = watch_stderr(&mut child);
+    let mut under_kvm = vm.accel == Accel::Kvm;
+    loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| ImageError::io("waiting for QEMU".into(), e))?
+        {
+            return Ok(status);
+        }
+        if under_kvm && let Ok(line) = kvm_failed.try_recv() {
+            // SIGTERM, not SIGKILL: QEMU puts the terminal back the way it found it.
+            let _ =
+                rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::TERM);
+            let _ = child.wait();
+            let why = format!("a boot under KVM failed: {line}");
+            accel::record_failure(accel::default_cache().as_deref(), &why);
+            eprintln!("\nnote: {why}; booting again with software emulation (TCG)");
+            let mut tcg = vm.clone();
+            tcg.accel = Accel::Tcg(why);
+            child = spawn(&tcg)?;
+            kvm_failed = watch_stderr(&mut child);
+            under_kvm = false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Passes QEMU's standard error through to ours, line by line, and reports the lines that
+/// say KVM failed.
+fn watch_stderr(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    if let Some(stderr) = child.stderr.take() {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                eprintln!("{line}");
+                if line.contains("KVM internal error") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+    }
+    rx
+}
+
 /// A running VM whose serial console is driven line by line (tests, benchmarks).
 #[derive(Debug)]
 pub struct Serial {
@@ -148,9 +171,47 @@ pub struct Serial {
     pub started: Instant,
 }
 
+/// How long a boot under KVM may stay silent before it is taken for a KVM failure and the
+/// VM is started again under TCG.
+pub const KVM_FIRST_OUTPUT: Duration = Duration::from_secs(30);
+
 impl Serial {
-    /// Starts `vm` with its console on pipes.
+    /// Starts `vm` with its console on pipes. Under KVM, a boot that dies with a KVM error
+    /// or prints nothing within [`KVM_FIRST_OUTPUT`] is ended and started again under TCG
+    /// (and the host's cached verdict becomes TCG), so a host where KVM opens but does not
+    /// run guests still boots.
     pub fn start(vm: &Vm) -> Result<Serial, ImageError> {
+        let mut s = Serial::start_once(vm)?;
+        if vm.accel != Accel::Kvm {
+            return Ok(s);
+        }
+        let deadline = Instant::now() + KVM_FIRST_OUTPUT;
+        let failure = loop {
+            let t = s.transcript();
+            if let Some(l) = t.lines().find(|l| l.contains("KVM internal error")) {
+                break l.trim_start_matches("[qemu stderr] ").to_string();
+            }
+            if t.lines().any(|l| !l.starts_with("[qemu stderr]")) {
+                return Ok(s);
+            }
+            if let Ok(Some(status)) = s.child.try_wait() {
+                break format!("QEMU exited ({status}) before the guest printed anything");
+            }
+            if Instant::now() >= deadline {
+                break format!("the guest printed nothing within {}s", KVM_FIRST_OUTPUT.as_secs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        drop(s);
+        let why = format!("a boot under KVM failed: {failure}");
+        tracing::warn!(%why, "starting the VM again under TCG");
+        accel::record_failure(accel::default_cache().as_deref(), &why);
+        let mut tcg = vm.clone();
+        tcg.accel = Accel::Tcg(why);
+        Serial::start_once(&tcg)
+    }
+
+    fn start_once(vm: &Vm) -> Result<Serial, ImageError> {
         let mut cmd = vm.command(false);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let started = Instant::now();
@@ -187,14 +248,15 @@ impl Serial {
         });
         let stderr = child.stderr.take().expect("piped");
         let t = transcript.clone();
+        // Line by line, as it comes: a KVM failure is printed while QEMU keeps running.
         std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = BufReader::new(stderr).read_to_string(&mut s);
-            if let Ok(mut t) = t.lock()
-                && !s.is_empty()
-            {
-                t.push_str("[qemu stderr] ");
-                t.push_str(&s);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                if let Ok(mut t) = t.lock() {
+                    t.push_str("[qemu stderr] ");
+                    t.push_str(&line);
+                    t.push('\n');
+                }
             }
         });
         Ok(Serial {

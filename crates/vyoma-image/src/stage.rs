@@ -1,6 +1,7 @@
 //! Putting apps into the image: every app folder of DIR goes to `/apps/NAME/`, with its
 //! manifest's `component` pointed at its component precompiled for the image's supervisor.
-//! Each distinct component is compiled and stored once, in `/lib/vyoma/STEM-HASH.cwasm`:
+//! Each distinct component is compiled and stored once, in `/lib/vyoma/STEM-SHA256.cwasm`
+//! (the SHA-256 of the artifact itself, which the image's supervisor checks before loading):
 //! many apps running one component share one file, which the supervisor then loads once.
 //! Everything else in the folder (granted data, stdin files) is copied as is, so the
 //! manifest's relative paths keep working.
@@ -9,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use vyoma_manifest::{AppSet, Diagnostic, Diagnostics, Manifest};
 
-use crate::ImageError;
 use crate::initramfs::{Node, Tree};
+use crate::{ARTIFACTS, ImageError};
 
 /// One app as it went into the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,16 +77,50 @@ fn outside_folder(m: &Manifest) -> Vec<Diagnostic> {
     out
 }
 
-/// Every file under `dir`, recursively, sorted.
-fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// Every file under `dir` (an app folder), recursively, sorted. Symbolic links are
+/// followed only while they stay inside the folder: a link that leaves it (which would
+/// copy a host file, say a private key, into the image) or that loops is an error naming
+/// the link.
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>, ImageError> {
+    let root = dir
+        .canonicalize()
+        .map_err(|e| ImageError::io(format!("reading {}", dir.display()), e))?;
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d)? {
-            let p = e?.path();
-            if p.is_dir() {
+        let entries = std::fs::read_dir(&d).map_err(|e| ImageError::io(format!("reading {}", d.display()), e))?;
+        for e in entries {
+            let p = e
+                .map_err(|e| ImageError::io(format!("reading {}", d.display()), e))?
+                .path();
+            let meta =
+                std::fs::symlink_metadata(&p).map_err(|e| ImageError::io(format!("reading {}", p.display()), e))?;
+            let link = meta.file_type().is_symlink();
+            let target = if link {
+                let t = p.canonicalize().map_err(|e| ImageError::Link {
+                    link: p.clone(),
+                    problem: format!("it cannot be followed ({e})"),
+                })?;
+                if !t.starts_with(&root) {
+                    return Err(ImageError::Link {
+                        link: p.clone(),
+                        problem: format!("it points to {}, outside the app's folder", t.display()),
+                    });
+                }
+                t
+            } else {
+                p.clone()
+            };
+            if target.is_dir() {
+                // A link to a folder that contains the link itself would be copied forever.
+                if link && d.canonicalize().is_ok_and(|here| here.starts_with(&target)) {
+                    return Err(ImageError::Link {
+                        link: p,
+                        problem: format!("it points to {}, a folder that contains it (a loop)", target.display()),
+                    });
+                }
                 todo.push(p);
-            } else if p.is_file() {
+            } else if target.is_file() {
                 out.push(p);
             }
         }
@@ -110,7 +145,7 @@ pub fn stage_apps(dir: &Path, tree: &mut Tree) -> Result<Vec<StagedApp>, ImageEr
     }
     let mut staged = Vec::new();
     // Many apps often run one component: compile each distinct one once.
-    let mut compiled: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut compiled: std::collections::HashMap<String, (String, u64)> = std::collections::HashMap::new();
     for m in set.apps() {
         let folder = m.source.dir().to_path_buf();
         let folder_name = folder
@@ -126,24 +161,26 @@ pub fn stage_apps(dir: &Path, tree: &mut Tree) -> Result<Vec<StagedApp>, ImageEr
         let stem = component
             .file_stem()
             .map_or_else(|| m.name.clone(), |s| s.to_string_lossy().into_owned());
-        let artifact_path = format!("/lib/vyoma/{stem}-{}.cwasm", &sha[..16]);
-        let artifact_size = match compiled.get(&sha) {
-            Some(size) => *size,
+        let (artifact_path, artifact_size) = match compiled.get(&sha) {
+            Some(known) => known.clone(),
             None => {
                 let a = vyoma_runtime::precompile_for_image(&wasm, component).map_err(|e| {
                     ImageError::Apps(Diagnostics(vec![
                         m.source.diagnostic(m.component.span.clone(), e.to_string()),
                     ]))
                 })?;
+                // The name records the artifact's own SHA-256; the image's supervisor
+                // checks it before loading the machine code.
+                let path = format!("{ARTIFACTS}/{}", vyoma_runtime::image_artifact_name(&stem, &a));
                 let size = a.len() as u64;
-                tree.add(&artifact_path, Node::File { mode: 0o644, data: a });
-                compiled.insert(sha, size);
-                size
+                tree.add(&path, Node::File { mode: 0o644, data: a });
+                compiled.insert(sha, (path.clone(), size));
+                (path, size)
             }
         };
         let mut data_size = 0;
         let component_canon = component.canonicalize().ok();
-        for f in files_under(&folder).map_err(|e| ImageError::io(format!("reading {}", folder.display()), e))? {
+        for f in files_under(&folder)? {
             let rel = f.strip_prefix(&folder).unwrap_or(&f).to_string_lossy().into_owned();
             if f.canonicalize().ok() == component_canon || rel == vyoma_manifest::MANIFEST_FILE {
                 continue;
@@ -215,7 +252,9 @@ mod tests {
         assert!(matches!(tree.get("apps/files/data/sub/note.txt"), Some(Node::File { data, .. }) if data == b"hi"));
         let artifact = &staged[0].artifact;
         assert!(
-            artifact.starts_with("/lib/vyoma/hello-") && artifact.ends_with(".cwasm"),
+            artifact.starts_with("/lib/vyoma/hello-")
+                && artifact.ends_with(".cwasm")
+                && artifact.len() == 11 + 6 + 64 + 6,
             "{artifact}"
         );
         assert!(tree.get(&artifact[1..]).is_some());
@@ -244,5 +283,44 @@ mod tests {
         );
         let e = stage_apps(d2.path(), &mut Tree::base()).unwrap_err().to_string();
         assert!(e.contains("is outside the app's folder"), "{e}");
+    }
+
+    #[test]
+    fn links_out_of_an_app_folder_and_loops_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = vyoma_testkit::write_app(d.path(), "linky", "hello", "");
+        std::fs::create_dir_all(dir.join("data/v2")).unwrap();
+        std::fs::write(dir.join("data/v2/a.txt"), b"a").unwrap();
+        // A link inside the folder is followed: its file is carried.
+        std::os::unix::fs::symlink("v2", dir.join("data/latest")).unwrap();
+        let mut tree = Tree::base();
+        stage_apps(d.path(), &mut tree).unwrap();
+        assert!(tree.get("apps/linky/data/latest/a.txt").is_some());
+        assert!(tree.get("apps/linky/data/v2/a.txt").is_some());
+
+        // A link to a host secret is not copied into the image.
+        let secret = d.path().join("id_ed25519");
+        std::fs::write(&secret, b"PRIVATE KEY").unwrap();
+        std::os::unix::fs::symlink(&secret, dir.join("data/key")).unwrap();
+        let e = stage_apps(d.path(), &mut Tree::base()).unwrap_err().to_string();
+        assert!(
+            e.contains("data/key") && e.contains("outside the app's folder") && e.contains("id_ed25519"),
+            "{e}"
+        );
+        std::fs::remove_file(dir.join("data/key")).unwrap();
+
+        // A relative link that climbs out is refused the same way.
+        std::os::unix::fs::symlink("../../id_ed25519", dir.join("data/sneaky")).unwrap();
+        let e = stage_apps(d.path(), &mut Tree::base()).unwrap_err().to_string();
+        assert!(
+            e.contains("data/sneaky") && e.contains("outside the app's folder"),
+            "{e}"
+        );
+        std::fs::remove_file(dir.join("data/sneaky")).unwrap();
+
+        // A loop is an error, not an endless copy.
+        std::os::unix::fs::symlink(".", dir.join("data/v2/again")).unwrap();
+        let e = stage_apps(d.path(), &mut Tree::base()).unwrap_err().to_string();
+        assert!(e.contains("data/v2/again") && e.contains("a loop"), "{e}");
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use vyoma_init::cmdline::{self, BootOptions};
 use vyoma_init::{
     LinuxSys, PanicResponse, PowerAction, Shutdown, ShutdownSignal, Sys, early_mounts, panic_response, power_down,
@@ -23,7 +23,7 @@ use vyoma_init::{
 };
 use vyoma_lifecycle::AppState;
 use vyoma_runtime::RuntimeConfig;
-use vyoma_supervisor::{BootError, RealClock, boot_selected, console};
+use vyoma_supervisor::{BootError, RealClock, boot_nothing, console, prepare};
 
 /// Exit codes in hosted mode (PID 1 never exits: it powers off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +41,10 @@ static SYS: LinuxSys = LinuxSys;
 
 fn say(line: &str) {
     // The console is the serial line: write whole lines and flush, so they survive a
-    // power-off right after.
+    // power-off right after. App-controlled text (manifest values in diagnostics) is
+    // escaped so it cannot drive the operator's terminal.
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
+    let _ = writeln!(out, "{}", console::terminal_safe(line));
     let _ = out.flush();
 }
 
@@ -93,20 +94,25 @@ fn main() -> ExitCode {
         }
         Err(e) => Err(anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
-    let code = match result {
+    let (code, action) = match result {
         Ok(cause) => {
             say(&format!("vyoma: {cause}: all apps stopped"));
-            Exit::Ok
+            (Exit::Ok, PowerAction::PowerOff)
         }
+        // The supervisor itself could not run (no async runtime, no engine): treated like
+        // a supervisor panic, by the `vyoma.panic` policy (default: reboot and try again).
         Err(e) => {
             say(&format!("vyoma-init: error: {e:#}"));
-            Exit::Error
+            (Exit::Error, opts.on_panic)
         }
     };
     if pid1 {
-        say("vyoma: powering off");
-        let e = power_down(&SYS, PowerAction::PowerOff);
-        say(&format!("vyoma-init: cannot power off: {e}"));
+        say(match action {
+            PowerAction::PowerOff => "vyoma: powering off",
+            PowerAction::Reboot => "vyoma: rebooting",
+        });
+        let e = power_down(&SYS, action);
+        say(&format!("vyoma-init: cannot {action:?}: {e}"));
         // Exiting PID 1 panics the kernel, which reboots (`panic=` on the command line).
         std::process::abort();
     }
@@ -157,14 +163,27 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
         // for twice the apps, for restarts): no address space or set-up for unused slots.
         capacity: 16,
         cache_dir: None,
-        trust_precompiled: true,
+        // Machine code only from the image's own artifact folder, and only as PID 1:
+        // hosted (tests, `$VYOMA_APPS`), nothing precompiled is trusted.
+        trusted_artifacts: pid1.then(|| PathBuf::from(vyoma_runtime::IMAGE_ARTIFACTS)),
         ..RuntimeConfig::default()
     };
-    let booted = match boot_selected(&dir, config, Arc::new(RealClock::default()), opts.apps.as_deref()).await {
+    let clock = Arc::new(RealClock::default());
+    let mut booted = match prepare(&dir, config.clone(), clock.clone()).await {
         Ok(b) => b,
+        // No apps at all. The machine stays up with its console, so the operator can see
+        // why and power off; hosted, there is nothing to do.
+        Err(BootError::Apps(d)) if pid1 => {
+            say(&d.to_string());
+            say(&format!(
+                "vyoma-init: no apps to run in {}; the console stays up (`shutdown` powers off)",
+                dir.display()
+            ));
+            boot_nothing(config, clock)?
+        }
         Err(BootError::Apps(d)) => {
             say(&d.to_string());
-            bail!("{} problem(s) in {}: no app was started", d.len(), dir.display());
+            bail!("no apps to run in {}", dir.display());
         }
         Err(e) => return Err(e.into()),
     };
@@ -175,17 +194,32 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
         dir.display(),
         sup.runtime().allocator()
     ));
+    // Invalid apps and missing or broken components fail those apps alone; say so, the
+    // rest run.
+    for problem in booted.problems() {
+        say(&problem.to_string());
+    }
+    // Start the apps while serving signals: one during start-up stops what has started.
+    let starting = async {
+        booted.start(opts.apps.as_deref()).await;
+        sup.wait_settled(Duration::from_secs(60)).await
+    };
+    let settled = tokio::select! {
+        settled = starting => settled,
+        s = next_signal(&mut sigterm, &mut sigint, &mut sigpwr) => {
+            let cause = Shutdown::Signal(s);
+            say(&format!("vyoma: {cause} during start-up: stopping all apps"));
+            sup.shutdown().await;
+            reap_all(&SYS);
+            return Ok(cause);
+        }
+    };
     for u in &booted.unknown {
         say(&format!(
             "vyoma-init: `vyoma.apps` names `{u}`, which is not an app here (apps: {})",
             sup.names().join(", ")
         ));
     }
-    // A missing file or broken component fails that app alone; say so, the rest run.
-    for problem in booted.problems() {
-        say(&problem.to_string());
-    }
-    let settled = sup.wait_settled(Duration::from_secs(60)).await;
     let rows = sup.status();
     let count = |s: AppState| rows.iter().filter(|r| r.state == s).count();
     let started = rows.len() - count(AppState::Stopped);
@@ -237,9 +271,7 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
                     console_open = false;
                 }
             },
-            _ = sigterm.recv() => break Shutdown::Signal(ShutdownSignal::Term),
-            _ = sigint.recv() => break Shutdown::Signal(ShutdownSignal::Int),
-            _ = sigpwr.recv() => break Shutdown::Signal(ShutdownSignal::Pwr),
+            s = next_signal(&mut sigterm, &mut sigint, &mut sigpwr) => break Shutdown::Signal(s),
             _ = sigchld.recv() => {
                 let n = reap_all(&SYS);
                 tracing::debug!(reaped = n, "reaped exited children");
@@ -253,4 +285,13 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
     }
     reap_all(&SYS);
     Ok(cause)
+}
+
+/// The next of SIGTERM, SIGINT (Ctrl-Alt-Del at PID 1) and SIGPWR.
+async fn next_signal(term: &mut Signal, int: &mut Signal, pwr: &mut Signal) -> ShutdownSignal {
+    tokio::select! {
+        _ = term.recv() => ShutdownSignal::Term,
+        _ = int.recv() => ShutdownSignal::Int,
+        _ = pwr.recv() => ShutdownSignal::Pwr,
+    }
 }

@@ -66,6 +66,17 @@ pub enum ExitReason {
     },
     /// The operator stopped it (`kill`, `restart`, `shutdown`).
     Killed,
+    /// It did not finish starting (instantiation, start functions) within its start
+    /// timeout, and was stopped.
+    StartTimeout {
+        /// The timeout.
+        after: std::time::Duration,
+    },
+    /// It was asked to stop and did not end within its stop timeout, so it was killed.
+    StopTimeout {
+        /// The timeout.
+        after: std::time::Duration,
+    },
     /// It could not be started or failed inside the host (missing file, instantiation
     /// error, host error); the message says which.
     Error(String),
@@ -75,7 +86,10 @@ impl ExitReason {
     /// Whether this counts as a failure for the restart policy. An operator kill is
     /// neither: the policy never sees it.
     pub fn is_failure(&self) -> bool {
-        !matches!(self, ExitReason::Code(0) | ExitReason::Killed)
+        !matches!(
+            self,
+            ExitReason::Code(0) | ExitReason::Killed | ExitReason::StopTimeout { .. }
+        )
     }
 }
 
@@ -91,6 +105,14 @@ impl fmt::Display for ExitReason {
                 requested, limit
             ),
             ExitReason::Killed => f.write_str("killed by operator"),
+            ExitReason::StartTimeout { after } => {
+                write!(f, "did not start within {}", humantime::format_duration(*after))
+            }
+            ExitReason::StopTimeout { after } => write!(
+                f,
+                "killed: did not stop within {} of being asked",
+                humantime::format_duration(*after)
+            ),
             ExitReason::Error(m) => write!(f, "error: {m}"),
         }
     }

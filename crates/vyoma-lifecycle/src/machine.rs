@@ -2,26 +2,34 @@
 //! [`Action`]s it returns; it never does anything itself.
 //!
 //! Every incarnation of an app has a generation number. Events that name a generation
-//! (an instance reporting it runs or exited, a backoff timer firing) are ignored when the
+//! (an instance reporting it runs or exited, a timer firing) are ignored when the
 //! generation is stale, so a late exit from a killed instance cannot disturb its successor.
+//!
+//! Time limits are timers the machine asks for ([`Action::After`]): a start that does not
+//! reach `running` in time fails ([`ExitReason::StartTimeout`]), a graceful stop that does
+//! not end in time is killed, and an app that gave up (`failed`) is tried again after its
+//! `retry_after`, if it has one.
 
 use std::fmt;
 use std::time::Duration;
 
-use vyoma_manifest::RestartPolicy;
+use vyoma_manifest::{RestartPolicy, Timeouts};
 
 use crate::{Decision, ExitReason, RestartTracker};
 
 /// Where an app is in its life, as `ps` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AppState {
     /// An instance is being created.
     Starting,
     /// Its instance is running.
     Running,
+    /// Its instance was asked to end and has its grace period to do so.
+    Stopping,
     /// It exited and the policy does not restart it.
     Exited,
-    /// It failed and will not be restarted (policy, or restart intensity exceeded).
+    /// It failed and will not be restarted (policy, or restart intensity exceeded), or
+    /// only after its `retry_after`.
     Failed,
     /// The operator stopped it; only the operator starts it again.
     Stopped,
@@ -29,11 +37,30 @@ pub enum AppState {
     Backoff,
 }
 
+impl AppState {
+    /// Every state, in declaration order (`state as usize` indexes this).
+    pub const ALL: [AppState; 7] = [
+        AppState::Starting,
+        AppState::Running,
+        AppState::Stopping,
+        AppState::Exited,
+        AppState::Failed,
+        AppState::Stopped,
+        AppState::Backoff,
+    ];
+
+    /// Whether an instance exists (it may be asked to stop, or killed).
+    pub fn is_live(self) -> bool {
+        matches!(self, AppState::Starting | AppState::Running | AppState::Stopping)
+    }
+}
+
 impl fmt::Display for AppState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             AppState::Starting => "starting",
             AppState::Running => "running",
+            AppState::Stopping => "stopping",
             AppState::Exited => "exited",
             AppState::Failed => "failed",
             AppState::Stopped => "stopped",
@@ -45,18 +72,8 @@ impl fmt::Display for AppState {
 impl std::str::FromStr for AppState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "starting" => AppState::Starting,
-            "running" => AppState::Running,
-            "exited" => AppState::Exited,
-            "failed" => AppState::Failed,
-            "stopped" => AppState::Stopped,
-            "backoff" => AppState::Backoff,
-            _ => {
-                return Err(format!(
-                    "unknown state `{s}` (states: starting, running, exited, failed, stopped, backoff)"
-                ));
-            }
+        AppState::ALL.into_iter().find(|a| a.to_string() == s).ok_or_else(|| {
+            format!("unknown state `{s}` (states: starting, running, stopping, exited, failed, stopped, backoff)")
         })
     }
 }
@@ -68,8 +85,15 @@ pub enum Event {
     Start,
     /// The operator asks for a fresh instance now, whatever the state.
     Restart,
-    /// The operator asks for the app to stop and stay stopped.
+    /// The operator asks for the app to stop now and stay stopped.
     Kill,
+    /// The operator (or shutdown) asks for the app to end and stay stopped. With
+    /// `graceful` (the app listens for stop requests), it is asked and gets its stop
+    /// timeout; without, it is killed at once.
+    Stop {
+        /// Whether to ask first.
+        graceful: bool,
+    },
     /// Instance `generation` finished instantiating and is running.
     Running {
         /// The instance.
@@ -82,9 +106,19 @@ pub enum Event {
         /// Why.
         reason: ExitReason,
     },
-    /// The backoff timer set for `generation` fired.
+    /// The backoff (or retry) timer set for `generation` fired.
     BackoffElapsed {
         /// The generation the timer was set for.
+        generation: u64,
+    },
+    /// Instance `generation` was still starting when its start timeout ran out.
+    StartTimedOut {
+        /// The instance.
+        generation: u64,
+    },
+    /// Instance `generation` was still stopping when its stop timeout ran out.
+    StopTimedOut {
+        /// The instance.
         generation: u64,
     },
 }
@@ -97,14 +131,19 @@ pub enum Action {
         /// The new instance's generation.
         generation: u64,
     },
-    /// Stop the running instance now (it is being killed or replaced).
+    /// Stop the live instance now (it is being killed or replaced).
     Abort,
-    /// Deliver `BackoffElapsed { generation }` after `delay`.
-    ScheduleRestart {
+    /// Ask the live instance `generation` to end (`vyoma:app/lifecycle`).
+    RequestStop {
+        /// The instance.
+        generation: u64,
+    },
+    /// Feed `event` back after `delay` (a backoff, retry, start or stop timer).
+    After {
         /// When.
         delay: Duration,
-        /// The generation to name in the event.
-        generation: u64,
+        /// What to deliver then.
+        event: Event,
     },
 }
 
@@ -117,6 +156,9 @@ pub enum TransitionError {
     /// `kill` on an app that is already stopped.
     #[error("it is already stopped")]
     AlreadyStopped,
+    /// `stop` on an app that is already stopping.
+    #[error("it is already stopping; `kill` stops it now")]
+    AlreadyStopping,
 }
 
 /// One app's lifecycle.
@@ -128,11 +170,12 @@ pub struct Lifecycle {
     since: Duration,
     last_exit: Option<ExitReason>,
     tracker: RestartTracker,
+    timeouts: Timeouts,
 }
 
 impl Lifecycle {
     /// A new app, not yet started.
-    pub fn new(policy: RestartPolicy, now: Duration) -> Self {
+    pub fn new(policy: RestartPolicy, timeouts: Timeouts, now: Duration) -> Self {
         Lifecycle {
             state: AppState::Stopped,
             generation: 0,
@@ -140,6 +183,7 @@ impl Lifecycle {
             since: now,
             last_exit: None,
             tracker: RestartTracker::new(policy),
+            timeouts,
         }
     }
 
@@ -173,32 +217,87 @@ impl Lifecycle {
         self.tracker.policy()
     }
 
+    /// The start and stop timeouts in force.
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
     fn enter(&mut self, state: AppState, now: Duration) {
         self.state = state;
         self.since = now;
     }
 
-    fn spawn(&mut self, now: Duration) -> Action {
+    /// A new instance, and its start timer.
+    fn spawn(&mut self, now: Duration) -> [Action; 2] {
         if self.generation > 0 {
             self.restarts += 1;
         }
         self.generation += 1;
         self.enter(AppState::Starting, now);
-        Action::Spawn {
-            generation: self.generation,
+        [
+            Action::Spawn {
+                generation: self.generation,
+            },
+            Action::After {
+                delay: self.timeouts.start,
+                event: Event::StartTimedOut {
+                    generation: self.generation,
+                },
+            },
+        ]
+    }
+
+    /// The live instance ends by the operator's hand: it stays stopped.
+    fn kill_live(&mut self, now: Duration) -> Vec<Action> {
+        self.last_exit = Some(ExitReason::Killed);
+        self.enter(AppState::Stopped, now);
+        vec![Action::Abort]
+    }
+
+    /// What follows the end of the live instance, by the restart policy.
+    fn ended(&mut self, now: Duration, reason: ExitReason) -> Vec<Action> {
+        let decision = self.tracker.on_exit(now, &reason);
+        let failed = reason.is_failure();
+        self.last_exit = Some(reason);
+        match decision {
+            Decision::Restart(delay) => {
+                self.enter(AppState::Backoff, now);
+                vec![Action::After {
+                    delay,
+                    event: Event::BackoffElapsed {
+                        generation: self.generation,
+                    },
+                }]
+            }
+            Decision::Stay if !failed => {
+                self.enter(AppState::Exited, now);
+                vec![]
+            }
+            Decision::Stay | Decision::GiveUp => {
+                self.enter(AppState::Failed, now);
+                match self.tracker.policy().retry_after {
+                    Some(delay) => vec![Action::After {
+                        delay,
+                        event: Event::BackoffElapsed {
+                            generation: self.generation,
+                        },
+                    }],
+                    None => vec![],
+                }
+            }
         }
     }
 
     /// Applies an event at time `now`, returning what to do.
     pub fn handle(&mut self, now: Duration, event: Event) -> Result<Vec<Action>, TransitionError> {
         use AppState::*;
-        let live = matches!(self.state, Starting | Running);
+        let live = self.state.is_live();
         Ok(match event {
             Event::Start => match self.state {
-                Starting | Running => return Err(TransitionError::AlreadyRunning(self.state)),
+                Starting | Running | Stopping => return Err(TransitionError::AlreadyRunning(self.state)),
                 Backoff | Exited | Failed | Stopped => {
                     self.tracker.reset();
-                    vec![self.spawn(now)]
+                    self.spawn(now).to_vec()
                 }
             },
             Event::Restart => {
@@ -208,18 +307,37 @@ impl Lifecycle {
                     self.last_exit = Some(ExitReason::Killed);
                     actions.push(Action::Abort);
                 }
-                actions.push(self.spawn(now));
+                actions.extend(self.spawn(now));
                 actions
             }
-            Event::Kill => match self.state {
+            Event::Kill | Event::Stop { graceful: false } => match self.state {
                 Stopped => return Err(TransitionError::AlreadyStopped),
-                Starting | Running => {
-                    self.last_exit = Some(ExitReason::Killed);
+                Starting | Running | Stopping => self.kill_live(now),
+                Backoff | Exited | Failed => {
+                    // Invalidate any pending backoff or retry timer.
+                    self.generation += 1;
                     self.enter(Stopped, now);
-                    vec![Action::Abort]
+                    vec![]
+                }
+            },
+            Event::Stop { graceful: true } => match self.state {
+                Stopped => return Err(TransitionError::AlreadyStopped),
+                Stopping => return Err(TransitionError::AlreadyStopping),
+                Starting | Running => {
+                    self.enter(Stopping, now);
+                    vec![
+                        Action::RequestStop {
+                            generation: self.generation,
+                        },
+                        Action::After {
+                            delay: self.timeouts.stop,
+                            event: Event::StopTimedOut {
+                                generation: self.generation,
+                            },
+                        },
+                    ]
                 }
                 Backoff | Exited | Failed => {
-                    // Invalidate any pending backoff timer.
                     self.generation += 1;
                     self.enter(Stopped, now);
                     vec![]
@@ -235,33 +353,47 @@ impl Lifecycle {
                 if generation != self.generation || !live {
                     return Ok(vec![]);
                 }
-                let decision = self.tracker.on_exit(now, &reason);
-                let failed = reason.is_failure();
-                self.last_exit = Some(reason);
-                match decision {
-                    Decision::Restart(delay) => {
-                        self.enter(Backoff, now);
-                        vec![Action::ScheduleRestart {
-                            delay,
-                            generation: self.generation,
-                        }]
-                    }
-                    Decision::Stay if !failed => {
-                        self.enter(Exited, now);
-                        vec![]
-                    }
-                    Decision::Stay | Decision::GiveUp => {
-                        self.enter(Failed, now);
-                        vec![]
-                    }
+                if self.state == Stopping {
+                    // It ended as asked: stopped, whatever the policy says.
+                    self.last_exit = Some(reason);
+                    self.enter(Stopped, now);
+                    return Ok(vec![]);
                 }
+                self.ended(now, reason)
             }
             Event::BackoffElapsed { generation } => {
-                if generation == self.generation && self.state == Backoff {
-                    vec![self.spawn(now)]
+                let retry = self.state == Failed && self.tracker.policy().retry_after.is_some();
+                if generation == self.generation && (self.state == Backoff || retry) {
+                    if retry {
+                        self.tracker.reset();
+                    }
+                    self.spawn(now).to_vec()
                 } else {
                     vec![]
                 }
+            }
+            Event::StartTimedOut { generation } => {
+                if generation != self.generation || self.state != Starting {
+                    return Ok(vec![]);
+                }
+                let mut actions = vec![Action::Abort];
+                actions.extend(self.ended(
+                    now,
+                    ExitReason::StartTimeout {
+                        after: self.timeouts.start,
+                    },
+                ));
+                actions
+            }
+            Event::StopTimedOut { generation } => {
+                if generation != self.generation || self.state != Stopping {
+                    return Ok(vec![]);
+                }
+                let actions = self.kill_live(now);
+                self.last_exit = Some(ExitReason::StopTimeout {
+                    after: self.timeouts.stop,
+                });
+                actions
             }
         })
     }
@@ -283,9 +415,25 @@ mod tests {
                 max_backoff: 4 * S,
                 intensity: 2,
                 period: 60 * S,
+                retry_after: None,
+            },
+            Timeouts {
+                start: 10 * S,
+                stop: 3 * S,
             },
             Duration::ZERO,
         )
+    }
+
+    /// A spawn and its start timer.
+    fn spawned(generation: u64) -> Vec<Action> {
+        vec![
+            Action::Spawn { generation },
+            Action::After {
+                delay: 10 * S,
+                event: Event::StartTimedOut { generation },
+            },
+        ]
     }
 
     fn trap() -> ExitReason {
@@ -298,7 +446,7 @@ mod tests {
     #[test]
     fn start_run_exit_clean() {
         let mut l = lc(RestartMode::OnFailure);
-        assert_eq!(l.handle(S, Event::Start).unwrap(), [Action::Spawn { generation: 1 }]);
+        assert_eq!(l.handle(S, Event::Start).unwrap(), spawned(1));
         assert_eq!(l.state(), AppState::Starting);
         l.handle(S, Event::Running { generation: 1 }).unwrap();
         assert_eq!((l.state(), l.since()), (AppState::Running, S));
@@ -330,15 +478,15 @@ mod tests {
             .unwrap();
         assert_eq!(
             a,
-            [Action::ScheduleRestart {
+            [Action::After {
                 delay: S,
-                generation: 1
+                event: Event::BackoffElapsed { generation: 1 }
             }]
         );
         assert_eq!(l.state(), AppState::Backoff);
         assert_eq!(
             l.handle(2 * S, Event::BackoffElapsed { generation: 1 }).unwrap(),
-            [Action::Spawn { generation: 2 }]
+            spawned(2)
         );
         assert_eq!(l.restarts(), 1);
         let a = l
@@ -352,9 +500,9 @@ mod tests {
             .unwrap();
         assert_eq!(
             a,
-            [Action::ScheduleRestart {
+            [Action::After {
                 delay: 2 * S,
-                generation: 2
+                event: Event::BackoffElapsed { generation: 2 }
             }]
         );
         l.handle(5 * S, Event::BackoffElapsed { generation: 2 }).unwrap();
@@ -435,7 +583,7 @@ mod tests {
         l.handle(2 * S, Event::Running { generation: 2 }).unwrap();
         assert_eq!(
             l.handle(3 * S, Event::Restart).unwrap(),
-            [Action::Abort, Action::Spawn { generation: 3 }]
+            [vec![Action::Abort], spawned(3)].concat()
         );
         // The old instance's exit is stale.
         assert!(
@@ -462,7 +610,13 @@ mod tests {
                 )
                 .unwrap();
             assert!(
-                matches!(a[..], [Action::ScheduleRestart { .. }]),
+                matches!(
+                    a[..],
+                    [Action::After {
+                        event: Event::BackoffElapsed { .. },
+                        ..
+                    }]
+                ),
                 "generation {g}: {a:?}"
             );
             l.handle(5 * S, Event::BackoffElapsed { generation: g }).unwrap();
@@ -486,7 +640,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(l.state(), AppState::Failed);
-        assert_eq!(l.handle(S, Event::Start).unwrap(), [Action::Spawn { generation: 2 }]);
+        assert_eq!(l.handle(S, Event::Start).unwrap(), spawned(2));
         let mut b = lc(RestartMode::Always);
         b.handle(Duration::ZERO, Event::Start).unwrap();
         b.handle(
@@ -498,7 +652,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(b.state(), AppState::Backoff);
-        assert_eq!(b.handle(S, Event::Start).unwrap(), [Action::Spawn { generation: 2 }]);
+        assert_eq!(b.handle(S, Event::Start).unwrap(), spawned(2));
         // The old timer is now stale.
         assert!(
             b.handle(2 * S, Event::BackoffElapsed { generation: 1 })
@@ -509,9 +663,185 @@ mod tests {
 
     #[test]
     fn state_names_round_trip() {
-        for s in ["starting", "running", "exited", "failed", "stopped", "backoff"] {
+        for s in [
+            "starting", "running", "stopping", "exited", "failed", "stopped", "backoff",
+        ] {
             assert_eq!(s.parse::<AppState>().unwrap().to_string(), s);
         }
         assert!("sleeping".parse::<AppState>().is_err());
+    }
+
+    fn running(l: &mut Lifecycle) {
+        l.handle(Duration::ZERO, Event::Start).unwrap();
+        l.handle(
+            Duration::ZERO,
+            Event::Running {
+                generation: l.generation(),
+            },
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_graceful_stop_asks_then_waits_for_the_exit() {
+        let mut l = lc(RestartMode::Always);
+        running(&mut l);
+        assert_eq!(
+            l.handle(S, Event::Stop { graceful: true }).unwrap(),
+            [
+                Action::RequestStop { generation: 1 },
+                Action::After {
+                    delay: 3 * S,
+                    event: Event::StopTimedOut { generation: 1 }
+                }
+            ]
+        );
+        assert_eq!(l.state(), AppState::Stopping);
+        assert_eq!(
+            l.handle(S, Event::Stop { graceful: true }),
+            Err(TransitionError::AlreadyStopping)
+        );
+        // It ends by itself with exit 0: stopped, and `always` does not restart it.
+        let a = l
+            .handle(
+                2 * S,
+                Event::Exited {
+                    generation: 1,
+                    reason: ExitReason::Code(0),
+                },
+            )
+            .unwrap();
+        assert!(a.is_empty(), "{a:?}");
+        assert_eq!(l.state(), AppState::Stopped);
+        assert_eq!(l.last_exit(), Some(&ExitReason::Code(0)));
+        // The timer fires late: stale.
+        assert!(
+            l.handle(4 * S, Event::StopTimedOut { generation: 1 })
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_stop_that_runs_out_of_time_is_a_kill() {
+        let mut l = lc(RestartMode::OnFailure);
+        running(&mut l);
+        l.handle(S, Event::Stop { graceful: true }).unwrap();
+        assert_eq!(
+            l.handle(4 * S, Event::StopTimedOut { generation: 1 }).unwrap(),
+            [Action::Abort]
+        );
+        assert_eq!(l.state(), AppState::Stopped);
+        assert_eq!(l.last_exit(), Some(&ExitReason::StopTimeout { after: 3 * S }));
+        // An app that does not listen is killed at once; so is one already stopping.
+        let mut k = lc(RestartMode::OnFailure);
+        running(&mut k);
+        assert_eq!(k.handle(S, Event::Stop { graceful: false }).unwrap(), [Action::Abort]);
+        let mut m = lc(RestartMode::OnFailure);
+        running(&mut m);
+        m.handle(S, Event::Stop { graceful: true }).unwrap();
+        assert_eq!(m.handle(S, Event::Kill).unwrap(), [Action::Abort]);
+        assert_eq!(m.state(), AppState::Stopped);
+    }
+
+    #[test]
+    fn a_start_that_hangs_fails_by_the_policy() {
+        let mut l = lc(RestartMode::OnFailure);
+        l.handle(Duration::ZERO, Event::Start).unwrap();
+        let a = l.handle(10 * S, Event::StartTimedOut { generation: 1 }).unwrap();
+        assert_eq!(
+            a,
+            [
+                Action::Abort,
+                Action::After {
+                    delay: S,
+                    event: Event::BackoffElapsed { generation: 1 }
+                }
+            ]
+        );
+        assert_eq!(l.last_exit(), Some(&ExitReason::StartTimeout { after: 10 * S }));
+        assert!(l.last_exit().unwrap().is_failure());
+        // A timer for an instance that did start is stale.
+        l.handle(11 * S, Event::BackoffElapsed { generation: 1 }).unwrap();
+        l.handle(11 * S, Event::Running { generation: 2 }).unwrap();
+        assert!(
+            l.handle(21 * S, Event::StartTimedOut { generation: 2 })
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(l.state(), AppState::Running);
+    }
+
+    #[test]
+    fn failed_is_retried_after_its_cool_down_with_a_fresh_budget() {
+        let mut l = Lifecycle::new(
+            RestartPolicy {
+                mode: RestartMode::OnFailure,
+                backoff: S,
+                max_backoff: S,
+                intensity: 0,
+                period: 60 * S,
+                retry_after: Some(120 * S),
+            },
+            Timeouts::default(),
+            Duration::ZERO,
+        );
+        l.handle(Duration::ZERO, Event::Start).unwrap();
+        let a = l
+            .handle(
+                S,
+                Event::Exited {
+                    generation: 1,
+                    reason: trap(),
+                },
+            )
+            .unwrap();
+        assert_eq!(l.state(), AppState::Failed);
+        assert_eq!(
+            a,
+            [Action::After {
+                delay: 120 * S,
+                event: Event::BackoffElapsed { generation: 1 }
+            }]
+        );
+        let a = l.handle(121 * S, Event::BackoffElapsed { generation: 1 }).unwrap();
+        assert!(matches!(a[0], Action::Spawn { generation: 2 }), "{a:?}");
+        // Killed while failed: the retry timer is void.
+        let mut k = l.clone();
+        k.handle(
+            122 * S,
+            Event::Exited {
+                generation: 2,
+                reason: trap(),
+            },
+        )
+        .unwrap();
+        k.handle(123 * S, Event::Kill).unwrap();
+        assert!(
+            k.handle(242 * S, Event::BackoffElapsed { generation: 2 })
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(k.state(), AppState::Stopped);
+        // Without `retry_after`, failed stays failed.
+        let mut n = lc(RestartMode::Never);
+        n.handle(Duration::ZERO, Event::Start).unwrap();
+        assert!(
+            n.handle(
+                S,
+                Event::Exited {
+                    generation: 1,
+                    reason: trap()
+                }
+            )
+            .unwrap()
+            .is_empty()
+        );
+        assert!(
+            n.handle(500 * S, Event::BackoffElapsed { generation: 1 })
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(n.state(), AppState::Failed);
     }
 }

@@ -48,7 +48,7 @@ impl RestartTracker {
     /// Decides what follows an exit at time `now`. A `Restart` is recorded in the history.
     pub fn on_exit(&mut self, now: Duration, reason: &ExitReason) -> Decision {
         let wanted = match (self.policy.mode, reason) {
-            (_, ExitReason::Killed) => false,
+            (_, ExitReason::Killed | ExitReason::StopTimeout { .. }) => false,
             (RestartMode::Never, _) => false,
             (RestartMode::Always, _) => true,
             (RestartMode::OnFailure, r) => r.is_failure(),
@@ -87,6 +87,7 @@ mod tests {
 
     fn policy(mode: RestartMode) -> RestartPolicy {
         RestartPolicy {
+            retry_after: None,
             mode,
             backoff: 100 * MS,
             max_backoff: 1000 * MS,

@@ -4,9 +4,22 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+/// How serious a [`Diagnostic`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Severity {
+    /// The app cannot run.
+    #[default]
+    Error,
+    /// The app runs, but something is probably not as meant (e.g. a lone app naming a
+    /// peer that is not there).
+    Warning,
+}
+
 /// One problem found in a manifest or app set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
     /// The manifest file.
     pub file: PathBuf,
     /// 1-based line, or 0 when the problem is about the whole file.
@@ -24,6 +37,7 @@ impl Diagnostic {
     pub fn at(file: &Path, text: &str, span: Range<usize>, message: impl Into<String>) -> Self {
         let (line, column) = line_col(text, span.start);
         Diagnostic {
+            severity: Severity::Error,
             file: file.to_path_buf(),
             line,
             column,
@@ -35,12 +49,19 @@ impl Diagnostic {
     /// A diagnostic about a whole file.
     pub fn file(file: &Path, message: impl Into<String>, help: Option<String>) -> Self {
         Diagnostic {
+            severity: Severity::Error,
             file: file.to_path_buf(),
             line: 0,
             column: 0,
             message: message.into(),
             help,
         }
+    }
+
+    /// The same problem, as a warning.
+    pub fn warning(mut self) -> Self {
+        self.severity = Severity::Warning;
+        self
     }
 
     /// Adds a hint on how to fix the problem.
@@ -52,17 +73,21 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
         if self.line > 0 {
             write!(
                 f,
-                "{}:{}:{}: error: {}",
+                "{}:{}:{}: {what}: {}",
                 self.file.display(),
                 self.line,
                 self.column,
                 self.message
             )?;
         } else {
-            write!(f, "{}: error: {}", self.file.display(), self.message)?;
+            write!(f, "{}: {what}: {}", self.file.display(), self.message)?;
         }
         if let Some(h) = &self.help {
             write!(f, "\n  help: {h}")?;

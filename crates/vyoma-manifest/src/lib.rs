@@ -22,8 +22,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use diagnostic::{Diagnostic, Diagnostics};
-pub use set::{AppSet, app_folders};
+pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use set::{AppSet, PartialSet, Rejected, app_folders};
 pub use validate::parse_addr_pattern;
 
 /// The manifest file name inside an app folder.
@@ -54,6 +54,8 @@ pub struct Manifest {
     pub depends_on: Vec<Located<String>>,
     /// What happens when the app exits.
     pub restart: RestartPolicy,
+    /// How long starting and stopping may take.
+    pub lifecycle: Timeouts,
     /// Resource limits.
     pub limits: Limits,
     /// Everything the app may touch outside its own memory. Empty by default.
@@ -116,6 +118,29 @@ pub struct RestartPolicy {
     pub intensity: u32,
     /// The window for `intensity`.
     pub period: Duration,
+    /// After giving up (`failed`), try again this long later, with a fresh restart
+    /// budget; `None`: `failed` until the operator starts it.
+    pub retry_after: Option<Duration>,
+}
+
+/// How long an app may take to start and to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From instance creation to running (instantiation, including the component's start
+    /// functions); past it, the start counts as a failure.
+    pub start: Duration,
+    /// After `stop` asks an app that listens for it (`vyoma:app/lifecycle`) to end, how
+    /// long it has before it is killed.
+    pub stop: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            start: Duration::from_secs(30),
+            stop: Duration::from_secs(5),
+        }
+    }
 }
 
 impl Default for RestartPolicy {
@@ -126,6 +151,7 @@ impl Default for RestartPolicy {
             max_backoff: Duration::from_secs(30),
             intensity: 5,
             period: Duration::from_secs(60),
+            retry_after: None,
         }
     }
 }
@@ -147,6 +173,10 @@ pub struct Limits {
     pub inbox_bytes: usize,
     /// Largest IPC message the app accepts, in bytes.
     pub message_size: usize,
+    /// Most handles (open files, sockets, streams, pollables) one instance may hold at
+    /// once. Every open file or socket is a file descriptor of the supervisor's, shared by
+    /// all apps: this keeps one app from exhausting them.
+    pub handles: usize,
 }
 
 impl Default for Limits {
@@ -159,6 +189,7 @@ impl Default for Limits {
             inbox: 256,
             inbox_bytes: 1 << 20,
             message_size: 64 << 10,
+            handles: 1024,
         }
     }
 }

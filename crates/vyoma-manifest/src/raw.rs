@@ -14,6 +14,7 @@ pub(crate) struct RawManifest {
     #[serde(default)]
     pub env: BTreeMap<Spanned<String>, Spanned<String>>,
     pub restart: Option<RawRestart>,
+    pub lifecycle: Option<RawLifecycle>,
     pub limits: Option<RawLimits>,
     pub capabilities: Option<RawCapabilities>,
 }
@@ -40,6 +41,14 @@ pub(crate) struct RawRestart {
     pub max_backoff: Option<Spanned<String>>,
     pub intensity: Option<Spanned<i64>>,
     pub period: Option<Spanned<String>>,
+    pub retry_after: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLifecycle {
+    pub start_timeout: Option<Spanned<String>>,
+    pub stop_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +61,7 @@ pub(crate) struct RawLimits {
     pub inbox: Option<Spanned<i64>>,
     pub inbox_bytes: Option<Spanned<String>>,
     pub message_size: Option<Spanned<String>>,
+    pub handles: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

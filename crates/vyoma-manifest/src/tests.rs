@@ -23,12 +23,18 @@ backoff = "250ms"
 max_backoff = "10s"
 intensity = 3
 period = "30s"
+retry_after = "2m"
+
+[lifecycle]
+start_timeout = "10s"
+stop_timeout = "2s"
 
 [limits]
 memory = "16 MiB"
 table_elements = 5000
 instances = 8
 log_buffer = "8 KiB"
+handles = 64
 
 [capabilities]
 inherit_env = ["TZ"]
@@ -57,6 +63,14 @@ fn parses_every_field() {
             max_backoff: Duration::from_secs(10),
             intensity: 3,
             period: Duration::from_secs(30),
+            retry_after: Some(Duration::from_secs(120)),
+        }
+    );
+    assert_eq!(
+        m.lifecycle,
+        Timeouts {
+            start: Duration::from_secs(10),
+            stop: Duration::from_secs(2),
         }
     );
     assert_eq!(
@@ -66,6 +80,7 @@ fn parses_every_field() {
             table_elements: 5000,
             instances: 8,
             log_buffer: 8 << 10,
+            handles: 64,
             ..Limits::default()
         }
     );
@@ -189,4 +204,107 @@ fn ipc_grants_parse_and_name_known_apps() {
     assert_eq!(e.0.len(), 1, "{e}");
     assert_eq!(e.0[0].message, "app `b` grants IPC `accept` to unknown app `ghost`");
     assert_eq!((e.0[0].line, e.0[0].column), (7, 16));
+}
+
+fn names(apps: &[Manifest]) -> Vec<&str> {
+    apps.iter().map(|m| m.name.as_str()).collect()
+}
+
+#[test]
+fn a_partial_set_runs_what_it_can_and_says_why_not_for_the_rest() {
+    // `web` needs `db`, which is in a cycle with `cache`; `ghosty` needs an unknown app;
+    // a second `log` takes a used name. Only `log` and `tool` can run.
+    let p = AppSet::partial(vec![
+        app("log", &[]),
+        app("db", &["cache"]),
+        app("cache", &["db"]),
+        app("web", &["db", "log"]),
+        app("ghosty", &["ghost"]),
+        app("tool", &["log"]),
+        app("log", &[]),
+    ]);
+    assert_eq!(names(p.set.apps()), ["log", "tool"]);
+    let why = |n: &str| -> String {
+        p.rejected
+            .iter()
+            .filter(|r| r.name == n)
+            .flat_map(|r| r.problems.iter().map(|d| d.message.clone()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    assert_eq!(why("ghosty"), "app `ghosty` depends on unknown app `ghost`");
+    assert!(
+        why("db").starts_with("dependency cycle: cache -> db -> cache"),
+        "{}",
+        why("db")
+    );
+    assert!(why("cache").starts_with("dependency cycle"), "{}", why("cache"));
+    assert_eq!(why("web"), "app `web` depends on app `db`, which cannot run");
+    // The duplicate is shown under its folder's name.
+    assert!(
+        why("log").starts_with("app name `log` is already used by log/app.toml"),
+        "{}",
+        why("log")
+    );
+    assert_eq!(p.rejected.len(), 5);
+    assert!(p.set.warnings().is_empty());
+    // The strict form reports every one of those problems.
+    let e = AppSet::new(vec![app("a", &["ghost"]), app("b", &["a"]), app("c", &[])]).unwrap_err();
+    assert_eq!(e.len(), 2, "{e}");
+}
+
+#[test]
+fn grants_to_apps_that_cannot_run_are_warnings() {
+    let p = AppSet::partial(vec![ipc_app("a", "send = [\"b\"]"), app("b", &["ghost"])]);
+    assert_eq!(names(p.set.apps()), ["a"]);
+    let w = p.set.warnings();
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].severity, Severity::Warning);
+    assert_eq!(w[0].message, "app `a` grants IPC `send` to `b`, which cannot run");
+    assert!(w[0].to_string().contains(": warning: "), "{}", w[0]);
+}
+
+#[test]
+fn a_lone_app_may_name_peers_that_are_elsewhere() {
+    let m = Manifest::parse(
+        "manifest_version = 1\n[app]\nname = \"echo\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\ndepends_on = [\"logger\"]\n[capabilities.ipc]\nsend = [\"logger\"]\naccept = [\"*\"]\n",
+        "echo/app.toml",
+    )
+    .unwrap();
+    let set = AppSet::lone(m.clone()).unwrap();
+    assert_eq!(names(set.apps()), ["echo"]);
+    let w: Vec<String> = set.warnings().iter().map(|d| d.message.clone()).collect();
+    assert_eq!(
+        w,
+        [
+            "app `echo` depends on `logger`, which is not here; it starts without waiting for it",
+            "app `echo` grants IPC `send` to `logger`, which is not here",
+        ]
+    );
+    // In a set, the same names are errors.
+    assert!(AppSet::new(vec![m]).is_err());
+}
+
+#[test]
+fn a_lone_app_folder_loads_as_a_lone_app() {
+    let d = tempfile::tempdir().unwrap();
+    let echo = d.path().join("echo");
+    std::fs::create_dir(&echo).unwrap();
+    std::fs::write(
+        echo.join("app.toml"),
+        "manifest_version = 1\n[app]\nname = \"echo\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\ndepends_on = [\"logger\"]\n",
+    )
+    .unwrap();
+    let set = AppSet::load_dir(&echo).unwrap();
+    assert_eq!(set.warnings().len(), 1);
+    // The folder holding it is a set of one, and there `logger` is missing.
+    let p = AppSet::load_dir_partial(d.path()).unwrap();
+    assert!(p.set.apps().is_empty());
+    assert_eq!(p.rejected[0].name, "echo");
+    // An unreadable manifest is rejected under its folder's name.
+    std::fs::create_dir(d.path().join("broken")).unwrap();
+    std::fs::write(d.path().join("broken/app.toml"), "manifest_version = 1\n[app\n").unwrap();
+    let p = AppSet::load_dir_partial(d.path()).unwrap();
+    let broken = p.rejected.iter().find(|r| r.name == "broken").unwrap();
+    assert!(broken.problems.iter().next().unwrap().line > 0);
 }

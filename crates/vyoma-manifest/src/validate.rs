@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use crate::raw::{RawCapabilities, RawDir, RawIpc, RawLimits, RawManifest, RawNetwork, RawRestart};
+use crate::raw::{RawCapabilities, RawDir, RawIpc, RawLifecycle, RawLimits, RawManifest, RawNetwork, RawRestart};
 use crate::{
     AddrPattern, Capabilities, Diagnostic, Diagnostics, DirGrant, IpcGrant, Limits, Located, MANIFEST_VERSION,
-    Manifest, NetworkGrant, Peers, RESERVED_NAMES, RestartMode, RestartPolicy, Source,
+    Manifest, NetworkGrant, Peers, RESERVED_NAMES, RestartMode, RestartPolicy, Source, Timeouts,
 };
 
 /// Largest memory limit accepted: the whole 32-bit address space of a wasm32 memory.
@@ -23,6 +23,10 @@ const MAX_INBOX: i64 = 100_000;
 const MIN_INBOX_BYTES: u64 = 1 << 10;
 const MAX_INBOX_BYTES: u64 = 256 << 20;
 const MAX_MESSAGE_SIZE: u64 = 16 << 20;
+/// Most handles one instance may hold (what Wasmtime's resource table allowed before).
+const MAX_HANDLES: i64 = 16_384;
+/// Longest start or stop timeout.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The operator console's IPC address: apps may be granted sending to it.
 const CONSOLE: &str = "console";
 
@@ -170,6 +174,11 @@ pub(crate) fn manifest(source: Source) -> Result<Manifest, Diagnostics> {
     }
 
     let restart = raw.restart.as_ref().map(|r| restart(&mut cx, r)).unwrap_or_default();
+    let lifecycle = raw
+        .lifecycle
+        .as_ref()
+        .map(|l| lifecycle(&mut cx, l))
+        .unwrap_or_default();
     let limits = raw.limits.as_ref().map(|l| limits(&mut cx, l)).unwrap_or_default();
     let capabilities = raw
         .capabilities
@@ -205,6 +214,7 @@ pub(crate) fn manifest(source: Source) -> Result<Manifest, Diagnostics> {
         env,
         depends_on,
         restart,
+        lifecycle,
         limits,
         capabilities,
         source: cx.source,
@@ -366,6 +376,18 @@ fn restart(cx: &mut Ctx, r: &RawRestart) -> RestartPolicy {
     {
         p.intensity = n as u32;
     }
+    if let Some(s) = &r.retry_after
+        && let Some(d) = duration(cx, "retry_after", s)
+    {
+        if d < Duration::from_secs(1) {
+            cx.error(
+                s.span(),
+                format!("`retry_after` = \"{}\" is too short", s.get_ref()),
+                "retrying is for outages: use at least \"1s\" (e.g. \"2m\"), or use `backoff` for quick restarts",
+            );
+        }
+        p.retry_after = Some(d);
+    }
     if p.max_backoff < p.backoff
         && let Some(s) = r.max_backoff.as_ref().or(r.backoff.as_ref())
     {
@@ -380,6 +402,28 @@ fn restart(cx: &mut Ctx, r: &RawRestart) -> RestartPolicy {
         );
     }
     p
+}
+
+fn lifecycle(cx: &mut Ctx, l: &RawLifecycle) -> Timeouts {
+    let mut out = Timeouts::default();
+    for (key, raw, slot) in [
+        ("start_timeout", &l.start_timeout, &mut out.start),
+        ("stop_timeout", &l.stop_timeout, &mut out.stop),
+    ] {
+        if let Some(s) = raw
+            && let Some(d) = duration(cx, key, s)
+        {
+            if d.is_zero() || d > MAX_TIMEOUT {
+                cx.error(
+                    s.span(),
+                    format!("`{key}` = \"{}\" is out of range", s.get_ref()),
+                    format!("use a duration from 1ms to {}", humantime::format_duration(MAX_TIMEOUT)),
+                );
+            }
+            *slot = d;
+        }
+    }
+    out
 }
 
 fn limits(cx: &mut Ctx, l: &RawLimits) -> Limits {
@@ -424,6 +468,13 @@ fn limits(cx: &mut Ctx, l: &RawLimits) -> Limits {
         .and_then(|s| size(cx, "message_size", s, 1, MAX_MESSAGE_SIZE))
     {
         out.message_size = m as usize;
+    }
+    if let Some(n) = l
+        .handles
+        .as_ref()
+        .and_then(|v| count(cx, "handles", v, 16, MAX_HANDLES))
+    {
+        out.handles = n as usize;
     }
     if out.message_size > out.inbox_bytes
         && let Some(s) = l.message_size.as_ref().or(l.inbox_bytes.as_ref())

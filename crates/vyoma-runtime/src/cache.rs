@@ -2,9 +2,22 @@
 //! by the engine's compatibility hash and the component's SHA-256, and loaded from there on
 //! every later start, by this process or the next.
 //!
+//! A precompiled artifact is machine code that Wasmtime maps and runs without checking it,
+//! so the cache is a trust boundary, guarded three ways:
+//! - the cache folder must belong to the supervisor's user and be writable by no one else
+//!   (as ssh treats its key files); otherwise it is not used at all, and the reason is shown;
+//! - every artifact carries an HMAC-SHA256 tag keyed per installation (`key`, readable only
+//!   by its owner) over the component's hash and the artifact, checked before every load;
+//! - apps can never be granted a folder that contains or lies inside the cache (the runtime
+//!   refuses such grants, see `Runtime::grant_problems`).
+//!
+//! Verified artifacts are deserialised from memory, so the file cannot change between the
+//! check and the load.
+//!
 //! Without the `compiler` feature (the image's supervisor) nothing is compiled: apps come
 //! precompiled by `vyoma image build` ([`precompile_for_image`]) and are loaded with
-//! [`load_image_artifact`].
+//! [`load_image_artifact`], only from the image's own artifact folder, and only when their
+//! SHA-256 matches the one the builder wrote into their file name.
 //!
 //! This is the only module with `unsafe`: loading a precompiled artifact trusts its bytes.
 
@@ -14,8 +27,6 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
-#[cfg(feature = "compiler")]
-use wasmtime::Precompiled;
 use wasmtime::component::Component;
 
 use crate::RuntimeError;
@@ -23,18 +34,30 @@ use crate::RuntimeError;
 /// Where a component came from when it was loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheOutcome {
-    /// Loaded from a precompiled artifact on disk.
+    /// Loaded from a verified precompiled artifact on disk.
     Disk,
-    /// Compiled now (and stored, if the cache is writable).
+    /// Compiled now (and stored, if the cache is usable).
     Compiled,
     /// Precompiled into the image by `vyoma image build`.
     Image,
 }
 
+/// Length of an artifact's tag: HMAC-SHA256.
+#[cfg(feature = "compiler")]
+const TAG: usize = 32;
+/// The per-installation key's file, in the cache root.
+#[cfg(feature = "compiler")]
+const KEY_FILE: &str = "key";
+
 /// A directory of precompiled components for one engine configuration.
 #[derive(Debug, Clone)]
 pub struct CompileCache {
-    dir: Option<PathBuf>,
+    /// The engine's folder and the installation's key, when the cache is usable.
+    store: Option<(PathBuf, [u8; 32])>,
+    /// The cache root asked for (whether usable or not): apps may not be granted it.
+    root: Option<PathBuf>,
+    /// Why the cache is not used, when it was asked for but refused.
+    refused: Option<String>,
 }
 
 /// Feeds `Hash` output into SHA-256, so the engine's compatibility hash becomes a stable
@@ -62,25 +85,55 @@ pub fn engine_fingerprint(engine: &Engine) -> String {
 
 impl CompileCache {
     /// A cache under `root` (a folder per engine fingerprint), or no disk cache at all.
+    /// A root that is not safe to load machine code from is refused (see
+    /// [`CompileCache::refused`]); components are then compiled in memory at each start.
     pub fn new(root: Option<&Path>, engine: &Engine) -> CompileCache {
+        let Some(root) = root else {
+            return CompileCache {
+                store: None,
+                root: None,
+                refused: None,
+            };
+        };
         #[cfg(feature = "compiler")]
-        let dir = root.map(|r| r.join(engine_fingerprint(engine)));
+        let opened = open_store(root, &engine_fingerprint(engine));
         // Nothing to cache without a compiler.
         #[cfg(not(feature = "compiler"))]
-        let dir = {
-            let _ = (root, engine);
-            None
+        let opened: Result<Option<(PathBuf, [u8; 32])>, String> = {
+            let _ = engine;
+            Ok(None)
         };
-        CompileCache { dir }
+        let (store, refused) = match opened {
+            Ok(s) => (s, None),
+            Err(why) => {
+                tracing::warn!(cache = %root.display(), %why, "not using the compile cache");
+                (None, Some(why))
+            }
+        };
+        CompileCache {
+            store,
+            root: Some(root.to_path_buf()),
+            refused,
+        }
     }
 
-    /// The folder artifacts are kept in, if any.
+    /// The folder artifacts are kept in, if the cache is in use.
     pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_deref()
+        self.store.as_ref().map(|(d, _)| d.as_path())
     }
 
-    /// Loads the component in `wasm` (whose SHA-256 is `sha`), from disk if it was compiled
-    /// before, else by compiling and storing it.
+    /// The cache root that was asked for, in use or not.
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
+    /// Why the cache that was asked for is not used.
+    pub fn refused(&self) -> Option<&str> {
+        self.refused.as_deref()
+    }
+
+    /// Loads the component in `wasm` (whose SHA-256 is `sha`), from a verified artifact if
+    /// it was compiled before, else by compiling (and storing) it.
     #[cfg(feature = "compiler")]
     pub fn load(
         &self,
@@ -89,36 +142,29 @@ impl CompileCache {
         sha: &str,
         origin: &Path,
     ) -> Result<(Component, CacheOutcome), RuntimeError> {
-        if let Some(dir) = &self.dir {
-            let file = dir.join(format!("{sha}.cwasm"));
-            if file.is_file() {
-                match deserialize(engine, &file) {
-                    Ok(c) => return Ok((c, CacheOutcome::Disk)),
-                    Err(e) => tracing::warn!(file = %file.display(), error = %e, "discarding unusable cache entry"),
-                }
-            }
-            let artifact = engine.precompile_component(wasm).map_err(|e| RuntimeError::Compile {
-                path: origin.to_path_buf(),
-                message: format!("{e:#}"),
-            })?;
-            match store(dir, &file, &artifact) {
-                Ok(()) => {
-                    if let Ok(c) = deserialize(engine, &file) {
-                        return Ok((c, CacheOutcome::Compiled));
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(dir = %dir.display(), error = %e, "compile cache not writable; continuing without it")
-                }
-            }
-            // Deserializing bytes we produced in this process is as trusted as compiling.
-            return from_own_artifact(engine, &artifact, origin).map(|c| (c, CacheOutcome::Compiled));
-        }
-        let c = Component::new(engine, wasm).map_err(|e| RuntimeError::Compile {
+        let compile_error = |e: wasmtime::Error| RuntimeError::Compile {
             path: origin.to_path_buf(),
             message: format!("{e:#}"),
-        })?;
-        Ok((c, CacheOutcome::Compiled))
+        };
+        let Some((dir, key)) = &self.store else {
+            let c = Component::new(engine, wasm).map_err(compile_error)?;
+            return Ok((c, CacheOutcome::Compiled));
+        };
+        let file = dir.join(format!("{sha}.cwasm"));
+        match std::fs::read(&file) {
+            Ok(bytes) => match verified(key, sha, &bytes).and_then(|a| deserialize_verified(engine, a)) {
+                Ok(c) => return Ok((c, CacheOutcome::Disk)),
+                Err(why) => tracing::warn!(file = %file.display(), %why, "discarding unusable cache entry"),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(file = %file.display(), error = %e, "cannot read cache entry"),
+        }
+        let artifact = engine.precompile_component(wasm).map_err(compile_error)?;
+        if let Err(e) = store(dir, &file, &artifact, &tag(key, sha, &artifact)) {
+            tracing::warn!(dir = %dir.display(), error = %e, "compile cache not writable; continuing without it");
+        }
+        // Deserializing bytes we produced in this process is as trusted as compiling.
+        from_own_artifact(engine, &artifact, origin).map(|c| (c, CacheOutcome::Compiled))
     }
 
     /// Without a compiler, only precompiled artifacts can be loaded.
@@ -136,15 +182,134 @@ impl CompileCache {
     }
 }
 
+#[cfg(any(feature = "compiler", test))]
+/// Whether a folder (or file) may hold what the supervisor executes: it belongs to the
+/// supervisor's user, and no one else may write it (nor, for `secret`, read it).
+fn owned_privately(path: &Path, secret: bool) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).map_err(|e| format!("cannot inspect {}: {e}", path.display()))?;
+    if m.file_type().is_symlink() {
+        return Err(format!(
+            "{} is a symbolic link; give the real folder (VYOMA_CACHE_DIR)",
+            path.display()
+        ));
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if m.uid() != me {
+        return Err(format!(
+            "{} belongs to user {}, not to the supervisor's user {me}; use a folder of your own (VYOMA_CACHE_DIR)",
+            path.display(),
+            m.uid()
+        ));
+    }
+    let forbidden = if secret { 0o077 } else { 0o022 };
+    if m.mode() & forbidden != 0 {
+        return Err(format!(
+            "{} is {} by others (mode {:o}); fix it with `chmod go-{} {}`",
+            path.display(),
+            if secret { "readable or writable" } else { "writable" },
+            m.mode() & 0o777,
+            if secret { "rwx" } else { "w" },
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Creates (privately) or checks the cache root, its per-installation key and the engine's
+/// folder.
 #[cfg(feature = "compiler")]
-fn store(dir: &Path, file: &Path, artifact: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+fn open_store(root: &Path, fingerprint: &str) -> Result<Option<(PathBuf, [u8; 32])>, String> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let private_dir = |d: &Path| -> Result<(), String> {
+        if !d.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(d)
+                .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+        }
+        owned_privately(d, false)
+    };
+    private_dir(root)?;
+    let key_file = root.join(KEY_FILE);
+    let mut key = [0u8; 32];
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&key_file)
+    {
+        Ok(mut f) => {
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut r| r.read_exact(&mut key))
+                .and_then(|()| f.write_all(&key))
+                .and_then(|()| f.sync_all())
+                .map_err(|e| format!("cannot write the cache key {}: {e}", key_file.display()))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            owned_privately(&key_file, true)?;
+            let bytes = std::fs::read(&key_file)
+                .map_err(|e| format!("cannot read the cache key {}: {e}", key_file.display()))?;
+            key = bytes.try_into().map_err(|_| {
+                format!(
+                    "the cache key {} is damaged (not 32 bytes); delete it to start a new cache",
+                    key_file.display()
+                )
+            })?;
+        }
+        Err(e) => return Err(format!("cannot create the cache key {}: {e}", key_file.display())),
+    }
+    let dir = root.join(fingerprint);
+    private_dir(&dir)?;
+    Ok(Some((dir, key)))
+}
+
+/// The tag stored after an artifact: HMAC-SHA256 over the component's hash and the
+/// artifact, so an artifact cannot be forged, altered, or moved to another component's
+/// name.
+#[cfg(feature = "compiler")]
+fn tag(key: &[u8; 32], sha: &str, artifact: &[u8]) -> [u8; TAG] {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(sha.as_bytes());
+    mac.update(&[0]);
+    mac.update(artifact);
+    mac.finalize().into_bytes().into()
+}
+
+/// The artifact in `bytes` (artifact, then tag) if its tag is right.
+#[cfg(feature = "compiler")]
+fn verified<'a>(key: &[u8; 32], sha: &str, bytes: &'a [u8]) -> Result<&'a [u8], String> {
+    use hmac::{Hmac, Mac};
+    let Some(split) = bytes.len().checked_sub(TAG) else {
+        return Err("too short to be a tagged artifact".into());
+    };
+    let (artifact, t) = bytes.split_at(split);
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(sha.as_bytes());
+    mac.update(&[0]);
+    mac.update(artifact);
+    // Constant-time comparison.
+    mac.verify_slice(t)
+        .map_err(|_| "its integrity tag does not match (altered, or written by someone else)".to_string())?;
+    Ok(artifact)
+}
+
+#[cfg(feature = "compiler")]
+fn store(dir: &Path, file: &Path, artifact: &[u8], tag: &[u8; TAG]) -> std::io::Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut tmp, artifact)?;
+    std::io::Write::write_all(&mut tmp, tag)?;
     tmp.as_file().sync_all()?;
     tmp.persist(file).map_err(|e| e.error)?;
     Ok(())
 }
+
+/// Where a VyomaOS image keeps its precompiled apps: the only folder its supervisor loads
+/// machine code from.
+pub const IMAGE_ARTIFACTS: &str = "/lib/vyoma";
 
 /// The target the image's supervisor is built for.
 pub const IMAGE_TARGET: &str = "x86_64-unknown-linux-musl";
@@ -160,38 +325,88 @@ pub fn precompile_for_image(wasm: &[u8], origin: &Path) -> Result<Vec<u8>, Runti
     })
 }
 
-/// Loads an artifact made by [`precompile_for_image`] from a VyomaOS image.
-#[allow(unsafe_code, reason = "loading a precompiled artifact is unsafe in Wasmtime's API")]
-pub(crate) fn load_image_artifact(engine: &Engine, bytes: &[u8], origin: &Path) -> Result<Component, RuntimeError> {
-    // SAFETY: `Component::deserialize` requires bytes produced by Wasmtime's
-    // `precompile_component`. Artifacts are only trusted when the runtime was configured
-    // with `trust_precompiled`, which only the image's supervisor (PID 1) sets: its apps
-    // were precompiled by `vyoma image build` and sit in the initramfs, which only the
-    // image builder writes. Wasmtime checks the artifact's header, target and engine
-    // settings itself and errors on a mismatch (reported as `Incompatible`).
-    let c = unsafe { Component::deserialize(engine, bytes) };
-    c.map_err(|e| RuntimeError::Incompatible {
+/// The file name `vyoma image build` gives an artifact: the component's name and the
+/// artifact's own SHA-256, which the loader checks.
+pub fn image_artifact_name(stem: &str, artifact: &[u8]) -> String {
+    format!("{stem}-{}.cwasm", sha256_hex(artifact))
+}
+
+/// The SHA-256 an image artifact's file name promises (see [`image_artifact_name`]).
+fn promised_sha(path: &Path) -> Option<&str> {
+    let name = path.file_name()?.to_str()?.strip_suffix(".cwasm")?;
+    let (_, sha) = name.rsplit_once('-')?;
+    (sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit())).then_some(sha)
+}
+
+/// Loads an artifact made by [`precompile_for_image`] from a VyomaOS image: only from
+/// `trusted` (the image's own artifact folder), and only when the bytes' SHA-256 (`sha`)
+/// matches the one in the file name.
+pub(crate) fn load_image_artifact(
+    engine: &Engine,
+    bytes: &[u8],
+    sha: &str,
+    origin: &Path,
+    trusted: &Path,
+) -> Result<Component, RuntimeError> {
+    let inside = origin
+        .canonicalize()
+        .ok()
+        .zip(trusted.canonicalize().ok())
+        .is_some_and(|(o, t)| o.starts_with(t));
+    if !inside {
+        return Err(RuntimeError::Untrusted {
+            path: origin.to_path_buf(),
+        });
+    }
+    match promised_sha(origin) {
+        Some(p) if p.eq_ignore_ascii_case(sha) => {}
+        promised => {
+            return Err(RuntimeError::Corrupt {
+                path: origin.to_path_buf(),
+                expected: promised.unwrap_or("(none in the file name)").to_string(),
+                actual: sha.to_string(),
+            });
+        }
+    }
+    deserialize_checked(engine, bytes).map_err(|message| RuntimeError::Incompatible {
         path: origin.to_path_buf(),
-        message: format!("{e:#}"),
+        message,
     })
 }
 
+/// Deserialises an image artifact whose hash was just checked.
+#[allow(unsafe_code, reason = "loading a precompiled artifact is unsafe in Wasmtime's API")]
+fn deserialize_checked(engine: &Engine, bytes: &[u8]) -> Result<Component, String> {
+    // SAFETY: `Component::deserialize` requires bytes produced by Wasmtime's
+    // `precompile_component` for a compatible engine. These are the bytes of a file under
+    // the image's own artifact folder (checked by the caller: only PID 1 sets it, and only
+    // to `/lib/vyoma` in the initramfs, which only the image builder writes), whose SHA-256
+    // the caller just checked against the one the builder recorded in its name, so they
+    // are exactly what the builder's `precompile_component` produced. Wasmtime checks the
+    // header, target and engine settings itself and errors on a mismatch. The bytes are in
+    // memory, so nothing can change them after the check.
+    let c = unsafe { Component::deserialize(engine, bytes) };
+    c.map_err(|e| format!("{e:#}"))
+}
+
+/// Deserialises a cache artifact whose tag was just verified.
 #[cfg(feature = "compiler")]
 #[allow(unsafe_code, reason = "loading a precompiled artifact is unsafe in Wasmtime's API")]
-fn deserialize(engine: &Engine, file: &Path) -> Result<Component, String> {
-    match Engine::detect_precompiled_file(file) {
-        Ok(Some(Precompiled::Component)) => {}
-        Ok(_) => return Err("not a precompiled component".into()),
-        Err(e) => return Err(format!("{e:#}")),
+fn deserialize_verified(engine: &Engine, artifact: &[u8]) -> Result<Component, String> {
+    match Engine::detect_precompiled(artifact) {
+        Some(wasmtime::Precompiled::Component) => {}
+        _ => return Err("not a precompiled component".into()),
     }
-    // SAFETY: `deserialize_file` requires bytes produced by Wasmtime's own
-    // `precompile_component` for a compatible engine. Files in this cache are written only
-    // by `store` above, atomically (temp file + rename), from `Engine::precompile_component`
-    // of this engine configuration, under a folder named by the engine's compatibility
-    // hash; the header was checked just above, and Wasmtime re-checks the engine
-    // compatibility itself and errors on mismatch. The remaining trust is in the cache
-    // folder's permissions, which must be owned by the supervisor (ARCHITECTURE.md).
-    let c = unsafe { Component::deserialize_file(engine, file) };
+    // SAFETY: `Component::deserialize` requires bytes produced by Wasmtime's own
+    // `precompile_component` for a compatible engine. These bytes carry a valid HMAC tag
+    // under this installation's key, which only `CompileCache::load` uses, right after
+    // `precompile_component` of this engine configuration (the folder is named by the
+    // engine's compatibility hash), and which no one but the supervisor's user can read
+    // (`owned_privately`) and no app can be granted (`Runtime::grant_problems`). So they
+    // are bytes this supervisor's user produced with Wasmtime. Wasmtime re-checks the
+    // engine compatibility itself. The bytes are in memory, so nothing can change them
+    // after the check.
+    let c = unsafe { Component::deserialize(engine, artifact) };
     c.map_err(|e| format!("{e:#}"))
 }
 
@@ -210,4 +425,65 @@ fn from_own_artifact(engine: &Engine, artifact: &[u8], origin: &Path) -> Result<
 /// SHA-256 of a component, hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_artifact_names_promise_their_hash() {
+        let name = image_artifact_name("echo", b"artifact bytes");
+        let sha = sha256_hex(b"artifact bytes");
+        assert_eq!(name, format!("echo-{sha}.cwasm"));
+        assert_eq!(
+            promised_sha(Path::new(&format!("/lib/vyoma/{name}"))),
+            Some(sha.as_str())
+        );
+        assert_eq!(promised_sha(Path::new("/lib/vyoma/echo-0123.cwasm")), None);
+        assert_eq!(promised_sha(Path::new("/lib/vyoma/echo.wasm")), None);
+        // Names with dashes of their own.
+        let n = image_artifact_name("my-app", b"x");
+        assert_eq!(promised_sha(Path::new(&n)), Some(sha256_hex(b"x").as_str()));
+    }
+
+    #[test]
+    fn folders_others_can_write_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c");
+        std::fs::create_dir(&p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
+        owned_privately(&p, false).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = owned_privately(&p, false).unwrap_err();
+        assert!(
+            e.contains("is writable by others (mode 777)") && e.contains("chmod go-w"),
+            "{e}"
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        owned_privately(&p, false).unwrap();
+        // A secret must not even be readable.
+        let e = owned_privately(&p, true).unwrap_err();
+        assert!(e.contains("readable or writable by others"), "{e}");
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        assert!(owned_privately(&link, false).unwrap_err().contains("symbolic link"));
+    }
+
+    #[cfg(feature = "compiler")]
+    #[test]
+    fn tags_bind_the_artifact_to_its_component_and_key() {
+        let key = [7u8; 32];
+        let mut bytes = b"artifact".to_vec();
+        bytes.extend_from_slice(&tag(&key, "abc", b"artifact"));
+        assert_eq!(verified(&key, "abc", &bytes).unwrap(), b"artifact");
+        // Another component's name, another key, an altered byte, a truncated file.
+        assert!(verified(&key, "abd", &bytes).is_err());
+        assert!(verified(&[8u8; 32], "abc", &bytes).is_err());
+        let mut altered = bytes.clone();
+        altered[0] ^= 1;
+        assert!(verified(&key, "abc", &altered).is_err());
+        assert!(verified(&key, "abc", &bytes[..10]).is_err());
+    }
 }

@@ -1,6 +1,7 @@
 //! Mapping how a Wasmtime call ended onto an [`ExitReason`].
 
 use vyoma_lifecycle::{ExitReason, TrapKind};
+use wasmtime::component::ResourceTableError;
 use wasmtime::{Trap, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
@@ -36,22 +37,39 @@ pub(crate) fn classify(e: &wasmtime::Error) -> ExitReason {
         if kind == TrapKind::Other {
             message = t.to_string();
         }
-        if let Some(bt) = e.downcast_ref::<WasmBacktrace>() {
-            let names: Vec<String> = bt
-                .frames()
-                .iter()
-                .filter_map(|f| f.func_name().map(str::to_string))
-                .take(FRAMES)
-                .collect();
-            if !names.is_empty() {
-                if !message.is_empty() {
-                    message.push_str(": ");
-                }
-                message.push_str("in ");
-                message.push_str(&names.join(" <- "));
+        if let Some(f) = frames(e) {
+            if !message.is_empty() {
+                message.push_str(": ");
             }
+            message.push_str(&f);
         }
         return ExitReason::Trap { kind, message };
     }
-    ExitReason::Error(format!("{e:#}"))
+    if e.chain().any(|c| c.downcast_ref::<ResourceTableError>().is_some()) {
+        return ExitReason::Error(
+            "used up its handle budget (`[limits] handles`): too many open files, sockets, streams or pollables at once"
+                .into(),
+        );
+    }
+    // One line: the root cause, and where in the app it happened (Wasmtime adds the
+    // multi-line backtrace as context; its frame names are enough).
+    let mut message = e.root_cause().to_string().replace('\n', " ");
+    if let Some(frames) = frames(e) {
+        message.push_str(" (");
+        message.push_str(&frames);
+        message.push(')');
+    }
+    ExitReason::Error(message)
+}
+
+/// "in f <- g <- h": the innermost named wasm frames of the error's backtrace, if any.
+fn frames(e: &wasmtime::Error) -> Option<String> {
+    let bt = e.downcast_ref::<WasmBacktrace>()?;
+    let names: Vec<String> = bt
+        .frames()
+        .iter()
+        .filter_map(|f| f.func_name().map(str::to_string))
+        .take(FRAMES)
+        .collect();
+    (!names.is_empty()).then(|| format!("in {}", names.join(" <- ")))
 }

@@ -7,30 +7,13 @@
 
 use std::time::Duration;
 
-use vyoma_ipc::{IpcError, Readiness};
-use wasmtime::component::Resource;
+use vyoma_ipc::{Endpoint, IpcError, Readiness};
+use wasmtime::component::{HasData, Resource, ResourceTable};
 use wasmtime_wasi::p2::{DynPollable, Pollable};
 
-use crate::sandbox::AppState;
+use crate::AppLog;
 
-pub(crate) mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "vyoma:app/app",
-        imports: {
-            "vyoma:app/ipc.send-wait": async,
-            "vyoma:app/ipc.recv": async,
-            "vyoma:app/ipc.request": async,
-            "vyoma:app/ipc.subscribe": trappable,
-        },
-        with: {
-            "wasi:io/poll": wasmtime_wasi::p2::bindings::io::poll,
-        },
-        require_store_data_send: true,
-    });
-}
-
-use bindings::vyoma::app::ipc::{Error, Host, Message};
+use crate::bindings::vyoma::app::ipc::{Error, Host, Message};
 
 /// The interface name apps import, for telling whether an app reads IPC at all.
 pub const IPC_INTERFACE: &str = "vyoma:app/ipc";
@@ -57,51 +40,70 @@ fn ms(n: u32) -> Duration {
     Duration::from_millis(u64::from(n))
 }
 
-impl AppState {
+/// What `vyoma:app/ipc` sees of the store: the instance's broker endpoint, its app's log
+/// (for noting refusals) and the resource table its pollables go in.
+#[derive(Debug)]
+pub struct IpcView<'a> {
+    /// The endpoint, which stamps the app's name on what it sends.
+    pub endpoint: &'a mut Endpoint,
+    /// The app's log.
+    pub log: &'a AppLog,
+    /// The instance's resource table.
+    pub table: &'a mut ResourceTable,
+}
+
+/// [`HasData`] for the linker: projects the store data onto an [`IpcView`].
+pub struct HasIpc;
+
+impl HasData for HasIpc {
+    type Data<'a> = IpcView<'a>;
+}
+
+impl IpcView<'_> {
     /// Refusals are the app's business first (it gets the error), and the operator's: a
     /// missing grant is noted in the app's log.
     fn refused<T>(&self, to: &str, r: Result<T, IpcError>) -> Result<T, Error> {
         r.map_err(|e| {
             if let IpcError::NotPermitted(why) = &e {
                 self.log.note(&format!("ipc: message to `{to}` refused: {why}"));
-                tracing::info!(app = %self.ipc.name(), %to, %why, "ipc refused");
+                tracing::info!(app = %self.endpoint.name(), %to, %why, "ipc refused");
             }
             to_wit(e)
         })
     }
 }
 
-impl Host for AppState {
+impl Host for IpcView<'_> {
     fn send(&mut self, to: String, body: Vec<u8>) -> Result<(), Error> {
-        let r = self.ipc.send(&to, body);
+        let r = self.endpoint.send(&to, body);
         self.refused(&to, r)
     }
 
     async fn send_wait(&mut self, to: String, body: Vec<u8>, timeout_ms: u32) -> Result<(), Error> {
-        let r = self.ipc.send_wait(&to, body, ms(timeout_ms)).await;
+        let r = self.endpoint.send_wait(&to, body, ms(timeout_ms)).await;
         self.refused(&to, r)
     }
 
     fn try_recv(&mut self) -> Option<Message> {
-        self.ipc.try_recv().map(message)
+        self.endpoint.try_recv().map(message)
     }
 
     async fn recv(&mut self, timeout_ms: Option<u32>) -> Option<Message> {
-        self.ipc.recv(timeout_ms.map(ms)).await.map(message)
+        self.endpoint.recv(timeout_ms.map(ms)).await.map(message)
     }
 
     fn subscribe(&mut self) -> wasmtime::Result<Resource<DynPollable>> {
-        let ready = self.table.push(InboxPollable(self.ipc.readiness()))?;
-        wasmtime_wasi::p2::subscribe(&mut self.table, ready)
+        let ready = self.table.push(InboxPollable(self.endpoint.readiness()))?;
+        wasmtime_wasi::p2::subscribe(self.table, ready)
     }
 
     async fn request(&mut self, to: String, body: Vec<u8>, timeout_ms: u32) -> Result<Vec<u8>, Error> {
-        let r = self.ipc.request(&to, body, ms(timeout_ms)).await;
+        let r = self.endpoint.request(&to, body, ms(timeout_ms)).await;
         self.refused(&to, r)
     }
 
     fn reply(&mut self, token: u64, body: Vec<u8>) -> Result<(), Error> {
-        self.ipc.reply(token, body).map_err(to_wit)
+        self.endpoint.reply(token, body).map_err(to_wit)
     }
 }
 

@@ -14,10 +14,13 @@
 //! What it is not for: deciding when apps start, stop or restart (`vyoma-supervisor` with
 //! `vyoma-lifecycle`), or parsing manifests (`vyoma-manifest`).
 
+mod bindings;
 mod cache;
 mod engine;
 mod exit;
+mod host;
 mod ipc;
+mod lifecycle;
 mod sandbox;
 mod stdio;
 
@@ -30,16 +33,18 @@ use std::time::Duration;
 use vyoma_ipc::Endpoint;
 use vyoma_lifecycle::ExitReason;
 use vyoma_manifest::Manifest;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-pub use cache::{CacheOutcome, CompileCache, IMAGE_TARGET, sha256_hex};
+pub use cache::{CacheOutcome, CompileCache, IMAGE_ARTIFACTS, IMAGE_TARGET, image_artifact_name, sha256_hex};
 #[cfg(feature = "compiler")]
 pub use cache::{engine_fingerprint, precompile_for_image};
 pub use engine::{Allocator, MAX_APP_MEMORY, MAX_TABLE_ELEMENTS, PoolingChoice};
-pub use ipc::IPC_INTERFACE;
-pub use sandbox::{AppState, MAX_HANDLES, MAX_STDIN, MemoryLimitExceeded};
+pub use host::{FdLimit, raise_fd_limit};
+pub use ipc::{IPC_INTERFACE, IpcView};
+pub use lifecycle::{LIFECYCLE_INTERFACE, LifecycleView, StopRequest, StopSignal};
+pub use sandbox::{InstanceState, MAX_STDIN, MemoryLimitExceeded};
 pub use stdio::AppLog;
 
 /// Errors loading components or building the engine. Running an instance never errors:
@@ -86,10 +91,20 @@ pub enum RuntimeError {
         path: PathBuf,
     },
     /// A precompiled artifact where only components are trusted.
-    #[error("{} is a precompiled artifact; they are only loaded from a VyomaOS image: give the app's .wasm component instead", path.display())]
+    #[error("{} is a precompiled artifact (machine code); they are only loaded by a VyomaOS image's supervisor from its own /lib/vyoma: give the app's .wasm component instead", path.display())]
     Untrusted {
         /// The file.
         path: PathBuf,
+    },
+    /// An image artifact whose bytes are not the ones the image builder recorded.
+    #[error("{} is damaged: its SHA-256 is {actual}, but the image builder recorded {expected}; rebuild the image with `vyoma image build`", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The SHA-256 in its name.
+        expected: String,
+        /// The SHA-256 of its bytes.
+        actual: String,
     },
     /// A precompiled artifact made for another engine (other Wasmtime, settings or target).
     #[error("{} was precompiled for a different engine: {message}; rebuild the image with `vyoma image build`", path.display())]
@@ -126,10 +141,11 @@ pub struct RuntimeConfig {
     /// cross-CPU TLB shootdowns (docs/PERFORMANCE.md). Worth enabling for apps with
     /// megabytes of data segments.
     pub memory_init_cow: bool,
-    /// Load precompiled artifacts (`.cwasm`) named by manifests. Only the image's
-    /// supervisor sets this: artifacts are machine code, trusted because the image builder
-    /// made them.
-    pub trust_precompiled: bool,
+    /// Load precompiled artifacts (`.cwasm`) named by manifests, only from this folder,
+    /// and only when their SHA-256 matches the one in their name. Only the image's
+    /// supervisor, as PID 1, sets it (to its initramfs's `/lib/vyoma`): artifacts are
+    /// machine code, trusted because the image builder made them. `None`: refuse them.
+    pub trusted_artifacts: Option<PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -140,7 +156,7 @@ impl Default for RuntimeConfig {
             cache_dir: default_cache_dir(),
             epoch_tick: Duration::from_millis(10),
             memory_init_cow: false,
-            trust_precompiled: false,
+            trusted_artifacts: None,
         }
     }
 }
@@ -177,7 +193,7 @@ pub struct Loaded {
     pub outcome: CacheOutcome,
     /// Its imports and exports.
     pub info: ComponentInfo,
-    pre: CommandPre<AppState>,
+    pre: CommandPre<InstanceState>,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -193,10 +209,12 @@ impl std::fmt::Debug for Loaded {
 /// The shared engine and everything built on it.
 pub struct Runtime {
     engine: Engine,
-    linker: Linker<AppState>,
+    linker: Linker<InstanceState>,
     cache: CompileCache,
     allocator: Allocator,
-    trust_precompiled: bool,
+    trusted_artifacts: Option<PathBuf>,
+    /// Folders no app may be granted: they hold what the supervisor executes.
+    protected: Vec<PathBuf>,
     loaded: Mutex<HashMap<String, Weak<Loaded>>>,
     _ticker: engine::EpochTicker,
 }
@@ -219,16 +237,27 @@ impl Runtime {
         let (engine, allocator) = engine::build(config.pooling, config.capacity, config.memory_init_cow)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        ipc::bindings::vyoma::app::ipc::add_to_linker::<AppState, HasSelf<AppState>>(&mut linker, |s| s)
+        bindings::vyoma::app::ipc::add_to_linker::<InstanceState, ipc::HasIpc>(&mut linker, InstanceState::ipc_view)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        bindings::vyoma::app::lifecycle::add_to_linker::<InstanceState, lifecycle::HasLifecycle>(
+            &mut linker,
+            InstanceState::lifecycle_view,
+        )
+        .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let cache = CompileCache::new(config.cache_dir.as_deref(), &engine);
         let ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick);
+        let protected = [cache.root(), config.trusted_artifacts.as_deref()]
+            .into_iter()
+            .flatten()
+            .map(|p| p.canonicalize().unwrap_or_else(|_| p.to_path_buf()))
+            .collect();
         Ok(Runtime {
             engine,
             linker,
             cache,
             allocator,
-            trust_precompiled: config.trust_precompiled,
+            trusted_artifacts: config.trusted_artifacts.clone(),
+            protected,
             loaded: Mutex::new(HashMap::new()),
             _ticker: ticker,
         })
@@ -273,15 +302,17 @@ impl Runtime {
                     path: path.to_path_buf(),
                 });
             }
-            Some(_) if !self.trust_precompiled => {
-                return Err(RuntimeError::Untrusted {
-                    path: path.to_path_buf(),
-                });
-            }
-            Some(_) => (
-                cache::load_image_artifact(&self.engine, &wasm, path)?,
-                CacheOutcome::Image,
-            ),
+            Some(_) => match &self.trusted_artifacts {
+                None => {
+                    return Err(RuntimeError::Untrusted {
+                        path: path.to_path_buf(),
+                    });
+                }
+                Some(trusted) => (
+                    cache::load_image_artifact(&self.engine, &wasm, &sha, path, trusted)?,
+                    CacheOutcome::Image,
+                ),
+            },
         };
         let info = component_info(&self.engine, &component);
         let pre = self
@@ -309,15 +340,42 @@ impl Runtime {
         Ok(loaded)
     }
 
+    /// The app's directory grants this runtime refuses: any that contains, or lies inside,
+    /// a folder holding what the supervisor executes (the compile cache, the image's
+    /// artifacts). Through such a grant an app could plant machine code the supervisor
+    /// would run. Each problem points at the grant in the manifest.
+    pub fn grant_problems(&self, m: &Manifest) -> Vec<vyoma_manifest::Diagnostic> {
+        m.capabilities
+            .dirs
+            .iter()
+            .filter_map(|d| {
+                let p = sandbox::protected_overlap(&d.host.value, &self.protected)?;
+                Some(
+                    m.source
+                        .diagnostic(
+                            d.host.span.clone(),
+                            format!(
+                                "granted directory `{}` overlaps {}, which holds machine code VyomaOS runs: no app may be granted it",
+                                d.host.value.display(),
+                                p.display()
+                            ),
+                        )
+                        .with_help("grant a folder outside it, or move the compile cache elsewhere (VYOMA_CACHE_DIR)"),
+                )
+            })
+            .collect()
+    }
+
     fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<Loaded>>> {
         self.loaded.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs one instance of `manifest`'s app from `component` until it ends, and says why
-    /// it ended. The instance talks to other apps through `ipc`. `on_running` is called
-    /// once the instance exists and `wasi:cli/run` is about to be called. Dropping the
-    /// returned future kills the instance wherever it is, including inside a WASI or IPC
-    /// call.
+    /// it ended. The instance talks to other apps through `ipc`, and learns through `stop`
+    /// that it is asked to end. `on_running` is called once the instance exists and
+    /// `wasi:cli/run` is about to be called. Dropping the returned future kills the
+    /// instance wherever it is, including inside a WASI or IPC call.
+    #[allow(clippy::too_many_arguments, reason = "one instance's every input, each distinct")]
     pub async fn run(
         &self,
         manifest: &Manifest,
@@ -325,9 +383,10 @@ impl Runtime {
         log: &Arc<AppLog>,
         memory: Arc<AtomicU64>,
         ipc: Endpoint,
+        stop: StopRequest,
         on_running: impl FnOnce(),
     ) -> ExitReason {
-        let state = match sandbox::app_state(manifest, log, memory, ipc) {
+        let state = match sandbox::instance_state(manifest, log, memory, ipc, stop, &self.protected) {
             Ok(s) => s,
             Err(e) => return ExitReason::Error(e),
         };

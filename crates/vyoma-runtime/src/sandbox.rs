@@ -1,6 +1,8 @@
-//! One app instance's sandbox: the WASI context built only from its manifest grants, and
-//! the resource limiter that enforces its manifest limits.
+//! One app instance's sandbox: the WASI context built only from its manifest grants, the
+//! resource limiter that enforces its manifest limits, and the views each host interface
+//! gets of it (WASI, IPC, lifecycle).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,33 +15,54 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::AppLog;
+use crate::ipc::IpcView;
+use crate::lifecycle::{LifecycleView, StopRequest};
 use crate::stdio::LogOutput;
 
 /// Most bytes of a granted stdin file fed to an app.
 pub const MAX_STDIN: u64 = 16 << 20;
-/// Most handles (files, streams, sockets, pollables) one instance may hold at once.
-pub const MAX_HANDLES: usize = 16_384;
-
-/// Per-store data: what host functions see of one instance.
-pub struct AppState {
+/// Per-store data: what host functions see of one instance. Each host interface sees only
+/// its own part, through its view.
+pub struct InstanceState {
     wasi: WasiCtx,
-    pub(crate) table: ResourceTable,
+    table: ResourceTable,
     pub(crate) limiter: Limiter,
     /// The app's connection to the IPC broker.
-    pub(crate) ipc: Endpoint,
+    ipc: Endpoint,
     /// The app's log, for the supervisor's notes about it (refused messages).
-    pub(crate) log: Arc<AppLog>,
+    log: Arc<AppLog>,
+    /// Whether the supervisor asks this instance to end.
+    stop: StopRequest,
 }
 
-impl std::fmt::Debug for AppState {
+impl std::fmt::Debug for InstanceState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
+        f.debug_struct("InstanceState")
             .field("limits", &self.limiter.limits)
             .finish_non_exhaustive()
     }
 }
 
-impl WasiView for AppState {
+impl InstanceState {
+    /// What `vyoma:app/ipc` sees.
+    pub(crate) fn ipc_view(&mut self) -> IpcView<'_> {
+        IpcView {
+            endpoint: &mut self.ipc,
+            log: &self.log,
+            table: &mut self.table,
+        }
+    }
+
+    /// What `vyoma:app/lifecycle` sees.
+    pub(crate) fn lifecycle_view(&mut self) -> LifecycleView<'_> {
+        LifecycleView {
+            request: &self.stop,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
@@ -114,12 +137,14 @@ impl ResourceLimiter for Limiter {
 
 /// Builds the store data for one instance of `m`. Grants that cannot be honoured (a missing
 /// directory, an unreadable stdin file) are errors, never silently dropped.
-pub(crate) fn app_state(
+pub(crate) fn instance_state(
     m: &Manifest,
     log: &Arc<AppLog>,
     memory: Arc<AtomicU64>,
     ipc: Endpoint,
-) -> Result<AppState, String> {
+    stop: StopRequest,
+    protected: &[PathBuf],
+) -> Result<InstanceState, String> {
     let mut b = WasiCtxBuilder::new();
     let mut argv = Vec::with_capacity(m.args.len() + 1);
     argv.push(m.name.as_str());
@@ -146,6 +171,15 @@ pub(crate) fn app_state(
         b.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(data));
     }
     for d in &m.capabilities.dirs {
+        // Checked again at every start: the folder (or a link in its path) may have
+        // changed since boot.
+        if let Some(p) = protected_overlap(&d.host.value, protected) {
+            return Err(format!(
+                "granted directory {} overlaps {}, which holds machine code VyomaOS runs: refused",
+                d.host.value.display(),
+                p.display()
+            ));
+        }
         let perms = if d.writable {
             FsPerms::ReadWrite
         } else {
@@ -156,14 +190,28 @@ pub(crate) fn app_state(
     }
     network(&mut b, m.capabilities.network.as_ref());
     let mut table = ResourceTable::new();
-    table.set_max_capacity(MAX_HANDLES);
-    Ok(AppState {
+    // Every open file or socket is one of the supervisor's file descriptors: the app's
+    // handle budget keeps one app from using up the ones every app shares.
+    table.set_max_capacity(m.limits.handles);
+    Ok(InstanceState {
         wasi: b.build(),
         table,
         limiter: Limiter::new(m.limits, memory),
         ipc,
         log: log.clone(),
+        stop,
     })
+}
+
+/// The protected folder that `grant` contains or lies inside, if any (both resolved, so
+/// `..` and symbolic links cannot hide an overlap). A grant that does not exist overlaps
+/// nothing (it fails on its own when opened).
+pub(crate) fn protected_overlap<'a>(grant: &Path, protected: &'a [PathBuf]) -> Option<&'a Path> {
+    let g = grant.canonicalize().ok()?;
+    protected
+        .iter()
+        .find(|p| g.starts_with(p) || p.starts_with(&g))
+        .map(PathBuf::as_path)
 }
 
 fn read_capped(path: &std::path::Path) -> std::io::Result<Vec<u8>> {

@@ -119,41 +119,153 @@ fn pooling_is_used_when_it_fits_and_falls_back_when_not() {
 }
 
 #[test]
-fn precompiled_artifacts_load_only_when_trusted_and_only_for_their_engine() {
+fn precompiled_artifacts_load_only_from_the_trusted_folder_with_their_recorded_hash() {
     let d = tempfile::tempdir().unwrap();
+    let lib = d.path().join("lib");
+    std::fs::create_dir(&lib).unwrap();
     let source = wasm("hello");
     let bytes = std::fs::read(&source).unwrap();
-    // What `vyoma image build` makes for the image's supervisor.
+    // What `vyoma image build` makes for the image's supervisor, named as it names it.
     let for_image = vyoma_runtime::precompile_for_image(&bytes, &source).unwrap();
-    let image_file = d.path().join("hello.cwasm");
+    let image_file = lib.join(vyoma_runtime::image_artifact_name("hello", &for_image));
     std::fs::write(&image_file, &for_image).unwrap();
 
     // A hosted supervisor never runs machine code it did not compile itself.
-    let hosted = Runtime::new(&config(d.path())).unwrap();
+    let hosted = Runtime::new(&config(&d.path().join("cache"))).unwrap();
     let e = hosted.load(&image_file).unwrap_err();
     assert!(matches!(e, RuntimeError::Untrusted { .. }), "{e}");
-    assert!(e.to_string().contains("only loaded from a VyomaOS image"), "{e}");
+    assert!(
+        e.to_string().contains("only loaded by a VyomaOS image's supervisor"),
+        "{e}"
+    );
 
-    // The image's supervisor takes it: the image builder's engine settings are the
-    // runtime's own (x86_64 code is the same for the musl and gnu targets).
+    // The image's supervisor takes it from its own folder: the image builder's engine
+    // settings are the runtime's own (x86_64 code is the same for musl and gnu targets).
     let trusting = Runtime::new(&RuntimeConfig {
-        trust_precompiled: true,
-        ..config(d.path())
+        trusted_artifacts: Some(lib.clone()),
+        ..config(&d.path().join("cache"))
     })
     .unwrap();
-    let loaded = trusting.load(&image_file).unwrap();
-    assert_eq!(loaded.outcome, CacheOutcome::Image);
+    assert_eq!(trusting.load(&image_file).unwrap().outcome, CacheOutcome::Image);
+
+    // Not from anywhere else, even with the right name.
+    let elsewhere = d.path().join(image_file.file_name().unwrap());
+    std::fs::write(&elsewhere, &for_image).unwrap();
+    assert!(matches!(
+        trusting.load(&elsewhere).unwrap_err(),
+        RuntimeError::Untrusted { .. }
+    ));
+
+    // Not when its bytes are not the ones the builder recorded.
+    let mut damaged = for_image.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0xff;
+    let damaged_file = lib.join(vyoma_runtime::image_artifact_name("hello", &for_image).replace("hello", "copy"));
+    std::fs::write(&damaged_file, &damaged).unwrap();
+    let e = trusting.load(&damaged_file).unwrap_err();
+    assert!(matches!(e, RuntimeError::Corrupt { .. }), "{e}");
+    assert!(e.to_string().contains("rebuild the image"), "{e}");
 
     // One made by an engine with other settings (another Wasmtime configuration or
     // version) is refused with a clear error, never run.
     let other = wasmtime::Engine::new(&wasmtime::Config::new()).unwrap();
-    let foreign = d.path().join("foreign.cwasm");
-    std::fs::write(&foreign, other.precompile_component(&bytes).unwrap()).unwrap();
+    let foreign_bytes = other.precompile_component(&bytes).unwrap();
+    let foreign = lib.join(vyoma_runtime::image_artifact_name("foreign", &foreign_bytes));
+    std::fs::write(&foreign, &foreign_bytes).unwrap();
     let e = trusting.load(&foreign).unwrap_err();
     assert!(matches!(e, RuntimeError::Incompatible { .. }), "{e}");
     let msg = e.to_string();
     assert!(
-        msg.contains("foreign.cwasm was precompiled for a different engine") && msg.contains("vyoma image build"),
+        msg.contains("was precompiled for a different engine") && msg.contains("vyoma image build"),
         "{msg}"
     );
+}
+
+#[test]
+fn a_planted_cache_entry_is_never_loaded() {
+    // Someone who can write the cache folder puts a real artifact of another component
+    // under this component's name: its tag does not match, so it is discarded.
+    let cache = tempfile::tempdir().unwrap();
+    let rt = Runtime::new(&config(cache.path())).unwrap();
+    let hello = rt.load(&wasm("hello")).unwrap();
+    let ticker = rt.load(&wasm("ticker")).unwrap();
+    let dir = rt.cache().dir().unwrap().to_path_buf();
+    let (h, t) = (hello.sha256.clone(), ticker.sha256.clone());
+    drop((hello, ticker, rt));
+    std::fs::copy(dir.join(format!("{t}.cwasm")), dir.join(format!("{h}.cwasm"))).unwrap();
+    let rt = Runtime::new(&config(cache.path())).unwrap();
+    let l = rt.load(&wasm("hello")).unwrap();
+    assert_eq!(l.outcome, CacheOutcome::Compiled, "the planted entry was used");
+    // Untagged machine code (a bare artifact) is discarded the same way.
+    let bare = wasmtime::Engine::new(&wasmtime::Config::new())
+        .unwrap()
+        .precompile_component(&std::fs::read(wasm("ticker")).unwrap())
+        .unwrap();
+    std::fs::write(dir.join(format!("{t}.cwasm")), bare).unwrap();
+    let rt = Runtime::new(&config(cache.path())).unwrap();
+    assert_eq!(rt.load(&wasm("ticker")).unwrap().outcome, CacheOutcome::Compiled);
+}
+
+#[test]
+fn a_cache_others_can_write_is_not_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("shared-cache");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let rt = Runtime::new(&config(&root)).unwrap();
+    assert_eq!(rt.cache().dir(), None);
+    let why = rt.cache().refused().unwrap();
+    assert!(
+        why.contains("writable by others") && why.contains("chmod go-w"),
+        "{why}"
+    );
+    // Apps still load: compiled in memory, nothing read from or written to the folder.
+    assert_eq!(rt.load(&wasm("hello")).unwrap().outcome, CacheOutcome::Compiled);
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+    // A fresh cache is created private.
+    let fresh = d.path().join("fresh");
+    let rt = Runtime::new(&config(&fresh)).unwrap();
+    assert!(rt.cache().refused().is_none());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&fresh), 0o700);
+    assert_eq!(mode(&fresh.join("key")), 0o600);
+}
+
+#[test]
+fn grants_that_reach_the_cache_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let cache = d.path().join("home/.cache/vyoma");
+    let rt = Runtime::new(&config(&cache)).unwrap();
+    let manifest = |host: &Path| {
+        vyoma_manifest::Manifest::parse(
+            &format!(
+                "manifest_version = 1\n[app]\nname = \"a\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n\
+                 [[capabilities.dirs]]\nhost = \"{}\"\nguest = \"/d\"\nmode = \"rw\"\n",
+                host.display()
+            ),
+            d.path().join("a/app.toml"),
+        )
+        .unwrap()
+    };
+    // Its parents (a whole home folder), itself, and what is inside it.
+    for host in [
+        d.path().join("home"),
+        cache.clone(),
+        rt.cache().dir().unwrap().to_path_buf(),
+    ] {
+        let p = rt.grant_problems(&manifest(&host));
+        assert_eq!(p.len(), 1, "{host:?}");
+        assert!(p[0].message.contains("holds machine code VyomaOS runs"), "{}", p[0]);
+        assert_eq!((p[0].line, p[0].column), (7, 8));
+    }
+    // Through `..` or a symbolic link, too.
+    let link = d.path().join("innocent");
+    std::os::unix::fs::symlink(d.path().join("home"), &link).unwrap();
+    assert_eq!(rt.grant_problems(&manifest(&link)).len(), 1);
+    assert_eq!(rt.grant_problems(&manifest(&cache.join("../.."))).len(), 1);
+    // A folder beside it is fine.
+    let data = d.path().join("home/data");
+    std::fs::create_dir_all(&data).unwrap();
+    assert!(rt.grant_problems(&manifest(&data)).is_empty());
 }

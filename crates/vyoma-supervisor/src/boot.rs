@@ -15,10 +15,11 @@ use vyoma_runtime::{Runtime, RuntimeConfig, RuntimeError};
 
 use crate::{Clock, Supervisor};
 
-/// Why start-up failed. Nothing is running when this is returned.
+/// Why start-up failed. Nothing is running when this is returned. One invalid app does
+/// not fail start-up: it is shown as failed and the others run.
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
-    /// The app folder or its manifests are invalid.
+    /// The app folder cannot be read or holds no apps.
     #[error("{0}")]
     Apps(Diagnostics),
     /// The runtime could not be built.
@@ -44,6 +45,8 @@ pub struct BootTimings {
 pub struct Booted {
     /// The supervisor.
     pub supervisor: Supervisor,
+    /// What checking the apps against each other found that does not stop them.
+    pub warnings: Vec<Diagnostic>,
     /// Apps whose component could not be loaded, with why; they fail when started and
     /// the others are unaffected.
     pub load_failures: Vec<(String, String)>,
@@ -64,31 +67,40 @@ pub async fn boot(dir: &Path, config: RuntimeConfig, clock: Arc<dyn Clock>) -> R
 /// rest stay stopped). Names that are not apps are returned in [`Booted::unknown`].
 pub async fn boot_selected(
     dir: &Path,
-    mut config: RuntimeConfig,
+    config: RuntimeConfig,
     clock: Arc<dyn Clock>,
     only: Option<&[String]>,
 ) -> Result<Booted, BootError> {
+    let mut booted = prepare(dir, config, clock).await?;
+    booted.start(only).await;
+    Ok(booted)
+}
+
+/// Everything before starting apps: manifests (the apps that cannot run are set aside,
+/// the others go on), the engine and pool, and every component loaded. Nothing runs yet:
+/// [`Booted::start`] starts the apps, and can be raced against signals.
+pub async fn prepare(dir: &Path, mut config: RuntimeConfig, clock: Arc<dyn Clock>) -> Result<Booted, BootError> {
     let t0 = Instant::now();
-    let set = AppSet::load_dir(dir).map_err(BootError::Apps)?;
+    match vyoma_runtime::raise_fd_limit() {
+        Ok(l) if l.now != l.before => tracing::info!(from = l.before, to = l.now, "raised the open-file limit"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit; apps share the current one"),
+    }
+    let partial = AppSet::load_dir_partial(dir).map_err(BootError::Apps)?;
     let t_manifests = t0.elapsed();
-    let wanted = u32::try_from(set.apps().len().saturating_mul(2)).unwrap_or(u32::MAX);
+    let warnings = partial.set.warnings().to_vec();
+    let wanted = u32::try_from(partial.set.apps().len().saturating_mul(2)).unwrap_or(u32::MAX);
     config.capacity = config.capacity.max(wanted);
     let runtime = Arc::new(Runtime::new(&config)?);
     let t_engine = t0.elapsed();
-    let supervisor = Supervisor::new(runtime, set, clock);
+    let supervisor = Supervisor::with_rejected(runtime, partial, clock);
     let load_failures = supervisor.preload().await;
     let t_loaded = t0.elapsed();
-    let unknown = match only {
-        None => {
-            supervisor.start_all().await;
-            Vec::new()
-        }
-        Some(names) => supervisor.start_only(names).await,
-    };
     Ok(Booted {
         supervisor,
+        warnings,
         load_failures,
-        unknown,
+        unknown: Vec::new(),
         timings: BootTimings {
             began: t0,
             manifests: t_manifests,
@@ -98,11 +110,46 @@ pub async fn boot_selected(
     })
 }
 
+/// A supervisor with no apps (PID 1 when its app folder is unusable keeps its console).
+pub fn boot_nothing(config: RuntimeConfig, clock: Arc<dyn Clock>) -> Result<Booted, BootError> {
+    let t0 = Instant::now();
+    let runtime = Arc::new(Runtime::new(&config)?);
+    let t = t0.elapsed();
+    Ok(Booted {
+        supervisor: Supervisor::new(runtime, AppSet::default(), clock),
+        warnings: Vec::new(),
+        load_failures: Vec::new(),
+        unknown: Vec::new(),
+        timings: BootTimings {
+            began: t0,
+            manifests: Duration::ZERO,
+            engine: t,
+            loaded: t,
+        },
+    })
+}
+
 impl Booted {
-    /// Every app's problems after start-up, each with file, line and column: missing files
-    /// and components that failed to load. Those apps fail when started; the others run.
+    /// Starts the apps: all of them, or with `only`, those and what they depend on (names
+    /// that are not apps go to [`Booted::unknown`]). Returns when every app has been
+    /// started (each once its dependencies are up); dropping the future abandons the starts
+    /// still waiting.
+    pub async fn start(&mut self, only: Option<&[String]>) {
+        match only {
+            None => self.supervisor.start_all().await,
+            Some(names) => self.unknown = self.supervisor.start_only(names).await,
+        }
+    }
+
+    /// Every app's problems after start-up, each with file, line and column: invalid
+    /// manifests (those apps were not started), missing files and components that failed
+    /// to load (those apps fail when started), then warnings. The others run.
     pub fn problems(&self) -> Vec<Diagnostic> {
-        let mut out = Vec::new();
+        let mut out: Vec<Diagnostic> = self
+            .supervisor
+            .rejected()
+            .flat_map(|r| r.problems.iter().cloned())
+            .collect();
         for name in self.supervisor.names() {
             if let Ok(d) = self.supervisor.detail(name) {
                 let load_error = self
@@ -113,6 +160,7 @@ impl Booted {
                 out.extend(app_problems(&d.manifest, load_error));
             }
         }
+        out.extend(self.warnings.iter().cloned());
         out
     }
 }

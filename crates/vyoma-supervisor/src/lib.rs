@@ -3,66 +3,77 @@
 //! endpoint), and the operator console's commands (including `@app: text`). The same code
 //! runs hosted (`vyoma run`) and as PID 1 in the image (`vyoma-init`).
 //!
-//! How a request flows: an operator line (or boot) becomes a [`console::Command`]; the
-//! command becomes a lifecycle [`Event`] for one app; [`Supervisor::apply`] feeds it to the
-//! app's pure [`Lifecycle`] under the registry lock and performs the [`Action`]s it returns
-//! (spawn an instance task, abort one, arm a backoff timer). Instance tasks report back
-//! through `apply` too (`Running`, `Exited`), so every state change goes through one place.
-//! The lock is never held across an `.await`.
+//! How a request flows: an operator line becomes a [`console::Command`], carried out by
+//! [`console::execute`] into a typed [`console::Reply`]; a command that changes an app
+//! becomes a lifecycle [`vyoma_lifecycle::Event`], which [`Supervisor::apply`] feeds to the app's pure
+//! [`vyoma_lifecycle::Lifecycle`] under the registry lock, performing the actions it
+//! returns (spawn an instance task, abort one, ask one to stop, arm a timer). Instance
+//! tasks and timers report back through `apply` too, so every state change goes through
+//! one place, and each is published as a [`LifecycleEvent`].
+//!
+//! The modules: [`registry`](crate::registry) (apps and per-state counts), `driver`
+//! (apply), `order` (start and stop in dependency order, waits), `component` (preload),
+//! `boot` (from a folder to a running set), [`console`] (commands, replies, rendering, the
+//! session loop).
 //!
 //! Not here: Wasmtime details (`vyoma-runtime`), restart arithmetic (`vyoma-lifecycle`),
-//! terminal handling and process setup (`vyoma-cli`).
+//! terminal handling and process setup (`vyoma-cli`, `vyoma-init`).
 
 mod boot;
+mod clock;
+mod component;
 pub mod console;
+mod driver;
+mod events;
+mod order;
+mod registry;
 
-pub use boot::{BootError, BootTimings, Booted, app_problems, boot, boot_selected};
+pub use boot::{BootError, BootTimings, Booted, app_problems, boot, boot_nothing, boot_selected, prepare};
+pub use clock::{Clock, RealClock};
+pub use driver::StopOutcome;
+pub use events::LifecycleEvent;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use futures::FutureExt;
-use tokio::sync::watch;
-use tokio::task::AbortHandle;
+use tokio::sync::{broadcast, watch};
+use tokio_util::task::TaskTracker;
 use vyoma_ipc::{AppSpec, Broker, Counters, Grants, InboxLimits};
-use vyoma_lifecycle::{Action, AppState, Event, ExitReason, Lifecycle, TransitionError};
-use vyoma_manifest::{AppSet, Manifest};
+use vyoma_lifecycle::{AppState, ExitReason, TransitionError};
+use vyoma_manifest::{AppSet, Diagnostics, Manifest, PartialSet, Rejected};
 use vyoma_runtime::{AppLog, Loaded, Runtime};
 
+use crate::registry::{Entry, Registry};
+
 tokio::task_local! {
-    /// Set while an app instance's future is being polled.
-    static IN_APP_INSTANCE: ();
+    /// Set while an app instance's future is being polled: `true` while app code (Wasmtime
+    /// or a host function of the app's) runs, `false` while the supervisor's own code runs
+    /// on the instance's behalf (see [`SupervisorCode`]).
+    static IN_APP_INSTANCE: std::cell::Cell<bool>;
 }
 
 /// Whether the calling code runs inside an app instance (a Wasmtime call or a host function
 /// of some app). A panic there ends only that instance, so a panic hook can tell it from a
 /// panic in the supervisor itself.
 pub fn in_app_instance() -> bool {
-    IN_APP_INSTANCE.try_with(|_| ()).is_ok()
+    IN_APP_INSTANCE.try_with(std::cell::Cell::get).unwrap_or(false)
 }
 
-/// A source of monotonic time, as a duration since some fixed origin.
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// Now.
-    fn now(&self) -> Duration;
-}
+/// While alive, code on an instance's task counts as the supervisor's own (a panic in it
+/// is a supervisor panic, not the app's).
+struct SupervisorCode(bool);
 
-/// The real monotonic clock.
-#[derive(Debug)]
-pub struct RealClock(Instant);
-
-impl Default for RealClock {
-    fn default() -> Self {
-        RealClock(Instant::now())
+impl SupervisorCode {
+    fn enter() -> SupervisorCode {
+        SupervisorCode(IN_APP_INSTANCE.try_with(|c| c.replace(false)).unwrap_or(false))
     }
 }
 
-impl Clock for RealClock {
-    fn now(&self) -> Duration {
-        self.0.elapsed()
+impl Drop for SupervisorCode {
+    fn drop(&mut self) {
+        let _ = IN_APP_INSTANCE.try_with(|c| c.set(self.0));
     }
 }
 
@@ -86,6 +97,30 @@ pub enum SupervisorError {
         /// Why.
         source: vyoma_ipc::IpcError,
     },
+    /// The app cannot run: its manifest is invalid, or it depends on an app that is.
+    #[error("`{app}` cannot run:\n{problems}")]
+    Invalid {
+        /// The app.
+        app: String,
+        /// Every problem, with file, line and column.
+        problems: Arc<Diagnostics>,
+    },
+    /// `wait` gave up.
+    #[error(
+        "timed out after {} waiting for {app} to be {state} ({})",
+        humantime::format_duration(*timeout),
+        where_they_are(elsewhere)
+    )]
+    WaitTimedOut {
+        /// The app, or `all`.
+        app: String,
+        /// The state waited for.
+        state: AppState,
+        /// How long it waited.
+        timeout: Duration,
+        /// The apps not in that state, and theirs.
+        elsewhere: Arc<Vec<(String, AppState)>>,
+    },
     /// The request does not fit the app's state.
     #[error("cannot {action} `{app}`: {source}")]
     Transition {
@@ -98,35 +133,13 @@ pub enum SupervisorError {
     },
 }
 
-/// One app in the registry.
-struct Entry {
-    manifest: Arc<Manifest>,
-    lifecycle: Lifecycle,
-    log: Arc<AppLog>,
-    memory: Arc<AtomicU64>,
-    component: Option<Component>,
-    task: Option<AbortHandle>,
-}
-
-/// A loaded component and the file identity it was loaded from, so an unchanged file is
-/// not read again on restart while a replaced one (hot update) is picked up.
-#[derive(Clone)]
-struct Component {
-    loaded: Arc<Loaded>,
-    stamp: FileStamp,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    modified: Option<SystemTime>,
-    len: u64,
-}
-
-fn stamp(path: &std::path::Path) -> Option<FileStamp> {
-    std::fs::metadata(path).ok().map(|m| FileStamp {
-        modified: m.modified().ok(),
-        len: m.len(),
-    })
+/// "a is x, b is y" for the first few apps of a timed-out `wait`.
+fn where_they_are(apps: &[(String, AppState)]) -> String {
+    let mut parts: Vec<String> = apps.iter().take(5).map(|(n, s)| format!("{n} is {s}")).collect();
+    if apps.len() > 5 {
+        parts.push(format!("{} more", apps.len() - 5));
+    }
+    parts.join(", ")
 }
 
 /// A row of `ps`.
@@ -159,35 +172,31 @@ pub struct AppDetail {
     pub component: Option<Arc<Loaded>>,
     /// The instance generation.
     pub generation: u64,
-    /// Log usage: lines dropped, bytes held, capacity.
-    pub log_usage: (u64, usize, usize),
+    /// How full its log is.
+    pub log_usage: LogUsage,
 }
 
-/// The apps, and how many are in each state (so waiting for "all running" is O(1) per
-/// change rather than a scan of every app).
-struct Registry {
-    apps: BTreeMap<String, Entry>,
-    counts: [usize; STATES],
+/// How full an app's log is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogUsage {
+    /// Lines dropped (oldest first) to stay within the capacity.
+    pub dropped: u64,
+    /// Bytes held now.
+    pub held: usize,
+    /// The capacity in bytes.
+    pub capacity: usize,
 }
 
-/// Number of [`AppState`] variants.
-const STATES: usize = 6;
-
-impl std::ops::Deref for Registry {
-    type Target = BTreeMap<String, Entry>;
-    fn deref(&self) -> &Self::Target {
-        &self.apps
-    }
-}
-
-impl std::ops::DerefMut for Registry {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.apps
-    }
+/// An app that cannot run: shown as failed, its problems in its log.
+struct Invalid {
+    rejected: Rejected,
+    log: Arc<AppLog>,
 }
 
 struct Inner {
     runtime: Arc<Runtime>,
+    /// Apps that cannot run, by name.
+    invalid: BTreeMap<String, Invalid>,
     /// Every app's inbox; outlives instances.
     broker: Arc<Broker>,
     clock: Arc<dyn Clock>,
@@ -196,6 +205,12 @@ struct Inner {
     order: Vec<String>,
     /// Bumped on every state change; `wait` and start ordering watch it.
     changed: watch::Sender<u64>,
+    /// Every state change, in order.
+    events: broadcast::Sender<LifecycleEvent>,
+    /// The next event's number.
+    event_seq: AtomicU64,
+    /// Every instance task, so shutdown can wait for them all to end.
+    tasks: TaskTracker,
 }
 
 /// A cheap, cloneable handle to the supervisor.
@@ -215,47 +230,85 @@ impl std::fmt::Debug for Supervisor {
 impl Supervisor {
     /// A supervisor for `apps`, not yet started.
     pub fn new(runtime: Arc<Runtime>, apps: AppSet, clock: Arc<dyn Clock>) -> Supervisor {
+        let partial = AppSet::partial(apps.into_apps());
+        Supervisor::with_rejected(runtime, partial, clock)
+    }
+
+    /// A supervisor for the apps that can run, which also shows those that cannot (as
+    /// failed, with their problems in their logs), not yet started.
+    pub fn with_rejected(runtime: Arc<Runtime>, partial: PartialSet, clock: Arc<dyn Clock>) -> Supervisor {
+        // Grants the runtime refuses (folders holding machine code) make an app unable to
+        // run, like an invalid manifest.
+        let partial = partial.reject_where(|m| runtime.grant_problems(m));
+        let PartialSet {
+            set: apps, rejected, ..
+        } = partial;
+        let invalid = rejected
+            .into_iter()
+            .map(|r| {
+                let log = AppLog::new(16 << 10);
+                log.note(&format!(
+                    "cannot run: {} problem(s) with its manifest or its place in the set",
+                    r.problems.len()
+                ));
+                for d in r.problems.iter() {
+                    log.note(&d.to_string());
+                }
+                (r.name.clone(), Invalid { rejected: r, log })
+            })
+            .collect();
         let now = clock.now();
         let broker = Broker::new(apps.apps().iter().map(ipc_spec), InboxLimits::default());
         let mut map = BTreeMap::new();
         let mut order = Vec::new();
         for m in apps.into_apps() {
             order.push(m.name.clone());
-            map.insert(
-                m.name.clone(),
-                Entry {
-                    lifecycle: Lifecycle::new(m.restart, now),
-                    log: AppLog::new(m.limits.log_buffer),
-                    memory: Arc::new(AtomicU64::new(0)),
-                    manifest: Arc::new(m),
-                    component: None,
-                    task: None,
-                },
-            );
+            map.insert(m.name.clone(), Entry::new(m, now));
         }
         Supervisor {
             inner: Arc::new(Inner {
                 runtime,
+                invalid,
                 broker,
                 clock,
-                apps: Mutex::new(Registry {
-                    counts: {
-                        let mut c = [0; STATES];
-                        c[AppState::Stopped as usize] = map.len();
-                        c
-                    },
-                    apps: map,
-                }),
+                apps: Mutex::new(Registry::new(map)),
                 order,
                 changed: watch::Sender::new(0),
+                events: broadcast::Sender::new(events::EVENT_BACKLOG),
+                event_seq: AtomicU64::new(0),
+                tasks: TaskTracker::new(),
             }),
         }
     }
 
-    fn apps(&self) -> MutexGuard<'_, Registry> {
-        // State transitions are applied whole under the lock and never panic midway, so a
-        // poisoned lock (a panic elsewhere while holding it) still guards consistent data.
+    /// Every state change from now on, in the order they happened (see
+    /// [`LifecycleEvent::seq`]).
+    pub fn events(&self) -> broadcast::Receiver<LifecycleEvent> {
+        self.inner.events.subscribe()
+    }
+
+    pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {
+        // State transitions are applied whole under the lock (counts are updated together
+        // with the state), so a poisoned lock (a panic elsewhere while holding it) still
+        // guards consistent data.
         self.inner.apps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The apps that cannot run, with why.
+    pub fn rejected(&self) -> impl Iterator<Item = &Rejected> {
+        self.inner.invalid.values().map(|i| &i.rejected)
+    }
+
+    /// The error for a name that is not in the registry: the app cannot run, or there is
+    /// no such app.
+    fn not_here(&self, name: &str) -> SupervisorError {
+        match self.inner.invalid.get(name) {
+            Some(i) => SupervisorError::Invalid {
+                app: name.to_string(),
+                problems: Arc::new(i.rejected.problems.clone()),
+            },
+            None => SupervisorError::UnknownApp(name.to_string()),
+        }
     }
 
     /// The runtime.
@@ -273,330 +326,13 @@ impl Supervisor {
         &self.inner.order
     }
 
-    /// Loads every app's component (each distinct file once, in parallel on the blocking
-    /// pool), so starting is instantiation only. Apps whose component fails to load are
-    /// reported in their log and left to fail when started; the others are unaffected.
-    pub async fn preload(&self) -> Vec<(String, String)> {
-        let mut by_path: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
-        for (name, e) in self.apps().iter() {
-            by_path
-                .entry(e.manifest.component.value.clone())
-                .or_default()
-                .push(name.clone());
-        }
-        let mut jobs = Vec::new();
-        for (path, names) in by_path {
-            let rt = self.inner.runtime.clone();
-            jobs.push(tokio::task::spawn_blocking(move || {
-                let st = stamp(&path);
-                (rt.load(&path), st, names)
-            }));
-        }
-        let mut failures = Vec::new();
-        for j in jobs {
-            let (result, st, names) = match j.await {
-                Ok(r) => r,
-                Err(e) => {
-                    // Those apps load again when started, and report the error then.
-                    tracing::error!(error = %e, "component loader task failed");
-                    continue;
-                }
-            };
-            let mut apps = self.apps();
-            match result {
-                Ok(loaded) => {
-                    for n in names {
-                        if let (Some(e), Some(st)) = (apps.get_mut(&n), st) {
-                            e.component = Some(Component {
-                                loaded: loaded.clone(),
-                                stamp: st,
-                            });
-                        }
-                    }
-                }
-                Err(err) => {
-                    let msg = err.to_string();
-                    for n in names {
-                        if let Some(e) = apps.get(&n) {
-                            e.log.note(&msg);
-                        }
-                        failures.push((n, msg.clone()));
-                    }
-                }
-            }
-        }
-        failures
-    }
-
-    /// Starts every app in dependency order: an app is started once each app it depends on
-    /// has started (is running or has ended), like systemd's `After=`.
-    pub async fn start_all(&self) {
-        let order = self.inner.order.clone();
-        self.start_in_order(&order).await;
-    }
-
-    /// Starts the apps in `names` and every app they depend on, in dependency order; the
-    /// others stay stopped. Returns the names that are not apps.
-    pub async fn start_only(&self, names: &[String]) -> Vec<String> {
-        let unknown: Vec<String> = names
-            .iter()
-            .filter(|n| !self.apps().contains_key(n.as_str()))
-            .cloned()
-            .collect();
-        let mut wanted: std::collections::BTreeSet<String> =
-            names.iter().filter(|n| !unknown.contains(n)).cloned().collect();
-        let mut todo: Vec<String> = wanted.iter().cloned().collect();
-        while let Some(n) = todo.pop() {
-            let deps: Vec<String> = self
-                .apps()
-                .get(&n)
-                .map(|e| e.manifest.depends_on.iter().map(|d| d.value.clone()).collect())
-                .unwrap_or_default();
-            for d in deps {
-                if wanted.insert(d.clone()) {
-                    todo.push(d);
-                }
-            }
-        }
-        let order: Vec<String> = self
-            .inner
-            .order
-            .iter()
-            .filter(|n| wanted.contains(*n))
-            .cloned()
-            .collect();
-        self.start_in_order(&order).await;
-        unknown
-    }
-
-    /// Waits until no app is still starting (each has reached running, or ended), or
-    /// `timeout` passes. Returns whether it got there.
-    pub async fn wait_settled(&self, timeout: Duration) -> bool {
-        let fut = self.wait_until(|apps| apps.counts[AppState::Starting as usize] == 0);
-        tokio::time::timeout(timeout, fut).await.is_ok()
-    }
-
-    async fn start_in_order(&self, order: &[String]) {
-        for name in order {
-            let deps: Vec<String> = match self.apps().get(name) {
-                Some(e) => e.manifest.depends_on.iter().map(|d| d.value.clone()).collect(),
-                None => continue,
-            };
-            for d in &deps {
-                self.wait_until(|s| s.get(d).is_none_or(|e| e.lifecycle.state() != AppState::Starting))
-                    .await;
-            }
-            if let Err(e) = self.apply(name, Event::Start) {
-                tracing::debug!(app = %name, error = %e, "not started at boot");
-            }
-        }
-    }
-
-    /// Waits until `pred` holds for the registry.
-    async fn wait_until(&self, pred: impl Fn(&Registry) -> bool) {
-        let mut rx = self.inner.changed.subscribe();
-        loop {
-            if pred(&self.apps()) {
-                return;
-            }
-            if rx.changed().await.is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Waits until `app` (or, for `all`, every app) is in `state`, or `timeout` passes.
-    /// Returns whether it got there.
-    pub async fn wait_for(&self, app: &str, state: AppState, timeout: Duration) -> Result<bool, SupervisorError> {
-        if app != "all" && !self.apps().contains_key(app) {
-            return Err(SupervisorError::UnknownApp(app.to_string()));
-        }
-        let fut = self.wait_until(|apps| {
-            if app == "all" {
-                apps.counts[state as usize] == apps.len()
-            } else {
-                apps.get(app).is_some_and(|e| e.lifecycle.state() == state)
-            }
-        });
-        Ok(tokio::time::timeout(timeout, fut).await.is_ok())
-    }
-
-    /// Feeds `event` to app `name`'s lifecycle and carries out what it asks for.
-    pub fn apply(&self, name: &str, event: Event) -> Result<(), SupervisorError> {
-        let now = self.inner.clock.now();
-        let mut registry = self.apps();
-        let Registry { apps, counts } = &mut *registry;
-        let total = apps.len();
-        let entry = apps
-            .get_mut(name)
-            .ok_or_else(|| SupervisorError::UnknownApp(name.to_string()))?;
-        let what = match event {
-            Event::Start => "start",
-            Event::Kill => "kill",
-            _ => "restart",
-        };
-        let before = entry.lifecycle.state();
-        // Only an exit the state machine will accept is reported: a late exit from an
-        // instance that was killed or replaced meanwhile is not news.
-        let live = matches!(before, AppState::Starting | AppState::Running);
-        let exit_note = match &event {
-            Event::Exited { generation, reason } if live && *generation == entry.lifecycle.generation() => {
-                Some(reason.to_string())
-            }
-            _ => None,
-        };
-        let actions = entry
-            .lifecycle
-            .handle(now, event)
-            .map_err(|source| SupervisorError::Transition {
-                action: what,
-                app: name.to_string(),
-                source,
-            })?;
-        if let Some(reason) = exit_note {
-            entry.task = None;
-            entry.memory.store(0, Ordering::Relaxed);
-            entry.log.note(&format!("exited: {reason}"));
-            tracing::info!(app = %name, %reason, "app exited");
-        }
-        for action in actions {
-            match action {
-                Action::Spawn { generation } => self.spawn(name, entry, generation),
-                Action::Abort => {
-                    if let Some(t) = entry.task.take() {
-                        t.abort();
-                    }
-                    // The aborted instance will not flush its own partial line.
-                    entry.log.flush();
-                    entry.memory.store(0, Ordering::Relaxed);
-                    entry.log.note("killed by operator");
-                    tracing::info!(app = %name, "app killed");
-                }
-                Action::ScheduleRestart { delay, generation } => {
-                    entry
-                        .log
-                        .note(&format!("restarting in {}", humantime::format_duration(delay)));
-                    let sup = self.clone();
-                    let name = name.to_string();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(delay).await;
-                        let _ = sup.apply(&name, Event::BackoffElapsed { generation });
-                    });
-                }
-            }
-        }
-        let after = entry.lifecycle.state();
-        if after != before {
-            counts[before as usize] -= 1;
-            counts[after as usize] += 1;
-        }
-        debug_assert_eq!(counts.iter().sum::<usize>(), total);
-        if after == AppState::Running && before != AppState::Running {
-            entry
-                .log
-                .note(&format!("running (instance {})", entry.lifecycle.generation()));
-        }
-        if after == AppState::Failed && before != AppState::Failed {
-            entry.log.note("failed: not restarting (restart policy)");
-            tracing::warn!(app = %name, "app failed and will not be restarted");
-        }
-        drop(registry);
-        self.inner.changed.send_modify(|n| *n += 1);
-        Ok(())
-    }
-
-    /// Spawns instance `generation` of an app as a task that reports back via `apply`.
-    fn spawn(&self, name: &str, entry: &mut Entry, generation: u64) {
-        let sup = self.clone();
-        let name = name.to_string();
-        let manifest = entry.manifest.clone();
-        let log = entry.log.clone();
-        let memory = entry.memory.clone();
-        let ipc = self
-            .inner
-            .broker
-            .endpoint(&name)
-            .expect("the broker has an inbox for every app in the registry");
-        // Reuse the loaded component unless the file changed (hot update) or is new.
-        let path = manifest.component.value.clone();
-        let cached = entry
-            .component
-            .as_ref()
-            .filter(|c| stamp(&path) == Some(c.stamp))
-            .map(|c| c.loaded.clone());
-        let handle = tokio::spawn(async move {
-            let loaded = match cached {
-                Some(l) => l,
-                None => match sup.reload(&name, &path).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ = sup.apply(
-                            &name,
-                            Event::Exited {
-                                generation,
-                                reason: ExitReason::Error(e),
-                            },
-                        );
-                        return;
-                    }
-                },
-            };
-            let run = sup.inner.runtime.run(&manifest, &loaded, &log, memory, ipc, || {
-                let _ = sup.apply(&name, Event::Running { generation });
-            });
-            // A panic in host code is a supervisor bug, but it ends only this instance.
-            let run = IN_APP_INSTANCE.scope((), run);
-            let reason = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
-                Ok(r) => r,
-                Err(p) => {
-                    let msg = p
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| p.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
-                    ExitReason::Error(format!("host panic while running the app: {msg}"))
-                }
-            };
-            let _ = sup.apply(&name, Event::Exited { generation, reason });
-        });
-        entry.task = Some(handle.abort_handle());
-    }
-
-    /// Loads an app's component anew (first start after a failed preload, or hot update).
-    async fn reload(&self, name: &str, path: &std::path::Path) -> Result<Arc<Loaded>, String> {
-        let rt = self.inner.runtime.clone();
-        let p = path.to_path_buf();
-        let (result, st) = tokio::task::spawn_blocking(move || {
-            let st = stamp(&p);
-            (rt.load(&p), st)
-        })
-        .await
-        .map_err(|e| format!("component loader failed: {e}"))?;
-        let loaded = result.map_err(|e| e.to_string())?;
-        let mut apps = self.apps();
-        if let (Some(e), Some(st)) = (apps.get_mut(name), st) {
-            if e.component.as_ref().is_some_and(|c| c.loaded.sha256 != loaded.sha256) {
-                e.log.note(&format!(
-                    "loaded new component {} (sha256 {})",
-                    path.display(),
-                    &loaded.sha256[..12]
-                ));
-            }
-            e.component = Some(Component {
-                loaded: loaded.clone(),
-                stamp: st,
-            });
-        }
-        Ok(loaded)
-    }
-
     /// Delivers `body` to `app` as a message from the console; its reply (if any) comes
     /// to the console's inbox. Refused when the app's component does not read IPC.
     pub fn send_from_console(&self, app: &str, body: Vec<u8>) -> Result<(), SupervisorError> {
         let reads_ipc = self
-            .apps()
+            .registry()
             .get(app)
-            .ok_or_else(|| SupervisorError::UnknownApp(app.to_string()))?
+            .ok_or_else(|| self.not_here(app))?
             .component
             .as_ref()
             .is_none_or(|c| {
@@ -619,57 +355,60 @@ impl Supervisor {
             })
     }
 
-    /// One status row per app, in name order.
+    /// One status row per app, in name order, including the apps that cannot run (as
+    /// failed, their first problem as the last exit).
     pub fn status(&self) -> Vec<AppStatus> {
         let now = self.inner.clock.now();
         let broker = &self.inner.broker;
-        self.apps().iter().map(|(n, e)| row(n, e, now, broker)).collect()
+        let mut rows: Vec<AppStatus> = self.registry().iter().map(|(n, e)| row(n, e, now, broker)).collect();
+        if !self.inner.invalid.is_empty() {
+            rows.extend(self.inner.invalid.iter().map(|(n, i)| AppStatus {
+                name: n.clone(),
+                state: AppState::Failed,
+                restarts: 0,
+                uptime: None,
+                memory: None,
+                last_exit: Some(ExitReason::Error(format!(
+                    "cannot run: {}",
+                    i.rejected.problems.iter().next().map_or(String::new(), |d| d.message.clone())
+                ))),
+                ipc: Counters::default(),
+            }));
+            rows.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        rows
     }
 
     /// Everything known about one app.
     pub fn detail(&self, name: &str) -> Result<AppDetail, SupervisorError> {
         let now = self.inner.clock.now();
-        let apps = self.apps();
-        let e = apps
-            .get(name)
-            .ok_or_else(|| SupervisorError::UnknownApp(name.to_string()))?;
+        let apps = self.registry();
+        let e = apps.get(name).ok_or_else(|| self.not_here(name))?;
         Ok(AppDetail {
             status: row(name, e, now, &self.inner.broker),
             manifest: e.manifest.clone(),
             component: e.component.as_ref().map(|c| c.loaded.clone()),
-            generation: e.lifecycle.generation(),
-            log_usage: e.log.usage(),
+            generation: e.lifecycle().generation(),
+            log_usage: {
+                let (dropped, held, capacity) = e.log.usage();
+                LogUsage {
+                    dropped,
+                    held,
+                    capacity,
+                }
+            },
         })
     }
 
     /// The app's log.
     pub fn log(&self, name: &str) -> Result<Arc<AppLog>, SupervisorError> {
-        self.apps()
+        if let Some(i) = self.inner.invalid.get(name) {
+            return Ok(i.log.clone());
+        }
+        self.registry()
             .get(name)
             .map(|e| e.log.clone())
             .ok_or_else(|| SupervisorError::UnknownApp(name.to_string()))
-    }
-
-    /// Stops every app, in reverse start order (dependents before their dependencies),
-    /// and waits (up to 5 s) until every instance has actually unwound.
-    pub async fn shutdown(&self) {
-        let mut tasks = Vec::new();
-        for name in self.inner.order.iter().rev() {
-            let live = match self.apps().get(name) {
-                Some(e) => {
-                    tasks.extend(e.task.clone());
-                    e.lifecycle.state() != AppState::Stopped
-                }
-                None => continue,
-            };
-            if live {
-                let _ = self.apply(name, Event::Kill);
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while tasks.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
     }
 }
 
@@ -698,14 +437,15 @@ pub fn ipc_spec(m: &Manifest) -> AppSpec {
 }
 
 fn row(name: &str, e: &Entry, now: Duration, broker: &Broker) -> AppStatus {
-    let state = e.lifecycle.state();
+    let state = e.state();
+    let l = e.lifecycle();
     AppStatus {
         name: name.to_string(),
         state,
-        restarts: e.lifecycle.restarts(),
-        uptime: (state == AppState::Running).then(|| now.saturating_sub(e.lifecycle.since())),
-        memory: matches!(state, AppState::Running | AppState::Starting).then(|| e.memory.load(Ordering::Relaxed)),
-        last_exit: e.lifecycle.last_exit().cloned(),
+        restarts: l.restarts(),
+        uptime: (state == AppState::Running).then(|| now.saturating_sub(l.since())),
+        memory: state.is_live().then(|| e.memory.load(Ordering::Relaxed)),
+        last_exit: l.last_exit().cloned(),
         ipc: broker.counters(name).unwrap_or_default(),
     }
 }

@@ -6,9 +6,7 @@
 use vyoma_lifecycle::{AppState, ExitReason, TrapKind};
 use vyoma_testkit::wasm;
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_reasons_are_precise() {
@@ -319,7 +317,11 @@ async fn a_chatty_app_cannot_grow_supervisor_memory() {
     );
     let sup = supervisor(d.path(), 8).await;
     wait(&sup, "chatty", AppState::Exited).await;
-    let (dropped, held, cap) = sup.detail("chatty").unwrap().log_usage;
+    let vyoma_supervisor::LogUsage {
+        dropped,
+        held,
+        capacity: cap,
+    } = sup.detail("chatty").unwrap().log_usage;
     assert_eq!(cap, 8 << 10);
     assert!(held <= cap);
     assert!(dropped > 50_000, "dropped only {dropped} lines");
@@ -331,35 +333,59 @@ async fn a_chatty_app_cannot_grow_supervisor_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dependencies_start_first_and_stop_last() {
+    // `top` depends on `mid`, which depends on `base`; `side` is on its own. All three of
+    // the chain listen for stop requests and take a moment to finish, so a shutdown that
+    // did not wait for dependents would stop `base` while `top` still runs.
     let d = tempfile::tempdir().unwrap();
-    app(d.path(), "base", "ticker", "args = [\"3600000\"]\n");
+    let slow_stop = "args = [\"graceful:150\"]\n";
+    app(d.path(), "base", "ipc-probe", slow_stop);
+    app(
+        d.path(),
+        "mid",
+        "ipc-probe",
+        &format!("{slow_stop}depends_on = [\"base\"]\n"),
+    );
     app(
         d.path(),
         "top",
-        "ticker",
-        "args = [\"3600000\"]\ndepends_on = [\"base\"]\n",
+        "ipc-probe",
+        &format!("{slow_stop}depends_on = [\"mid\"]\n"),
     );
+    app(d.path(), "side", "ticker", "args = [\"3600000\"]\n");
     let sup = supervisor(d.path(), 8).await;
     wait(&sup, "all", AppState::Running).await;
-    wait_log(&sup, "base", "tick 1").await;
-    wait_log(&sup, "top", "tick 1").await;
-    assert_eq!(sup.names(), ["base", "top"]);
-    let running_at = |name: &str| {
-        let (lines, _) = sup.log(name).unwrap().since(0);
-        lines
-            .iter()
-            .find(|l| l.stream == vyoma_lifecycle::Stream::System && l.text.starts_with("running"))
-            .map(|l| l.at)
-            .unwrap()
-    };
-    assert!(
-        running_at("base") <= running_at("top"),
-        "top started before base was running"
-    );
+    for n in ["base", "mid", "top"] {
+        wait_log(&sup, n, "waiting for stop").await;
+    }
+    let mut events = sup.events();
     sup.shutdown().await;
-    let base_end = sup.log("base").unwrap().since(0).0.last().unwrap().at;
-    let top_end = sup.log("top").unwrap().since(0).0.last().unwrap().at;
-    assert!(top_end <= base_end, "dependents stop first");
+    let seen = drain(&mut events);
+    let stopped_at = |app: &str| {
+        seen.iter()
+            .find(|e| e.app == app && e.to == AppState::Stopped)
+            .unwrap_or_else(|| panic!("{app} never stopped: {seen:#?}"))
+            .seq
+    };
+    let asked_at = |app: &str| {
+        seen.iter()
+            .find(|e| e.app == app && e.to == AppState::Stopping)
+            .unwrap_or_else(|| panic!("{app} was never asked to stop: {seen:#?}"))
+            .seq
+    };
+    // Each is asked only after its dependent has ended.
+    assert!(stopped_at("top") < asked_at("mid"), "{seen:#?}");
+    assert!(stopped_at("mid") < asked_at("base"), "{seen:#?}");
+    for n in ["base", "mid", "top"] {
+        assert!(
+            log_text(&sup, n).contains("flushed"),
+            "{n} was not let finish:\n{}",
+            log_text(&sup, n)
+        );
+        assert_eq!(status(&sup, n).last_exit, Some(ExitReason::Code(0)), "{n}");
+    }
+    // `side` does not listen: killed, not asked.
+    assert!(seen.iter().any(|e| e.app == "side" && e.to == AppState::Stopped));
+    assert!(!seen.iter().any(|e| e.app == "side" && e.to == AppState::Stopping));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

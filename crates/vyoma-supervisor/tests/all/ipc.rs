@@ -7,9 +7,7 @@ use std::fmt::Write as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vyoma_lifecycle::{AppState, ExitReason};
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn args(ops: &[&str]) -> String {
     let quoted: Vec<String> = ops.iter().map(|o| format!("{o:?}")).collect();
@@ -214,16 +212,12 @@ async fn the_console_delivers_at_lines_and_prints_replies() {
     app(root, "plain", "hello", "");
     let sup = supervisor(root, 16).await;
     wait(&sup, "server", AppState::Running).await;
-    let (mut input, console_in) = tokio::io::duplex(4096);
-    let (console_out, mut output) = tokio::io::duplex(1 << 16);
-    let (_int_tx, int_rx) = tokio::sync::mpsc::unbounded_channel();
-    let console = {
-        let sup = sup.clone();
-        tokio::spawn(async move {
-            vyoma_supervisor::console::run(&sup, tokio::io::BufReader::new(console_in), console_out, false, int_rx)
-                .await
-        })
-    };
+    let Console {
+        mut input,
+        mut output,
+        task: console,
+        ..
+    } = console(&sup);
     input
         .write_all(b"@server: status please\n@plain: hi\n@ghost: hi\n")
         .await

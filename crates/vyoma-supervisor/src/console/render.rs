@@ -1,0 +1,308 @@
+//! Text for the operator: every typed [`Reply`] rendered as the console prints it, and the
+//! one place app-controlled text is made safe for a terminal ([`terminal_safe`]).
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use vyoma_lifecycle::LogLine;
+
+use super::command::HELP;
+use super::exec::Reply;
+use crate::{AppDetail, AppStatus, StopOutcome};
+
+/// Text for a terminal: every control character but newline and tab is written as an
+/// escape (`\u{1b}`), so nothing an app wrote (log lines, IPC bodies, names and frames in
+/// exit reasons, manifest text quoted in errors) can move the cursor, clear the screen,
+/// retitle the window or write the clipboard (OSC 52). VyomaOS's own output has no control
+/// sequences, so the console passes everything it writes through this, once, at the edge.
+pub fn terminal_safe(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if needs_escape(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    // C0, DEL and C1 controls (C1 includes the 8-bit CSI, U+009B), plus the bidirectional
+    // overrides that can make text read differently from what it is.
+    (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Bytes as one line of text: invalid UTF-8 replaced, newlines and every other control
+/// character escaped (an IPC body printed as `[from APP] TEXT`).
+pub fn printable(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    terminal_safe(&text).replace('\n', "\\n")
+}
+
+/// The text the console prints for `reply`.
+pub fn render(reply: &Reply) -> String {
+    match reply {
+        Reply::Nothing => String::new(),
+        Reply::Help => format!("{HELP}\n"),
+        Reply::Ps(rows) => render_ps(rows),
+        Reply::Log { app, lines } => {
+            if lines.is_empty() {
+                return format!("({app} has written nothing yet)\n");
+            }
+            let mut s = String::new();
+            for l in lines {
+                render_line(&mut s, l);
+            }
+            s
+        }
+        Reply::Follow { .. } => String::new(),
+        Reply::Started(app) => format!("{app}: starting\n"),
+        Reply::Stopping {
+            app,
+            outcome: StopOutcome::Asked { timeout },
+        } => format!(
+            "{app}: asked to stop (killed if still running in {})\n",
+            humantime::format_duration(*timeout)
+        ),
+        Reply::Stopping { app, .. } | Reply::Killed(app) => format!("{app}: stopped\n"),
+        Reply::Restarting(app) => format!("{app}: restarting\n"),
+        Reply::Inspect(d) => render_inspect(d),
+        Reply::Reached { app, state } => format!("{app}: {state}\n"),
+        Reply::Sent { to } => format!("sent to {to}\n"),
+        Reply::ShutDown => "all apps stopped; shutting down\n".to_string(),
+    }
+}
+
+/// One log line: timestamp, stream, text.
+pub fn render_line(s: &mut String, l: &LogLine) {
+    let _ = writeln!(s, "{} {} {}", humantime::format_rfc3339_millis(l.at), l.stream, l.text);
+}
+
+/// `[from APP] TEXT`.
+pub fn render_message(s: &mut String, m: &vyoma_ipc::Message) {
+    let _ = writeln!(s, "[from {}] {}", m.sender, printable(&m.body));
+}
+
+/// Formats bytes in binary units, compactly.
+pub fn fmt_bytes(n: u64) -> String {
+    bytesize::ByteSize(n).display().iec().to_string()
+}
+
+pub(crate) fn fmt_uptime(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{}.{}s", s, d.subsec_millis() / 100),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, (s / 60) % 60),
+        _ => format!("{}d{:02}h", s / 86400, (s / 3600) % 24),
+    }
+}
+
+/// The `ps` table.
+pub fn render_ps(rows: &[AppStatus]) -> String {
+    let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    let mut s = format!(
+        "{:<name_w$}  {:<8}  {:>8}  {:>8}  {:>8}  {:>6}  {:>6}  {:>7}  {:>6}  LAST EXIT\n",
+        "NAME", "STATE", "RESTARTS", "UPTIME", "MEMORY", "SENT", "RECV", "REFUSED", "QUEUED"
+    );
+    for r in rows {
+        let uptime = r.uptime.map(fmt_uptime).unwrap_or_else(|| "-".into());
+        let mem = r.memory.map(fmt_bytes).unwrap_or_else(|| "-".into());
+        let exit = r
+            .last_exit
+            .as_ref()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "-".into());
+        let i = &r.ipc;
+        let _ = writeln!(
+            s,
+            "{:<name_w$}  {:<8}  {:>8}  {:>8}  {:>8}  {:>6}  {:>6}  {:>7}  {:>6}  {}",
+            r.name,
+            r.state.to_string(),
+            r.restarts,
+            uptime,
+            mem,
+            i.sent,
+            i.received,
+            i.refused,
+            i.queued,
+            exit
+        );
+    }
+    s
+}
+
+/// The `inspect` report.
+pub fn render_inspect(d: &AppDetail) -> String {
+    let m = &d.manifest;
+    let r = &m.restart;
+    let mut s = String::new();
+    let _ = writeln!(s, "name:        {}", m.name);
+    let _ = writeln!(s, "version:     {}", m.version);
+    if !m.description.is_empty() {
+        let _ = writeln!(s, "description: {}", m.description);
+    }
+    let _ = writeln!(s, "manifest:    {}", m.source.path.display());
+    match &d.component {
+        Some(c) => {
+            let _ = writeln!(
+                s,
+                "component:   {} ({}, sha256 {}, {})",
+                c.path.display(),
+                fmt_bytes(c.size),
+                &c.sha256[..16],
+                match c.outcome {
+                    vyoma_runtime::CacheOutcome::Disk => "from compile cache",
+                    vyoma_runtime::CacheOutcome::Compiled => "compiled",
+                    vyoma_runtime::CacheOutcome::Image => "precompiled in the image",
+                }
+            );
+        }
+        None => {
+            let _ = writeln!(s, "component:   {} (not loaded)", m.component.value.display());
+        }
+    }
+    let st = &d.status;
+    let _ = writeln!(
+        s,
+        "state:       {} (instance {}, {} restarts)",
+        st.state, d.generation, st.restarts
+    );
+    if let Some(e) = &st.last_exit {
+        let _ = writeln!(s, "last exit:   {e}");
+    }
+    let _ = writeln!(s, "args:        {:?}", m.args);
+    let env: Vec<String> = m.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let _ = writeln!(
+        s,
+        "env:         {}",
+        if env.is_empty() { "(none)".into() } else { env.join(" ") }
+    );
+    if !m.depends_on.is_empty() {
+        let deps: Vec<&str> = m.depends_on.iter().map(|d| d.value.as_str()).collect();
+        let _ = writeln!(s, "depends on:  {}", deps.join(", "));
+    }
+    let _ = writeln!(
+        s,
+        "restart:     {}, backoff {} doubling to {}, give up after more than {} restarts in {}",
+        match r.mode {
+            vyoma_manifest::RestartMode::Never => "never",
+            vyoma_manifest::RestartMode::OnFailure => "on-failure",
+            vyoma_manifest::RestartMode::Always => "always",
+        },
+        humantime::format_duration(r.backoff),
+        humantime::format_duration(r.max_backoff),
+        r.intensity,
+        humantime::format_duration(r.period)
+    );
+    let t = &m.lifecycle;
+    let _ = writeln!(
+        s,
+        "lifecycle:   start within {}, stop within {} of being asked{}",
+        humantime::format_duration(t.start),
+        humantime::format_duration(t.stop),
+        match r.retry_after {
+            Some(d) => format!("; when failed, retry after {}", humantime::format_duration(d)),
+            None => String::new(),
+        }
+    );
+    let l = &m.limits;
+    let crate::LogUsage {
+        dropped,
+        held,
+        capacity: cap,
+    } = d.log_usage;
+    let _ = writeln!(
+        s,
+        "memory:      {} in use, limit {}",
+        st.memory.map(fmt_bytes).unwrap_or_else(|| "-".into()),
+        fmt_bytes(l.memory)
+    );
+    let _ = writeln!(
+        s,
+        "limits:      {} handles, {} table elements, {} instances, log {} ({} held, {} lines dropped)",
+        l.handles,
+        l.table_elements,
+        l.instances,
+        fmt_bytes(cap as u64),
+        fmt_bytes(held as u64),
+        dropped
+    );
+    let c = &m.capabilities;
+    let _ = writeln!(s, "capabilities:");
+    if c.dirs.is_empty() {
+        let _ = writeln!(s, "  dirs:      (none)");
+    }
+    for g in &c.dirs {
+        let _ = writeln!(
+            s,
+            "  dir:       {} -> {} ({})",
+            g.guest,
+            g.host.value.display(),
+            if g.writable { "read-write" } else { "read-only" }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  env:       {}",
+        if c.inherit_env.is_empty() {
+            "(none inherited)".into()
+        } else {
+            c.inherit_env.join(", ")
+        }
+    );
+    let _ = writeln!(
+        s,
+        "  stdin:     {}",
+        c.stdin
+            .as_ref()
+            .map_or("(empty)".into(), |p| p.value.display().to_string())
+    );
+    match &c.network {
+        None => {
+            let _ = writeln!(s, "  network:   (none)");
+        }
+        Some(n) => {
+            let list = |v: &[vyoma_manifest::AddrPattern]| {
+                if v.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    v.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+                }
+            };
+            let _ = writeln!(s, "  connect:   {}", list(&n.connect));
+            let _ = writeln!(s, "  bind:      {}", list(&n.bind));
+            let _ = writeln!(s, "  dns:       {}", if n.dns { "allowed" } else { "denied" });
+        }
+    }
+    let i = &st.ipc;
+    let _ = writeln!(s, "  ipc send:  {}", c.ipc.send);
+    let _ = writeln!(s, "  ipc accept: {} (and the console)", c.ipc.accept);
+    let _ = writeln!(
+        s,
+        "ipc:         inbox {} messages / {}, messages up to {}; sent {}, received {}, refused {}, queued {}",
+        l.inbox,
+        fmt_bytes(l.inbox_bytes as u64),
+        fmt_bytes(l.message_size as u64),
+        i.sent,
+        i.received,
+        i.refused,
+        i.queued
+    );
+    if let Some(c) = &d.component {
+        let _ = writeln!(s, "imports:");
+        for i in &c.info.imports {
+            let _ = writeln!(s, "  {i}");
+        }
+        let _ = writeln!(s, "exports:");
+        for e in &c.info.exports {
+            let _ = writeln!(s, "  {e}");
+        }
+    }
+    s
+}

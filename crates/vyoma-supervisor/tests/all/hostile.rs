@@ -1,0 +1,122 @@
+//! Apps that misbehave on purpose, against what every app shares: the operator's terminal,
+//! the supervisor's file descriptors, and the console's input.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use vyoma_lifecycle::AppState;
+use vyoma_supervisor::Supervisor;
+
+use crate::common::*;
+
+/// Runs a console session over in-memory pipes: writes `script` (ending in `shutdown`
+/// is not needed: input ends), returns everything the console printed.
+async fn console_session(sup: &Supervisor, script: &[u8]) -> Vec<u8> {
+    let Console {
+        mut input,
+        mut output,
+        task,
+        ..
+    } = console(sup);
+    let script = script.to_vec();
+    let writer = tokio::spawn(async move {
+        input.write_all(&script).await.unwrap();
+        // Input ends here: the console returns.
+    });
+    let mut out = Vec::new();
+    tokio::time::timeout(LONG, output.read_to_end(&mut out))
+        .await
+        .expect("the console ended")
+        .unwrap();
+    writer.await.unwrap();
+    task.await.unwrap().unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_output_cannot_drive_the_operators_terminal() {
+    let d = tempfile::tempdir().unwrap();
+    app(d.path(), "escaper", "escaper", "[restart]\npolicy = \"never\"\n");
+    let sup = supervisor(d.path(), 8).await;
+    wait(&sup, "escaper", AppState::Exited).await;
+    let out = console_session(&sup, b"log escaper\ninspect escaper\nps\n").await;
+    let text = String::from_utf8(out).unwrap();
+    // Not one control character reaches the terminal but newlines.
+    let bad: Vec<char> = text.chars().filter(|c| c.is_control() && *c != '\n').collect();
+    assert!(bad.is_empty(), "control characters {bad:?} in:\n{text}");
+    // What the app wrote is still there to read, escaped.
+    assert!(text.contains("\\u{1b}[2Jscreen cleared"), "{text}");
+    assert!(
+        text.contains("\\u{1b}]52;c;ZWNobyBwd25lZA==\\u{7}clipboard set"),
+        "{text}"
+    );
+    assert!(text.contains("\\u{9b}31m8-bit CSI"), "{text}");
+    sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newline_free_flood_on_the_console_is_refused_while_read() {
+    let d = tempfile::tempdir().unwrap();
+    app(d.path(), "ticker", "ticker", "args = [\"3600000\"]\n");
+    let sup = supervisor(d.path(), 8).await;
+    let mut script = vec![b'x'; 8 << 20];
+    script.extend_from_slice(b"\nps\n");
+    let out = String::from_utf8(console_session(&sup, &script).await).unwrap();
+    assert!(
+        out.contains(&format!(
+            "error: line too long ({} bytes, at most 4096); ignored",
+            8 << 20
+        )),
+        "{out}"
+    );
+    // The console goes on.
+    assert!(out.lines().any(|l| l.starts_with("ticker ")), "{out}");
+    sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_fd_hog_is_held_to_its_handle_budget_and_the_others_still_open_files() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("shared");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("file.txt"), "hello").unwrap();
+    let grant = format!(
+        "[capabilities]\ndirs = [{{ host = \"{}\", guest = \"/data\" }}]\n",
+        data.display()
+    );
+    let never = "[restart]\npolicy = \"never\"\n";
+    app(
+        d.path(),
+        "hog",
+        "fdhog",
+        &format!("{never}[limits]\nhandles = 64\n{grant}"),
+    );
+    app(d.path(), "hog2", "fdhog", &format!("{never}{grant}"));
+    app(d.path(), "reader", "files", &format!("{never}{grant}"));
+    let sup = supervisor(d.path(), 8).await;
+    // Each is ended by its own budget (the default is 1024 handles: two such apps already
+    // need more descriptors than the usual soft limit of 1024, which the supervisor
+    // raised), not by the supervisor's descriptors running out.
+    for hog in ["hog", "hog2"] {
+        wait(&sup, hog, AppState::Failed).await;
+        let why = status(&sup, hog).last_exit.unwrap().to_string();
+        assert!(why.contains("used up its handle budget"), "{hog}: {why}");
+    }
+    // Another app still opens its files, and the supervisor its own.
+    wait(&sup, "reader", AppState::Exited).await;
+    sup.apply("reader", vyoma_lifecycle::Event::Restart).unwrap();
+    wait_log(&sup, "reader", "running (instance 2)").await;
+    wait(&sup, "reader", AppState::Exited).await;
+    assert_eq!(
+        status(&sup, "reader").last_exit,
+        Some(vyoma_lifecycle::ExitReason::Code(0)),
+        "{}",
+        log_text(&sup, "reader")
+    );
+    assert_eq!(
+        log_text(&sup, "reader").matches("hello").count(),
+        2,
+        "{}",
+        log_text(&sup, "reader")
+    );
+    std::fs::File::open(data.join("file.txt")).expect("the supervisor can still open files");
+    sup.shutdown().await;
+}

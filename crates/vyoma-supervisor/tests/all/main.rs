@@ -1,0 +1,11 @@
+//! End-to-end tests of the supervisor with real wasm32-wasip2 components from `apps/`
+//! (built by `./dev apps`), in one test binary (as Wasmtime's `tests/all`): each module
+//! writes app folders into a temp dir, runs them through a real `Supervisor` and `Runtime`,
+//! and checks states, exit reasons, events and captured logs. Waits are for states, events
+//! or log lines with generous deadlines, never fixed sleeps.
+
+mod apps;
+mod common;
+mod hostile;
+mod ipc;
+mod lifecycle;
