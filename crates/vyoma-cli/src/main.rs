@@ -241,11 +241,11 @@ async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Resu
     if interactive {
         println!("type `help` for commands, `shutdown` to stop");
     }
-    let console = console::run_stdio(&sup, int_rx);
-    tokio::pin!(console);
+    // The console has a thread of its own: busy apps cannot slow the operator down.
+    let mut console = console::spawn_stdio(&sup, int_rx)?;
     let end = loop {
         tokio::select! {
-            r = &mut console => break Some(r?),
+            r = &mut console => break Some(console_result(r)?),
             _ = sigint.recv() => { let _ = int_tx.send(()); }
             _ = sigterm.recv() => break None,
         }
@@ -257,4 +257,11 @@ async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Resu
         }
     }
     Ok(Exit::Ok)
+}
+
+/// What the console thread reported (its end, or that it is gone).
+fn console_result(
+    r: Result<std::io::Result<console::ConsoleEnd>, tokio::sync::oneshot::error::RecvError>,
+) -> std::io::Result<console::ConsoleEnd> {
+    r.unwrap_or_else(|_| Err(std::io::Error::other("the console thread ended unexpectedly")))
 }

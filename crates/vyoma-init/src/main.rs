@@ -256,12 +256,12 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
     // Ctrl-C reaches the console only in hosted mode; on the machine SIGINT means
     // Ctrl-Alt-Del, a shutdown. `logf` stops on Enter either way.
     let (_interrupts, int_rx) = tokio::sync::mpsc::unbounded_channel();
-    let console = console::run_stdio(&sup, int_rx);
-    tokio::pin!(console);
+    // The console has a thread of its own: busy apps cannot slow the operator down.
+    let mut console = console::spawn_stdio(&sup, int_rx)?;
     let mut console_open = true;
     let cause = loop {
         tokio::select! {
-            r = &mut console, if console_open => match r {
+            r = &mut console, if console_open => match console_result(r) {
                 Ok(console::ConsoleEnd::Shutdown) => break Shutdown::Console,
                 Ok(console::ConsoleEnd::EndOfInput) if !pid1 => break Shutdown::EndOfInput,
                 // PID 1 without a console (input closed) keeps running its apps.
@@ -294,4 +294,11 @@ async fn next_signal(term: &mut Signal, int: &mut Signal, pwr: &mut Signal) -> S
         _ = int.recv() => ShutdownSignal::Int,
         _ = pwr.recv() => ShutdownSignal::Pwr,
     }
+}
+
+/// What the console thread reported (its end, or that it is gone).
+fn console_result(
+    r: Result<std::io::Result<console::ConsoleEnd>, tokio::sync::oneshot::error::RecvError>,
+) -> std::io::Result<console::ConsoleEnd> {
+    r.unwrap_or_else(|_| Err(std::io::Error::other("the console thread ended unexpectedly")))
 }

@@ -9,7 +9,16 @@
 //! `send` grant names the receiver and the receiver's `accept` grant names the sender;
 //! the operator console ([`CONSOLE`]) may message any app, and apps may message it if
 //! their `send` grant says so. One queue per receiver keeps each sender's messages in
-//! order.
+//! order; no sender may hold more than its fair share of an inbox (half of it for a lone
+//! sender, a third with two senders waiting, and so on), so one flooding app never locks
+//! out the others.
+//!
+//! Delivery is at most once: a message is taken out of the inbox when `recv` (or
+//! `try-recv`) returns it to an instance, and an instance that ends before handling it
+//! loses it. Messages still in the inbox survive the receiver's restarts. Each
+//! [`Broker::endpoint`] for an app supersedes the previous one: an instance being replaced
+//! (which may still run for up to one preemption tick after it was aborted) can no longer
+//! take messages meant for its successor.
 //!
 //! What it is not for: the WIT bindings and the Wasmtime side (`vyoma-runtime`), parsing
 //! grants out of manifests (`vyoma-manifest`), or printing console messages
@@ -155,6 +164,8 @@ struct Mailbox {
     grants: Grants,
     limits: InboxLimits,
     queue: Mutex<Queue>,
+    /// Bumped by each new endpoint of this app; only the newest may take messages.
+    generation: AtomicU64,
     /// Signalled when a message is queued.
     readable: Notify,
     /// Signalled when a message is taken (room may have come free).
@@ -168,6 +179,8 @@ struct Mailbox {
 struct Queue {
     messages: VecDeque<Message>,
     bytes: usize,
+    /// What each sender has waiting: (messages, bytes).
+    by_sender: HashMap<Arc<str>, (usize, usize)>,
 }
 
 impl Mailbox {
@@ -177,6 +190,7 @@ impl Mailbox {
             grants: spec.grants,
             limits: spec.limits,
             queue: Mutex::new(Queue::default()),
+            generation: AtomicU64::new(0),
             readable: Notify::new(),
             writable: Notify::new(),
             sent: AtomicU64::new(0),
@@ -200,13 +214,36 @@ impl Mailbox {
         Ok(())
     }
 
-    /// Queues `m` if there is room; gives it back otherwise.
+    /// The most one sender may have waiting, in messages and bytes, when `senders` senders
+    /// (counting it) have messages waiting: an equal share with room kept for one more
+    /// sender (half the inbox for a lone sender, a third for two, ...), so a newcomer finds
+    /// room; at least one message of the largest accepted size.
+    fn fair_share(&self, senders: usize) -> (usize, usize) {
+        let n = senders + 1;
+        (
+            (self.limits.messages / n).max(1),
+            (self.limits.bytes / n).max(self.limits.message.min(self.limits.bytes)),
+        )
+    }
+
+    /// Queues `m` if there is room for it and its sender is within its fair share; gives
+    /// it back otherwise.
     fn push(&self, m: Message) -> Result<(), Message> {
         let mut q = self.queue();
-        if q.messages.len() >= self.limits.messages || q.bytes + m.body.len() > self.limits.bytes {
+        let len = m.body.len();
+        if q.messages.len() >= self.limits.messages || q.bytes + len > self.limits.bytes {
             return Err(m);
         }
-        q.bytes += m.body.len();
+        let (held, held_bytes) = q.by_sender.get(&m.sender).copied().unwrap_or_default();
+        let senders = q.by_sender.len() + usize::from(held == 0);
+        let (share, share_bytes) = self.fair_share(senders);
+        if held + 1 > share || held_bytes + len > share_bytes {
+            return Err(m);
+        }
+        q.bytes += len;
+        let entry = q.by_sender.entry(m.sender.clone()).or_default();
+        entry.0 += 1;
+        entry.1 += len;
         q.messages.push_back(m);
         drop(q);
         self.readable.notify_one();
@@ -232,7 +269,15 @@ impl Mailbox {
     fn pop(&self) -> Option<Message> {
         let mut q = self.queue();
         let m = q.messages.pop_front()?;
-        q.bytes -= m.body.len();
+        let len = m.body.len();
+        q.bytes -= len;
+        if let Some(held) = q.by_sender.get_mut(&m.sender) {
+            held.0 -= 1;
+            held.1 -= len;
+            if held.0 == 0 {
+                q.by_sender.remove(&m.sender);
+            }
+        }
         drop(q);
         self.received.fetch_add(1, Ordering::Relaxed);
         self.writable.notify_waiters();
@@ -325,14 +370,18 @@ impl Broker {
         })
     }
 
-    /// The endpoint an instance of `app` talks through, or `None` for an unknown app.
-    /// Any number may exist for one app; they share its inbox.
+    /// The endpoint a new instance of `app` talks through, or `None` for an unknown app.
+    /// It supersedes the app's previous endpoint: that one may still send and reply, but no
+    /// longer takes messages from the inbox (an instance being replaced must not take its
+    /// successor's messages).
     pub fn endpoint(self: &Arc<Self>, app: &str) -> Option<Endpoint> {
         let me = self.boxes.get(app)?.clone();
+        let generation = me.generation.fetch_add(1, Ordering::AcqRel) + 1;
         Some(Endpoint {
             broker: self.clone(),
             me,
             routes: HashMap::new(),
+            generation: Some(generation),
         })
     }
 
@@ -343,6 +392,7 @@ impl Broker {
             broker: self.clone(),
             me: self.console.clone(),
             routes: HashMap::new(),
+            generation: None,
         }
     }
 
@@ -437,12 +487,20 @@ pub struct Endpoint {
     broker: Arc<Broker>,
     me: Arc<Mailbox>,
     routes: HashMap<String, Result<Arc<Mailbox>, IpcError>>,
+    /// Which of the app's endpoints this is (`None`: the console's, never superseded).
+    generation: Option<u64>,
 }
 
 impl Endpoint {
     /// The app this endpoint belongs to.
     pub fn name(&self) -> &str {
         &self.me.name
+    }
+
+    /// Whether this is still the app's newest endpoint (the only one that takes messages).
+    pub fn is_current(&self) -> bool {
+        self.generation
+            .is_none_or(|g| self.me.generation.load(Ordering::Acquire) == g)
     }
 
     fn route(&mut self, to: &str) -> Result<Arc<Mailbox>, IpcError> {
@@ -498,18 +556,27 @@ impl Endpoint {
         self.tally(r)
     }
 
-    /// Takes the oldest waiting message, if any.
+    /// Takes the oldest waiting message, if any (never, once superseded).
     pub fn try_recv(&self) -> Option<Message> {
+        if !self.is_current() {
+            return None;
+        }
         self.me.pop()
     }
 
-    /// Waits for the next message, up to `timeout` (`None`: no limit).
+    /// Waits for the next message, up to `timeout` (`None`: no limit). A superseded
+    /// endpoint never gets one.
     pub async fn recv(&self, timeout: Option<Duration>) -> Option<Message> {
         let next = async {
             loop {
                 let n = self.me.readable.notified();
                 tokio::pin!(n);
                 n.as_mut().enable();
+                if !self.is_current() {
+                    // Pass on a wake-up that may have been meant for the newest endpoint.
+                    self.me.readable.notify_one();
+                    std::future::pending::<()>().await;
+                }
                 if let Some(m) = self.me.pop() {
                     return m;
                 }

@@ -133,21 +133,29 @@ fn per_sender_order_is_kept() {
 #[test]
 fn inbox_is_bounded_by_count_and_bytes() {
     let b = sender_and_receiver(InboxLimits {
-        messages: 3,
-        bytes: 10,
+        messages: 6,
+        bytes: 20,
         message: 8,
     });
     let mut s = b.endpoint("s").unwrap();
+    let mut console = b.console();
     assert_eq!(s.send("r", vec![0; 9]), Err(IpcError::TooLarge { size: 9, limit: 8 }));
+    // One sender may hold half of the inbox: 3 messages, 10 bytes.
     s.send("r", vec![0; 8]).unwrap();
-    // 8 + 3 bytes would pass the byte bound.
-    assert_eq!(s.send("r", vec![0; 3]), Err(IpcError::Full));
+    assert_eq!(
+        s.send("r", vec![0; 3]),
+        Err(IpcError::Full),
+        "8 + 3 bytes is past its half"
+    );
     s.send("r", vec![0; 1]).unwrap();
     s.send("r", vec![]).unwrap();
-    // Three messages: the count bound.
-    assert_eq!(s.send("r", vec![]), Err(IpcError::Full));
+    assert_eq!(s.send("r", vec![]), Err(IpcError::Full), "3 messages is its half");
+    // Another sender still finds room: with two senders waiting, each may hold a third.
+    console.send("r", vec![0; 8]).unwrap();
+    console.send("r", vec![]).unwrap();
+    assert_eq!(console.send("r", vec![]), Err(IpcError::Full), "a third of 6 is 2");
     let c = b.counters("r").unwrap();
-    assert_eq!(c.queued, 3);
+    assert_eq!(c.queued, 5);
     assert_eq!(
         b.counters("s").unwrap(),
         Counters {
@@ -157,11 +165,83 @@ fn inbox_is_bounded_by_count_and_bytes() {
             queued: 0
         }
     );
-    // Taking one frees room.
+    // Taking its messages frees room for their sender.
     let r = b.endpoint("r").unwrap();
-    r.try_recv().unwrap();
+    assert_eq!(&*r.try_recv().unwrap().sender, "s");
+    assert_eq!(s.send("r", vec![]), Err(IpcError::Full), "still 2 waiting: its third");
+    assert_eq!(&*r.try_recv().unwrap().sender, "s");
     s.send("r", vec![]).unwrap();
-    assert_eq!(b.counters("r").unwrap().received, 1);
+    assert_eq!(b.counters("r").unwrap().received, 2);
+    // The inbox's own bounds hold whatever the shares: 20 bytes.
+    let big = sender_and_receiver(InboxLimits {
+        messages: 100,
+        bytes: 20,
+        message: 8,
+    });
+    let mut s = big.endpoint("s").unwrap();
+    let mut console = big.console();
+    s.send("r", vec![0; 8]).unwrap();
+    console.send("r", vec![0; 8]).unwrap();
+    assert_eq!(console.send("r", vec![0; 5]), Err(IpcError::Full), "21 bytes");
+}
+
+#[test]
+fn a_flooding_sender_cannot_lock_out_the_others() {
+    let b = Broker::new(
+        [
+            spec("flood", only(&["r"]), Peers::None),
+            spec("x", only(&["r"]), Peers::None),
+            spec("y", only(&["r"]), Peers::None),
+            spec("r", Peers::None, Peers::Any),
+        ],
+        InboxLimits::default(),
+    );
+    let mut flood = b.endpoint("flood").unwrap();
+    let sent = (0..10_000)
+        .filter(|_| flood.send("r", b"spam".to_vec()).is_ok())
+        .count();
+    assert_eq!(sent, 128, "half of the default 256");
+    // The others get in; with three senders waiting, each is held to a third.
+    let mut x = b.endpoint("x").unwrap();
+    let mut y = b.endpoint("y").unwrap();
+    assert!(x.send("r", b"hello".to_vec()).is_ok());
+    let x_sent = 1 + (0..1000).filter(|_| x.send("r", b"more".to_vec()).is_ok()).count();
+    assert_eq!(x_sent, 85, "a third of 256");
+    assert!(y.send("r", b"me too".to_vec()).is_ok());
+    assert!(flood.send("r", b"spam".to_vec()).is_err());
+}
+
+#[test]
+fn a_superseded_endpoint_takes_nothing() {
+    let b = trio();
+    let mut a = b.endpoint("a").unwrap();
+    let old = b.endpoint("b").unwrap();
+    a.send("b", b"one".to_vec()).unwrap();
+    // The instance is replaced: the new endpoint exists before the old instance is gone.
+    let new = b.endpoint("b").unwrap();
+    assert!(!old.is_current() && new.is_current());
+    assert_eq!(old.try_recv(), None);
+    assert_eq!(new.try_recv().unwrap().body, b"one");
+    // The old one may still send (its last words reach their receiver).
+    let mut old = old;
+    old.send("a", b"bye".to_vec()).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_superseded_waiter_passes_the_message_on() {
+    let b = trio();
+    let old = b.endpoint("b").unwrap();
+    let old_waiter = tokio::spawn(async move { old.recv(None).await });
+    tokio::task::yield_now().await;
+    let new = b.endpoint("b").unwrap();
+    let mut a = b.endpoint("a").unwrap();
+    a.send("b", b"for the new one".to_vec()).unwrap();
+    let got = new.recv(Some(Duration::from_secs(1))).await.unwrap();
+    assert_eq!(got.body, b"for the new one");
+    // The old one never returns.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!old_waiter.is_finished());
+    old_waiter.abort();
 }
 
 #[test]

@@ -22,7 +22,7 @@ impl Supervisor {
         let mut jobs = Vec::new();
         for (path, names) in by_path {
             let rt = self.inner.runtime.clone();
-            jobs.push(tokio::task::spawn_blocking(move || {
+            jobs.push(self.inner.rt.spawn_blocking(move || {
                 let st = stamp(&path);
                 (rt.load(&path), st, names)
             }));

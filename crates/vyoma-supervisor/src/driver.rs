@@ -3,6 +3,9 @@
 //! one to stop, arm a timer). Instance tasks and timers report back through
 //! [`Supervisor::apply`] too, so every state change goes through one place.
 //!
+//! Everything is spawned on the apps' runtime (its handle is kept), whichever thread the
+//! request came from: the console runs on a thread and runtime of its own.
+//!
 //! Under the lock nothing blocks: no file system access (a component's file is checked by
 //! its instance task), no synchronous logging (tracing runs after the lock is released),
 //! and the lock is never held across an `.await`.
@@ -168,7 +171,7 @@ impl Supervisor {
                 entry.timers.retain(|t| !t.is_finished());
                 let sup = self.clone();
                 let name = name.to_string();
-                let timer = tokio::spawn(async move {
+                let timer = self.inner.rt.spawn(async move {
                     tokio::time::sleep(delay).await;
                     let _ = sup.apply(&name, event);
                 });
@@ -191,25 +194,28 @@ impl Supervisor {
         let exited = move |sup: &Supervisor, name: &str, reason: ExitReason| {
             let _ = sup.apply(name, Event::Exited { generation, reason });
         };
-        let handle = self.inner.tasks.spawn(async move {
-            let Some(ipc) = ipc else {
-                let why = "the IPC broker has no inbox for this app".to_string();
-                return exited(&sup, &name, ExitReason::Error(why));
-            };
-            // Reuse the loaded component unless the file changed (hot update) or is new.
-            let path = manifest.component.value.clone();
-            let loaded = match cached.filter(|c| stamp(&path) == Some(c.stamp)) {
-                Some(c) => c.loaded,
-                None => match sup.reload(&name, &path).await {
-                    Ok(l) => l,
-                    Err(e) => return exited(&sup, &name, ExitReason::Error(e)),
-                },
-            };
-            let reason = sup
-                .run_instance(&name, generation, &manifest, &loaded, &log, memory, ipc, request)
-                .await;
-            exited(&sup, &name, reason);
-        });
+        let handle = self.inner.tasks.spawn_on(
+            async move {
+                let Some(ipc) = ipc else {
+                    let why = "the IPC broker has no inbox for this app".to_string();
+                    return exited(&sup, &name, ExitReason::Error(why));
+                };
+                // Reuse the loaded component unless the file changed (hot update) or is new.
+                let path = manifest.component.value.clone();
+                let loaded = match cached.filter(|c| stamp(&path) == Some(c.stamp)) {
+                    Some(c) => c.loaded,
+                    None => match sup.reload(&name, &path).await {
+                        Ok(l) => l,
+                        Err(e) => return exited(&sup, &name, ExitReason::Error(e)),
+                    },
+                };
+                let reason = sup
+                    .run_instance(&name, generation, &manifest, &loaded, &log, memory, ipc, request)
+                    .await;
+                exited(&sup, &name, reason);
+            },
+            &self.inner.rt,
+        );
         entry.task = Some(handle.abort_handle());
     }
 
@@ -255,12 +261,15 @@ impl Supervisor {
     pub(crate) async fn reload(&self, name: &str, path: &std::path::Path) -> Result<Arc<Loaded>, String> {
         let rt = self.inner.runtime.clone();
         let p = path.to_path_buf();
-        let (result, st) = tokio::task::spawn_blocking(move || {
-            let st = stamp(&p);
-            (rt.load(&p), st)
-        })
-        .await
-        .map_err(|e| format!("component loader failed: {e}"))?;
+        let (result, st) = self
+            .inner
+            .rt
+            .spawn_blocking(move || {
+                let st = stamp(&p);
+                (rt.load(&p), st)
+            })
+            .await
+            .map_err(|e| format!("component loader failed: {e}"))?;
         let loaded = result.map_err(|e| e.to_string())?;
         let mut apps = self.registry();
         if let (Some(e), Some(st)) = (apps.get_mut(name), st) {

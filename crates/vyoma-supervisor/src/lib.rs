@@ -211,6 +211,8 @@ struct Inner {
     event_seq: AtomicU64,
     /// Every instance task, so shutdown can wait for them all to end.
     tasks: TaskTracker,
+    /// The runtime the apps run on (the console may call from another).
+    rt: tokio::runtime::Handle,
 }
 
 /// A cheap, cloneable handle to the supervisor.
@@ -228,14 +230,16 @@ impl std::fmt::Debug for Supervisor {
 }
 
 impl Supervisor {
-    /// A supervisor for `apps`, not yet started.
+    /// A supervisor for `apps`, not yet started (see [`Supervisor::with_rejected`]).
     pub fn new(runtime: Arc<Runtime>, apps: AppSet, clock: Arc<dyn Clock>) -> Supervisor {
         let partial = AppSet::partial(apps.into_apps());
         Supervisor::with_rejected(runtime, partial, clock)
     }
 
     /// A supervisor for the apps that can run, which also shows those that cannot (as
-    /// failed, with their problems in their logs), not yet started.
+    /// failed, with their problems in their logs), not yet started. Call it on the Tokio
+    /// runtime the apps are to run on: instances, timers and loaders are spawned there,
+    /// whichever thread a later request comes from.
     pub fn with_rejected(runtime: Arc<Runtime>, partial: PartialSet, clock: Arc<dyn Clock>) -> Supervisor {
         // Grants the runtime refuses (folders holding machine code) make an app unable to
         // run, like an invalid manifest.
@@ -277,6 +281,7 @@ impl Supervisor {
                 events: broadcast::Sender::new(events::EVENT_BACKLOG),
                 event_seq: AtomicU64::new(0),
                 tasks: TaskTracker::new(),
+                rt: tokio::runtime::Handle::current(),
             }),
         }
     }

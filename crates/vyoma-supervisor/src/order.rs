@@ -75,10 +75,14 @@ impl Supervisor {
                 self.start_at_boot(&name);
             } else {
                 let sup = self.clone();
-                waiting.spawn(async move {
-                    sup.wait_until(|r| deps.iter().all(|d| up(r, d))).await;
-                    sup.start_at_boot(&name);
-                });
+                let rt = self.inner.rt.clone();
+                waiting.spawn_on(
+                    async move {
+                        sup.wait_until(|r| deps.iter().all(|d| up(r, d))).await;
+                        sup.start_at_boot(&name);
+                    },
+                    &rt,
+                );
             }
         }
         while waiting.join_next().await.is_some() {}
@@ -145,13 +149,16 @@ impl Supervisor {
             let sup = self.clone();
             let name = name.clone();
             let after = dependents.get(&name).cloned().unwrap_or_default();
-            stopping.spawn(async move {
-                sup.wait_until(|r| after.iter().all(|d| r.state(d).is_none_or(|s| !s.is_live())))
-                    .await;
-                // Already stopped is fine; anything else ends it.
-                let _ = sup.stop(&name);
-                sup.wait_until(|r| r.state(&name).is_none_or(|s| !s.is_live())).await;
-            });
+            stopping.spawn_on(
+                async move {
+                    sup.wait_until(|r| after.iter().all(|d| r.state(d).is_none_or(|s| !s.is_live())))
+                        .await;
+                    // Already stopped is fine; anything else ends it.
+                    let _ = sup.stop(&name);
+                    sup.wait_until(|r| r.state(&name).is_none_or(|s| !s.is_live())).await;
+                },
+                &self.inner.rt,
+            );
         }
         while stopping.join_next().await.is_some() {}
         // No restart or retry may start anything now.

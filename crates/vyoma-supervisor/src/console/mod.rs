@@ -12,7 +12,7 @@ pub mod session;
 pub use command::{Command, DEFAULT_WAIT, HELP, MAX_LINE};
 pub use exec::{Reply, execute};
 pub use render::{fmt_bytes, printable, render, render_inspect, render_ps, terminal_safe};
-pub use session::{ConsoleEnd, Input, LineReader, run, run_stdio};
+pub use session::{ConsoleEnd, Input, LineReader, run, run_stdio, spawn_stdio};
 
 #[cfg(test)]
 mod tests;

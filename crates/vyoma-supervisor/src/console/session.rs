@@ -259,6 +259,28 @@ pub async fn run_stdio(sup: &Supervisor, interrupts: UnboundedReceiver<()>) -> s
     .await
 }
 
+/// Runs the console on standard input and output on a thread and Tokio runtime of its own,
+/// so the operator is never queued behind busy apps on the apps' workers (Firecracker keeps
+/// its API thread off the fast path the same way). The result arrives when the session
+/// ends.
+pub fn spawn_stdio(
+    sup: &Supervisor,
+    interrupts: UnboundedReceiver<()>,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<std::io::Result<ConsoleEnd>>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let sup = sup.clone();
+    std::thread::Builder::new()
+        .name("vyoma-console".into())
+        .spawn(move || {
+            let ended = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .and_then(|rt| rt.block_on(run_stdio(&sup, interrupts)));
+            let _ = tx.send(ended);
+        })?;
+    Ok(rx)
+}
+
 async fn write_lines<W: AsyncWrite + Unpin>(out: &mut W, lines: &[LogLine]) -> std::io::Result<()> {
     let mut s = String::new();
     for l in lines {
