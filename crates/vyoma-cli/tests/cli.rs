@@ -342,8 +342,8 @@ fn at_lines_reach_apps_and_their_replies_are_printed() {
         .lines()
         .find(|l| l.starts_with("echo "))
         .expect("a ps row for echo");
-    // SENT RECV REFUSED QUEUED after MEMORY (`1.1 MiB`, two words): one reply sent, one
-    // message received.
+    // SENT RECV REFUSED QUEUED after MEMORY (`1.1 MiB`, two words) and CPU: one reply
+    // sent, one message received.
     let cells: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(&cells[6..10], ["1", "1", "0", "0"], "{row}");
+    assert_eq!(&cells[7..11], ["1", "1", "0", "0"], "{row}");
 }

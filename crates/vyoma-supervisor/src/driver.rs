@@ -187,6 +187,7 @@ impl Supervisor {
         let manifest = entry.manifest.clone();
         let log = entry.log.clone();
         let memory = entry.memory.clone();
+        let cpu = entry.cpu.clone();
         let ipc = self.inner.broker.endpoint(&name);
         let cached = entry.component.clone();
         let (signal, request) = StopSignal::new();
@@ -209,9 +210,12 @@ impl Supervisor {
                         Err(e) => return exited(&sup, &name, ExitReason::Error(e)),
                     },
                 };
-                let reason = sup
-                    .run_instance(&name, generation, &manifest, &loaded, &log, memory, ipc, request)
-                    .await;
+                let run = sup.run_instance(&name, generation, &manifest, &loaded, &log, memory, ipc, request);
+                let reason = Metered {
+                    inner: Box::pin(run),
+                    cpu,
+                }
+                .await;
                 exited(&sup, &name, reason);
             },
             &self.inner.rt,
@@ -316,4 +320,24 @@ pub enum StopOutcome {
     },
     /// It is stopped now (it was killed, or had no instance).
     Stopped,
+}
+
+/// A future whose polls are timed: the time spent in them is the CPU time of what it runs
+/// (an instance's guest code and the host calls it makes run inside its polls; while it
+/// waits, it is not polled).
+struct Metered<F> {
+    inner: std::pin::Pin<Box<F>>,
+    cpu: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<F: std::future::Future> std::future::Future for Metered<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        let started = std::time::Instant::now();
+        let r = self.inner.as_mut().poll(cx);
+        let spent = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.cpu.fetch_add(spent, Ordering::Relaxed);
+        r
+    }
 }

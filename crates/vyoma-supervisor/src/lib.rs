@@ -155,6 +155,9 @@ pub struct AppStatus {
     pub uptime: Option<Duration>,
     /// Linear memory in use, when an instance exists.
     pub memory: Option<u64>,
+    /// CPU time its instances have used since boot: time spent running them (guest code
+    /// and the host calls it makes), measured around every poll of their futures.
+    pub cpu: Duration,
     /// Why the last instance ended.
     pub last_exit: Option<ExitReason>,
     /// IPC counters: sent, received, refused, queued.
@@ -373,6 +376,7 @@ impl Supervisor {
                 restarts: 0,
                 uptime: None,
                 memory: None,
+                cpu: Duration::ZERO,
                 last_exit: Some(ExitReason::Error(format!(
                     "cannot run: {}",
                     i.rejected.problems.iter().next().map_or(String::new(), |d| d.message.clone())
@@ -450,6 +454,7 @@ fn row(name: &str, e: &Entry, now: Duration, broker: &Broker) -> AppStatus {
         restarts: l.restarts(),
         uptime: (state == AppState::Running).then(|| now.saturating_sub(l.since())),
         memory: state.is_live().then(|| e.memory.load(Ordering::Relaxed)),
+        cpu: Duration::from_nanos(e.cpu.load(Ordering::Relaxed)),
         last_exit: l.last_exit().cloned(),
         ipc: broker.counters(name).unwrap_or_default(),
     }

@@ -22,6 +22,8 @@ pub(crate) struct Entry {
     pub(crate) log: Arc<AppLog>,
     /// Linear memory of its instance, published by the instance's limiter.
     pub(crate) memory: Arc<AtomicU64>,
+    /// Nanoseconds spent running its instances, all of them (see `driver::Metered`).
+    pub(crate) cpu: Arc<AtomicU64>,
     pub(crate) component: Option<Component>,
     /// The live instance's task.
     pub(crate) task: Option<AbortHandle>,
@@ -37,6 +39,7 @@ impl Entry {
             lifecycle: Lifecycle::new(manifest.restart, manifest.lifecycle, now),
             log: AppLog::new(manifest.limits.log_buffer),
             memory: Arc::new(AtomicU64::new(0)),
+            cpu: Arc::new(AtomicU64::new(0)),
             manifest: Arc::new(manifest),
             component: None,
             task: None,

@@ -107,8 +107,8 @@ pub(crate) fn fmt_uptime(d: Duration) -> String {
 pub fn render_ps(rows: &[AppStatus]) -> String {
     let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
     let mut s = format!(
-        "{:<name_w$}  {:<8}  {:>8}  {:>8}  {:>8}  {:>6}  {:>6}  {:>7}  {:>6}  LAST EXIT\n",
-        "NAME", "STATE", "RESTARTS", "UPTIME", "MEMORY", "SENT", "RECV", "REFUSED", "QUEUED"
+        "{:<name_w$}  {:<8}  {:>8}  {:>8}  {:>8}  {:>7}  {:>6}  {:>6}  {:>7}  {:>6}  LAST EXIT\n",
+        "NAME", "STATE", "RESTARTS", "UPTIME", "MEMORY", "CPU", "SENT", "RECV", "REFUSED", "QUEUED"
     );
     for r in rows {
         let uptime = r.uptime.map(fmt_uptime).unwrap_or_else(|| "-".into());
@@ -121,12 +121,13 @@ pub fn render_ps(rows: &[AppStatus]) -> String {
         let i = &r.ipc;
         let _ = writeln!(
             s,
-            "{:<name_w$}  {:<8}  {:>8}  {:>8}  {:>8}  {:>6}  {:>6}  {:>7}  {:>6}  {}",
+            "{:<name_w$}  {:<8}  {:>8}  {:>8}  {:>8}  {:>7}  {:>6}  {:>6}  {:>7}  {:>6}  {}",
             r.name,
             r.state.to_string(),
             r.restarts,
             uptime,
             mem,
+            fmt_cpu(r.cpu),
             i.sent,
             i.received,
             i.refused,
@@ -135,6 +136,17 @@ pub fn render_ps(rows: &[AppStatus]) -> String {
         );
     }
     s
+}
+
+/// CPU time, compactly: `0ms`, `850ms`, `12.3s`, `4m05s`, `2h07m`.
+pub(crate) fn fmt_cpu(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else if d < Duration::from_secs(60) {
+        format!("{}.{}s", d.as_secs(), d.subsec_millis() / 100)
+    } else {
+        fmt_uptime(d)
+    }
 }
 
 /// The `inspect` report.
@@ -217,6 +229,7 @@ pub fn render_inspect(d: &AppDetail) -> String {
         held,
         capacity: cap,
     } = d.log_usage;
+    let _ = writeln!(s, "cpu:         {} in all its instances", fmt_cpu(st.cpu));
     let _ = writeln!(
         s,
         "memory:      {} in use, limit {}",

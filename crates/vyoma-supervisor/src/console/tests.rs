@@ -102,6 +102,7 @@ fn ps_table_snapshot() {
             restarts: 0,
             uptime: Some(Duration::from_millis(83_400)),
             memory: Some(1_179_648),
+            cpu: Duration::from_millis(2_345),
             last_exit: None,
             ipc: Counters {
                 sent: 12,
@@ -116,6 +117,7 @@ fn ps_table_snapshot() {
             restarts: 3,
             uptime: None,
             memory: None,
+            cpu: Duration::from_millis(40),
             last_exit: Some(ExitReason::Trap {
                 kind: TrapKind::Unreachable,
                 message: "in crasher::main".into(),
@@ -128,17 +130,27 @@ fn ps_table_snapshot() {
             restarts: 0,
             uptime: None,
             memory: None,
+            cpu: Duration::ZERO,
             last_exit: Some(ExitReason::Code(0)),
             ipc: Counters::default(),
         },
     ];
     let want = "\
-NAME     STATE     RESTARTS    UPTIME    MEMORY    SENT    RECV  REFUSED  QUEUED  LAST EXIT
-ticker   running          0     1m23s   1.1 MiB      12       3        1       2  -
-crasher  backoff          3         -         -       0       0        0       0  trap: unreachable: in crasher::main
-hello    exited           0         -         -       0       0        0       0  exit code 0
+NAME     STATE     RESTARTS    UPTIME    MEMORY      CPU    SENT    RECV  REFUSED  QUEUED  LAST EXIT
+ticker   running          0     1m23s   1.1 MiB     2.3s      12       3        1       2  -
+crasher  backoff          3         -         -     40ms       0       0        0       0  trap: unreachable: in crasher::main
+hello    exited           0         -         -      0ms       0       0        0       0  exit code 0
 ";
     assert_eq!(render_ps(&rows), want);
+}
+
+#[test]
+fn cpu_formats() {
+    use super::render::fmt_cpu;
+    assert_eq!(fmt_cpu(Duration::from_micros(900)), "0ms");
+    assert_eq!(fmt_cpu(Duration::from_millis(850)), "850ms");
+    assert_eq!(fmt_cpu(Duration::from_millis(12_345)), "12.3s");
+    assert_eq!(fmt_cpu(Duration::from_secs(245)), "4m05s");
 }
 
 #[test]

@@ -99,6 +99,16 @@ async fn busy_loops_are_preempted_and_killable() {
     wait(&sup, "all", AppState::Running).await;
     // Four busy loops on two workers, and the ticker still gets to run repeatedly.
     wait_log(&sup, "ticker", "tick 10\n").await;
+    // `ps` shows who burns the CPU: the ticker sleeps between ticks, the spinners run
+    // whenever they are let (each has run for many preemption ticks of 10 ms by now).
+    let ticker_cpu = status(&sup, "ticker").cpu;
+    for i in 0..4 {
+        let spin_cpu = status(&sup, &format!("spin{i}")).cpu;
+        assert!(
+            spin_cpu > ticker_cpu && spin_cpu >= std::time::Duration::from_millis(20),
+            "spin{i} {spin_cpu:?} vs ticker {ticker_cpu:?}"
+        );
+    }
     for i in 0..4 {
         let name = format!("spin{i}");
         sup.apply(&name, vyoma_lifecycle::Event::Kill).unwrap();
