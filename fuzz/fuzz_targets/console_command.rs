@@ -4,7 +4,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(line) = std::str::from_utf8(data) {
-        if let Err(e) = vyoma_supervisor::console::Command::parse(line) {
+        if let Err(e) = vyoma_control::Command::parse(line) {
             assert!(!e.contains('\n'));
         }
     }

@@ -60,6 +60,12 @@ fn words(cmdline: &str) -> Vec<String> {
     out
 }
 
+/// A key or value as quoted in a problem: escaped, so a problem stays one printable line
+/// (a quoted kernel argument may hold newlines and control characters).
+fn shown(s: &str) -> String {
+    s.escape_default().to_string()
+}
+
 /// Parses the `vyoma.` options of a kernel command line. Returns the options and one
 /// message per problem (each names the option and what to write instead).
 pub fn parse(cmdline: &str) -> (BootOptions, Vec<String>) {
@@ -68,6 +74,7 @@ pub fn parse(cmdline: &str) -> (BootOptions, Vec<String>) {
     for w in words(cmdline) {
         let Some(opt) = w.strip_prefix("vyoma.") else { continue };
         let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
+        let (k, v) = (shown(key), shown(value));
         match key {
             "log" if !value.is_empty() => o.log = value.to_string(),
             "apps" => {
@@ -87,17 +94,17 @@ pub fn parse(cmdline: &str) -> (BootOptions, Vec<String>) {
                 "reboot" => o.on_panic = PowerAction::Reboot,
                 "poweroff" => o.on_panic = PowerAction::PowerOff,
                 _ => problems.push(format!(
-                    "`vyoma.panic={value}` is not an action: write `vyoma.panic=reboot` or `vyoma.panic=poweroff` (using reboot)"
+                    "`vyoma.panic={v}` is not an action: write `vyoma.panic=reboot` or `vyoma.panic=poweroff` (using reboot)"
                 )),
             },
             "dir" if value.starts_with('/') => o.apps_dir = value.to_string(),
             "log" | "dir" => problems.push(format!(
-                "`vyoma.{key}={value}` needs a value{}: using {}",
+                "`vyoma.{k}={v}` needs a value{}: using {}",
                 if key == "dir" { " that is an absolute path" } else { "" },
                 if key == "dir" { &o.apps_dir } else { &o.log }
             )),
             _ => problems.push(format!(
-                "unknown option `vyoma.{key}`: VyomaOS reads vyoma.log, vyoma.apps, vyoma.panic and vyoma.dir"
+                "unknown option `vyoma.{k}`: VyomaOS reads vyoma.log, vyoma.apps, vyoma.panic and vyoma.dir"
             )),
         }
     }
@@ -107,6 +114,15 @@ pub fn parse(cmdline: &str) -> (BootOptions, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn problems_stay_one_line_whatever_the_quotes_hold() {
+        // Found by the fuzzer: a quoted word with a newline inside.
+        let (_, p) = parse("vyoma.9\"vyo\u{18}\r\r\n\0-3og\"");
+        assert_eq!(p.len(), 1);
+        assert!(!p[0].contains('\n') && !p[0].chars().any(char::is_control), "{p:?}");
+        assert!(p[0].starts_with("unknown option `vyoma.9vyo\\u{18}\\r\\r\\n"), "{p:?}");
+    }
 
     #[test]
     fn reads_vyoma_options_and_ignores_the_kernels() {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use vyoma_lifecycle::{AppState, Event, LogLine};
 
-use super::command::Command;
 use crate::{AppDetail, AppStatus, StopOutcome, Supervisor, SupervisorError};
+use vyoma_control::Command;
 
 /// What a command produced.
 #[derive(Debug, Clone)]

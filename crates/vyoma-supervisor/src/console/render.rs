@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use vyoma_lifecycle::LogLine;
 
-use super::command::HELP;
 use super::exec::Reply;
 use crate::{AppDetail, AppStatus, StopOutcome};
+use vyoma_control::HELP;
 
 /// Text for a terminal: every control character but newline and tab is written as an
 /// escape (`\u{1b}`), so nothing an app wrote (log lines, IPC bodies, names and frames in

@@ -9,10 +9,10 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedReceiver;
 use vyoma_lifecycle::LogLine;
 
-use super::command::{Command, MAX_LINE};
 use super::exec::{Reply, execute};
 use super::render::{render, render_line, render_message, terminal_safe};
 use crate::Supervisor;
+use vyoma_control::{Command, MAX_LINE};
 
 /// How the console loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,12 @@
-//! Console commands: one line in, one [`Command`] out. Pure (no supervisor, no I/O), so it
-//! is unit-tested and fuzzed on its own, and every front end (the console, scripts, the
-//! management API) shares one command language.
+//! The operator's command language: one line in, one [`Command`] out.
+//!
+//! What it is for: parsing what an operator (or a script) types into a typed command, with
+//! one-line errors that say what is wrong and how to fix it. Pure (no supervisor, no I/O),
+//! so it is unit-tested and fuzzed on its own, and every front end (the console on a
+//! terminal or serial line, scripts, the management API) shares one language.
+//!
+//! What it is not for: carrying commands out (`vyoma-supervisor`'s `console::execute`),
+//! or rendering their results.
 
 use std::time::Duration;
 
@@ -177,3 +183,6 @@ impl Command {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,167 @@
+//! Parser tests: every command, every error, and random lines.
+
+use std::time::Duration;
+
+use vyoma_lifecycle::AppState;
+
+use super::*;
+
+#[test]
+fn parses_every_command() {
+    let cases = [
+        ("", Command::Nothing),
+        ("   # comment", Command::Nothing),
+        ("help", Command::Help),
+        (" ps ", Command::Ps),
+        (
+            "log ticker",
+            Command::Log {
+                app: "ticker".into(),
+                last: None,
+            },
+        ),
+        (
+            "log ticker 20",
+            Command::Log {
+                app: "ticker".into(),
+                last: Some(20),
+            },
+        ),
+        (
+            "logf ticker",
+            Command::Logf {
+                app: "ticker".into(),
+                duration: None,
+            },
+        ),
+        (
+            "logf ticker 2s",
+            Command::Logf {
+                app: "ticker".into(),
+                duration: Some(Duration::from_secs(2)),
+            },
+        ),
+        ("start a", Command::Start("a".into())),
+        ("stop a", Command::Stop("a".into())),
+        ("kill a", Command::Kill("a".into())),
+        ("restart a", Command::Restart("a".into())),
+        ("inspect a", Command::Inspect("a".into())),
+        (
+            "wait all running 5s",
+            Command::Wait {
+                app: "all".into(),
+                state: AppState::Running,
+                timeout: Duration::from_secs(5),
+            },
+        ),
+        (
+            "wait a failed",
+            Command::Wait {
+                app: "a".into(),
+                state: AppState::Failed,
+                timeout: DEFAULT_WAIT,
+            },
+        ),
+        ("shutdown", Command::Shutdown),
+        ("exit", Command::Shutdown),
+    ];
+    for (line, want) in cases {
+        assert_eq!(Command::parse(line), Ok(want), "{line:?}");
+    }
+}
+
+#[test]
+fn bad_input_gets_one_line_errors() {
+    let cases = [
+        ("frobnicate", "unknown command `frobnicate`; `help` lists the commands"),
+        ("kill", "`kill` needs an app name: kill APP"),
+        ("kill a b", "too many arguments to `kill`: kill APP"),
+        ("log a lots", "`lots` is not a line count: log APP [N]"),
+        ("logf a soon", "invalid duration `soon`: write e.g. 500ms, 5s, 1m"),
+        ("wait a", "`wait` needs a state: wait APP|all STATE [DURATION]"),
+        (
+            "wait a sleeping",
+            "unknown state `sleeping` (states: starting, running, stopping, exited, failed, stopped, backoff)",
+        ),
+        ("ps now", "too many arguments to `ps`: ps"),
+    ];
+    for (line, want) in cases {
+        let got = Command::parse(line).unwrap_err();
+        assert_eq!(got, want, "{line:?}");
+        assert!(!got.contains('\n'));
+    }
+}
+
+#[test]
+fn random_lines_never_panic_and_errors_are_one_line() {
+    let words = [
+        "ps",
+        "@echo:",
+        "@",
+        ":",
+        "log",
+        "logf",
+        "kill",
+        "start",
+        "restart",
+        "inspect",
+        "wait",
+        "all",
+        "running",
+        "5s",
+        "-1",
+        "\t",
+        "é",
+        "",
+        "999999999999999999999",
+        "1e9s",
+        "#",
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..20_000 {
+        let mut line = String::new();
+        for _ in 0..(x % 5) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            line.push_str(words[(x % words.len() as u64) as usize]);
+            line.push(' ');
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if let Err(e) = Command::parse(&line) {
+            assert!(!e.is_empty() && !e.contains('\n'), "{line:?} -> {e:?}");
+        }
+    }
+}
+
+#[test]
+fn at_lines_message_an_app() {
+    assert_eq!(
+        Command::parse("@echo: hello there").unwrap(),
+        Command::Message {
+            to: "echo".into(),
+            text: "hello there".into()
+        }
+    );
+    // Only the first colon separates; the text keeps its own.
+    assert_eq!(
+        Command::parse("@ logger :a:b").unwrap(),
+        Command::Message {
+            to: "logger".into(),
+            text: "a:b".into()
+        }
+    );
+    assert_eq!(
+        Command::parse("@echo:").unwrap(),
+        Command::Message {
+            to: "echo".into(),
+            text: String::new()
+        }
+    );
+    let e = Command::parse("@echo hi").unwrap_err();
+    assert!(e.contains("missing `:`") && e.contains("@APP: TEXT"), "{e}");
+    let e = Command::parse("@: hi").unwrap_err();
+    assert!(e.contains("missing app name"), "{e}");
+}
