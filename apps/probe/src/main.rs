@@ -1,5 +1,6 @@
 //! Prints what the sandbox gives it: arguments, environment, stdin, preopened
-//! directories and network access. Used by tests of capability grants.
+//! directories and network access (a listen, and a connect to `PROBE_CONNECT`). Used by
+//! tests of capability grants.
 use std::io::Read;
 
 fn main() {
@@ -19,7 +20,10 @@ fn main() {
         Ok(l) => println!("probe: net listen ok {:?}", l.local_addr().ok()),
         Err(e) => println!("probe: net listen denied: {e}"),
     }
-    match std::net::TcpStream::connect("127.0.0.1:9") {
+    // Where to connect: `PROBE_CONNECT` (set in the manifest's `[env]`), else a port where
+    // nothing listens.
+    let target = std::env::var("PROBE_CONNECT").unwrap_or_else(|_| "127.0.0.1:9".into());
+    match std::net::TcpStream::connect(&target) {
         Ok(_) => println!("probe: net connect ok"),
         Err(e) => println!("probe: net connect failed: {e}"),
     }

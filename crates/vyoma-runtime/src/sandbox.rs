@@ -232,7 +232,12 @@ fn network(b: &mut WasiCtxBuilder, grant: Option<&NetworkGrant>) {
     let g = Arc::new(g);
     b.allow_tcp(true).allow_udp(true).allow_ip_name_lookup(g.dns);
     b.socket_addr_check(move |addr, usage| {
+        // A connect (or a UDP send) first binds to an ephemeral port of the unspecified
+        // address, and Wasmtime asks about that bind: allowed to an app that may connect
+        // somewhere. Listening on it still needs a `bind` grant.
+        let ephemeral = addr.ip().is_unspecified() && addr.port() == 0;
         let ok = match usage {
+            SocketAddrUse::TcpBind | SocketAddrUse::UdpBind if ephemeral && !g.connect.is_empty() => true,
             SocketAddrUse::TcpBind | SocketAddrUse::TcpListen | SocketAddrUse::UdpBind => {
                 g.bind.iter().any(|p| p.matches(&addr))
             }

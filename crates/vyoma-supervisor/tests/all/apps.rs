@@ -186,9 +186,12 @@ async fn directory_escapes_are_denied() {
     std::fs::write(dir.join("data/hello.txt"), "visible").unwrap();
     std::fs::write(dir.join("secret.txt"), "TOP-SECRET").unwrap();
     std::os::unix::fs::symlink(&dir, dir.join("data/link-out")).unwrap();
+    // A relative link that climbs out of the grant is refused too.
+    std::os::unix::fs::symlink("../secret.txt", dir.join("data/rel-out")).unwrap();
     let sup = supervisor(d.path(), 8).await;
     wait(&sup, "files", AppState::Exited).await;
     let log = log_text(&sup, "files");
+    assert!(log.contains("/data/rel-out (not a readable text file)"), "{log}");
     assert!(log.contains("/data/hello.txt (7 bytes): visible"), "{log}");
     assert_eq!(log.matches("escape denied").count(), 5, "{log}");
     assert!(
@@ -236,6 +239,63 @@ async fn an_app_gets_only_what_it_declares() {
     // Bind was granted, connect was not.
     assert!(r.contains("probe: net connect failed"), "{r}");
     sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_connects_reach_only_granted_addresses() {
+    // A live listener: a denied connect must be the sandbox's refusal, not an empty port.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::thread::spawn(move || {
+        listener.set_nonblocking(false).unwrap();
+        let (conn, _) = listener.accept().unwrap();
+        drop(conn);
+        // Any further connection would be a sandbox escape: count them for a moment.
+        listener.set_nonblocking(true).unwrap();
+        let mut more = 0;
+        for _ in 0..50 {
+            if listener.accept().is_ok() {
+                more += 1;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        more
+    });
+    let d = tempfile::tempdir().unwrap();
+    let connect =
+        |grant: &str| format!("[env]\nPROBE_CONNECT = \"127.0.0.1:{port}\"\n[restart]\npolicy = \"never\"\n{grant}");
+    app(d.path(), "none", "probe", &connect(""));
+    app(
+        d.path(),
+        "elsewhere",
+        "probe",
+        &connect("[capabilities]\nnetwork = { connect = [\"127.0.0.1:1\", \"10.0.0.0/8:*\"] }\n"),
+    );
+    let sup = supervisor(d.path(), 8).await;
+    for n in ["none", "elsewhere"] {
+        wait(&sup, n, AppState::Exited).await;
+        let log = log_text(&sup, n);
+        assert!(log.contains("probe: net connect failed"), "{n}:\n{log}");
+    }
+    sup.shutdown().await;
+    // Now the one app that may: it reaches the listener.
+    let d2 = tempfile::tempdir().unwrap();
+    app(
+        d2.path(),
+        "granted",
+        "probe",
+        &connect(&format!(
+            "[capabilities]\nnetwork = {{ connect = [\"127.0.0.1:{port}\"] }}\n"
+        )),
+    );
+    let sup = supervisor(d2.path(), 8).await;
+    wait(&sup, "granted", AppState::Exited).await;
+    let log = log_text(&sup, "granted");
+    assert!(log.contains("probe: net connect ok"), "{log}");
+    // Connecting binds an ephemeral port implicitly; listening still needs `bind`.
+    assert!(log.contains("probe: net listen denied"), "{log}");
+    sup.shutdown().await;
+    assert_eq!(accepted.join().unwrap(), 0, "only the granted app connected");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
