@@ -201,7 +201,11 @@ async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Resu
         sup.names().len(),
         dir.display(),
         runtime.allocator(),
-        runtime.cache().dir().map_or("off".into(), |d| d.display().to_string())
+        match (runtime.cache().dir(), runtime.cache().refused()) {
+            (Some(d), _) => d.display().to_string(),
+            (None, Some(why)) => format!("off ({why})"),
+            (None, None) => "off".into(),
+        }
     );
     // Invalid apps are not started, and apps with missing files or unloadable components
     // fail on start; the rest run.

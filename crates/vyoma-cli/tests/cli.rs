@@ -235,6 +235,41 @@ fn a_lone_app_folder_checks_and_runs_without_its_peers() {
 }
 
 #[test]
+fn an_unsafe_compile_cache_is_not_used_and_the_banner_says_why() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    app(d.path(), "hello", "hello", "");
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut child = vyoma(&["run", d.path().to_str().unwrap()])
+        .env("VYOMA_CACHE_DIR", cache.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"wait hello exited\nshutdown\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("compile cache: off (") && stdout.contains("is writable by others (mode 777)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("hello: exited"), "{stdout}");
+    assert_eq!(
+        std::fs::read_dir(cache.path()).unwrap().count(),
+        0,
+        "nothing written there"
+    );
+}
+
+#[test]
 fn sigterm_stops_apps_and_exits_zero() {
     let d = tempfile::tempdir().unwrap();
     app(d.path(), "ticker", "ticker", "");
