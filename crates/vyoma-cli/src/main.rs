@@ -9,6 +9,7 @@
 
 mod bench;
 mod bench_boot;
+mod bench_console;
 mod bench_ipc;
 mod check;
 mod image;
@@ -109,6 +110,8 @@ enum Cmd {
     BenchBoot(bench_boot::BenchBootArgs),
     /// Measure IPC between apps (round trip and one-way rate) against a Unix socket.
     BenchIpc(bench_ipc::BenchIpcArgs),
+    /// Measure how long `ps` takes while every app busy-loops (console thread vs apps' runtime).
+    BenchConsole(bench_console::BenchConsoleArgs),
     /// The native Unix-socket peer `vyoma bench-ipc` compares with.
     #[command(hide = true)]
     UdsPeer {
@@ -167,6 +170,7 @@ fn main() -> ExitCode {
             Cmd::Boot(args) => image::boot(args),
             Cmd::BenchBoot(args) => bench_boot::bench_boot(args),
             Cmd::BenchIpc(args) => bench_ipc::bench_ipc(args).await,
+            Cmd::BenchConsole(args) => bench_console::bench_console(args).await,
             Cmd::UdsPeer { socket, mode, size } => bench_ipc::uds_peer(&socket, &mode, size),
             Cmd::RunOne { dir } => bench::run_one(&dir).await,
         }

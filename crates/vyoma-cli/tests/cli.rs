@@ -293,6 +293,26 @@ fn sigterm_stops_apps_and_exits_zero() {
 }
 
 #[test]
+fn bench_console_times_both_arrangements() {
+    // Keeps `vyoma bench-console` working; the figures go to docs/PERFORMANCE.md.
+    let out = vyoma(&["bench-console", "--apps", "4", "--samples", "3"])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for row in [
+        "| its own thread and runtime (VyomaOS) |",
+        "| the apps' runtime (before) |",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no row {row}:\n{stdout}"));
+        assert_eq!(line.matches(" ms").count(), 4, "{line}");
+    }
+}
+
+#[test]
 fn bench_runs_end_to_end_and_prints_its_table() {
     // Keeps `vyoma bench` working; the figures themselves go to docs/PERFORMANCE.md.
     let out = vyoma(&["bench", "--apps", "10", "--runs", "1", "--compare-cow"])
