@@ -122,6 +122,22 @@ fn sigterm_sigint_and_sigpwr_shut_down_in_order() {
 }
 
 #[test]
+fn a_signal_during_start_up_stops_what_has_started() {
+    // An app whose instantiation hangs keeps start-up from completing for a minute.
+    let d = apps();
+    vyoma_testkit::write_hanging_app(d.path(), "hang", "[lifecycle]\nstart_timeout = \"60s\"\n");
+    let mut init = Init::start(d.path(), "");
+    init.wait_line(|l| l.starts_with("VyomaOS: 3 apps from"));
+    init.signal(rustix::process::Signal::TERM);
+    let out = init.finish();
+    assert!(
+        out.contains("vyoma: SIGTERM during start-up: stopping all apps"),
+        "{out}"
+    );
+    assert!(!out.contains("boot complete"), "{out}");
+}
+
+#[test]
 fn a_missing_component_is_named_and_the_rest_start() {
     let d = apps();
     let broken = write_app(d.path(), "broken", "hello", "");

@@ -37,3 +37,37 @@ pub fn write_app(root: &Path, name: &str, component: &str, extra: &str) -> PathB
 pub fn shared_cache(target_tmpdir: &str) -> PathBuf {
     Path::new(target_tmpdir).join("compile-cache")
 }
+
+/// A component whose start function never returns: instantiation itself hangs, the way a
+/// component stuck in its initialisation would. It is a command (it exports
+/// `wasi:cli/run`), so only a start timeout can end it.
+pub fn hanging_start_component() -> Vec<u8> {
+    const WAT: &str = r#"
+(component
+  (core module $m
+    (func $spin (loop $l (br $l)))
+    (start $spin)
+    (func (export "run") (result i32) i32.const 0))
+  (core instance $i (instantiate $m))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $cli (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $cli)))
+"#;
+    wat::parse_str(WAT).expect("the hanging component's text is valid")
+}
+
+/// Writes `root/NAME/` with `hanging_start_component()` as `NAME.wasm` and a manifest with
+/// `extra` appended. Returns the app folder.
+pub fn write_hanging_app(root: &Path, name: &str, extra: &str) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).expect("creating the app folder");
+    std::fs::write(dir.join(format!("{name}.wasm")), hanging_start_component()).expect("writing the component");
+    std::fs::write(
+        dir.join("app.toml"),
+        format!(
+            "manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"0.1.0\"\ncomponent = \"{name}.wasm\"\n{extra}"
+        ),
+    )
+    .expect("writing app.toml");
+    dir
+}

@@ -106,33 +106,14 @@ async fn stop_lets_a_listening_app_finish_and_kills_a_deaf_one_after_its_timeout
     sup.shutdown().await;
 }
 
-/// A component whose start function never returns: instantiation itself hangs, the way a
-/// component stuck in its initialisation would. It is a command (it exports
-/// `wasi:cli/run`), so only the start timeout can end it.
-const HANGING_START: &str = r#"
-(component
-  (core module $m
-    (func $spin (loop $l (br $l)))
-    (start $spin)
-    (func (export "run") (result i32) i32.const 0))
-  (core instance $i (instantiate $m))
-  (func $run (result (result)) (canon lift (core func $i "run")))
-  (instance $cli (export "run" (func $run)))
-  (export "wasi:cli/run@0.2.0" (instance $cli)))
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_that_hangs_fails_after_its_start_timeout_and_holds_up_only_its_dependents() {
     let d = tempfile::tempdir().unwrap();
-    let hang = d.path().join("hang");
-    std::fs::create_dir(&hang).unwrap();
-    std::fs::write(hang.join("hang.wasm"), wat::parse_str(HANGING_START).unwrap()).unwrap();
-    std::fs::write(
-        hang.join("app.toml"),
-        "manifest_version = 1\n[app]\nname = \"hang\"\nversion = \"0.1.0\"\ncomponent = \"hang.wasm\"\n\
-         [restart]\npolicy = \"never\"\n[lifecycle]\nstart_timeout = \"400ms\"\n",
-    )
-    .unwrap();
+    vyoma_testkit::write_hanging_app(
+        d.path(),
+        "hang",
+        "[restart]\npolicy = \"never\"\n[lifecycle]\nstart_timeout = \"400ms\"\n",
+    );
     app(
         d.path(),
         "after-hang",
