@@ -90,13 +90,26 @@ fn proc_kib(file: &str, key: &str) -> u64 {
 
 /// Writes `n` app folders (`t0000`, ...) that run `component` as a ticker.
 pub(crate) fn write_apps(root: &Path, n: usize, component: &Path) -> anyhow::Result<()> {
+    write_app_set(
+        root,
+        "t",
+        n,
+        component,
+        "args = [\"1000\"]\n[limits]\nmemory = \"4 MiB\"\nlog_buffer = \"4 KiB\"\n",
+    )
+}
+
+/// Writes `n` app folders `PREFIX0000`.. into `root`, each running `component`, with `tail`
+/// appended to its manifest.
+pub(crate) fn write_app_set(root: &Path, prefix: &str, n: usize, component: &Path, tail: &str) -> anyhow::Result<()> {
     for i in 0..n {
-        let dir = root.join(format!("t{i:04}"));
+        let name = format!("{prefix}{i:04}");
+        let dir = root.join(&name);
         std::fs::create_dir_all(&dir)?;
         std::fs::write(
             dir.join("app.toml"),
             format!(
-                "manifest_version = 1\n[app]\nname = \"t{i:04}\"\nversion = \"0.1.0\"\ncomponent = \"{}\"\nargs = [\"1000\"]\n[limits]\nmemory = \"4 MiB\"\nlog_buffer = \"4 KiB\"\n",
+                "manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"0.1.0\"\ncomponent = \"{}\"\n{tail}",
                 component.display()
             ),
         )?;

@@ -6,7 +6,6 @@
 //!
 //! Figures are printed as Markdown for `docs/PERFORMANCE.md`.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,22 +25,6 @@ pub(crate) struct BenchConsoleArgs {
     /// `ps` requests timed per arrangement.
     #[arg(long, default_value_t = 100)]
     samples: usize,
-}
-
-/// Writes `n` spinner apps into `root`.
-fn write_spinners(root: &Path, n: usize, component: &Path) -> anyhow::Result<()> {
-    for i in 0..n {
-        let dir = root.join(format!("s{i:04}"));
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(
-            dir.join("app.toml"),
-            format!(
-                "manifest_version = 1\n[app]\nname = \"s{i:04}\"\nversion = \"0.1.0\"\ncomponent = \"{}\"\n[limits]\nmemory = \"2 MiB\"\nlog_buffer = \"4 KiB\"\n",
-                component.display()
-            ),
-        )?;
-    }
-    Ok(())
 }
 
 /// Where the console session runs.
@@ -115,7 +98,8 @@ pub(crate) async fn bench_console(args: BenchConsoleArgs) -> anyhow::Result<Exit
         .canonicalize()
         .with_context(|| format!("{} not found; build the apps with `./dev apps`", component.display()))?;
     let work = tempfile::tempdir()?;
-    write_spinners(work.path(), args.apps, &component)?;
+    let tail = "[limits]\nmemory = \"2 MiB\"\nlog_buffer = \"4 KiB\"\n";
+    crate::bench::write_app_set(work.path(), "s", args.apps, &component, tail)?;
     let config = RuntimeConfig {
         cache_dir: vyoma_runtime::default_cache_dir(),
         ..RuntimeConfig::default()
