@@ -40,6 +40,9 @@ pub const CONSOLE: &str = "console";
 /// answerable (their replies are refused) so an app that never replies cannot grow the
 /// table without bound.
 const CONSOLE_PENDING: usize = 1024;
+/// How many ended requests are remembered, so late answers to them are told apart from
+/// answers to requests that never were.
+const GONE_TOKENS: usize = 1024;
 /// Route look-ups an endpoint remembers (grants are fixed at boot, so results never go
 /// stale); the cache is emptied when full so a guest probing random names stays bounded.
 const ROUTE_CACHE: usize = 256;
@@ -332,6 +335,11 @@ struct PendingTable {
     by_token: HashMap<u64, Pending>,
     /// Console tokens oldest first, to bound them.
     console: VecDeque<u64>,
+    /// Requests that ended unanswered (the requester timed out or was killed), with the
+    /// app that was to answer, so its late answer is told so and not counted against it.
+    gone: HashMap<u64, Arc<str>>,
+    /// `gone` tokens oldest first, to bound them.
+    gone_order: VecDeque<u64>,
 }
 
 /// The broker: all inboxes, and the requests waiting for answers.
@@ -426,8 +434,18 @@ impl Broker {
         token
     }
 
+    /// The request behind `token` ended unanswered.
     fn forget(&self, token: u64) {
-        self.pending().by_token.remove(&token);
+        let mut p = self.pending();
+        if let Some(gone) = p.by_token.remove(&token) {
+            p.gone.insert(token, gone.replier);
+            p.gone_order.push_back(token);
+            if p.gone_order.len() > GONE_TOKENS
+                && let Some(old) = p.gone_order.pop_front()
+            {
+                p.gone.remove(&old);
+            }
+        }
     }
 
     /// Whether `from` may send to `to`, and `to`'s inbox if so.
@@ -616,15 +634,22 @@ impl Endpoint {
     }
 
     /// Answers the request that carried `token`. Only the app it was sent to may answer,
-    /// once.
+    /// once. An answer that comes after the requester stopped waiting fails with
+    /// [`IpcError::Timeout`] and is not counted as this app's refusal: it did nothing wrong.
     pub fn reply(&self, token: u64, body: Vec<u8>) -> Result<(), IpcError> {
-        let r = self.answer(token, body);
-        self.tally(r)
+        match self.answer(token, body) {
+            Err(IpcError::Timeout) => Err(IpcError::Timeout),
+            r => self.tally(r),
+        }
     }
 
     fn answer(&self, token: u64, body: Vec<u8>) -> Result<(), IpcError> {
         let pending = {
             let mut table = self.broker.pending();
+            if !table.by_token.contains_key(&token) && table.gone.get(&token).is_some_and(|r| *r == self.me.name) {
+                table.gone.remove(&token);
+                return Err(IpcError::Timeout);
+            }
             let entry = match table.by_token.entry(token) {
                 Entry::Occupied(e) if e.get().replier == self.me.name => e,
                 _ => {

@@ -339,7 +339,10 @@ async fn only_the_addressee_may_reply_and_late_replies_are_refused() {
         Err(IpcError::Timeout)
     );
     let token = rb.try_recv().unwrap().reply_token.unwrap();
-    // The requester gave up: the token no longer answers.
+    // The requester gave up: the answer comes too late, and that is not b's refusal.
+    assert_eq!(rb.reply(token, vec![]), Err(IpcError::Timeout));
+    assert_eq!(b.counters("b").unwrap().refused, 0);
+    // Once: a second answer to it is one that no request waits for.
     assert!(matches!(rb.reply(token, vec![]), Err(IpcError::NotPermitted(_))));
     let requester = tokio::spawn(async move { a.request("b", b"q2".to_vec(), Duration::from_secs(5)).await });
     let m = rb.recv(None).await.unwrap();
