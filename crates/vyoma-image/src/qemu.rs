@@ -66,6 +66,17 @@ impl Vm {
         })
     }
 
+    /// The same VM under TCG, after a boot under KVM failed as `failure` says; the host's
+    /// cached verdict becomes TCG, so the next boot goes there directly.
+    fn after_kvm_failure(&self, failure: &str) -> Vm {
+        let why = format!("a boot under KVM failed: {failure}");
+        accel::record_failure(accel::default_cache().as_deref(), &why);
+        Vm {
+            accel: Accel::Tcg(why),
+            ..self.clone()
+        }
+    }
+
     /// The QEMU command. The serial console is QEMU's standard input and output; with
     /// `interactive`, QEMU's monitor shares it (Ctrl-A c; Ctrl-A x quits). A guest reboot
     /// ends QEMU (`-no-reboot`), like a power-off, so nothing ever hangs in a reboot loop.
@@ -129,11 +140,10 @@ pub fn run_interactive(vm: &Vm) -> Result<ExitStatus, ImageError> {
             let _ =
                 rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::TERM);
             let _ = child.wait();
-            let why = format!("a boot under KVM failed: {line}");
-            accel::record_failure(accel::default_cache().as_deref(), &why);
-            eprintln!("\nnote: {why}; booting again with software emulation (TCG)");
-            let mut tcg = vm.clone();
-            tcg.accel = Accel::Tcg(why);
+            let tcg = vm.after_kvm_failure(&line);
+            if let Accel::Tcg(why) = &tcg.accel {
+                eprintln!("\nnote: {why}; booting again with software emulation (TCG)");
+            }
             child = spawn(&tcg)?;
             kvm_failed = watch_stderr(&mut child);
             under_kvm = false;
@@ -203,11 +213,8 @@ impl Serial {
             std::thread::sleep(Duration::from_millis(20));
         };
         drop(s);
-        let why = format!("a boot under KVM failed: {failure}");
-        tracing::warn!(%why, "starting the VM again under TCG");
-        accel::record_failure(accel::default_cache().as_deref(), &why);
-        let mut tcg = vm.clone();
-        tcg.accel = Accel::Tcg(why);
+        let tcg = vm.after_kvm_failure(&failure);
+        tracing::warn!(accel = ?tcg.accel, "starting the VM again under TCG");
         Serial::start_once(&tcg)
     }
 

@@ -103,16 +103,13 @@ impl AppSet {
     fn check(manifests: Vec<Manifest>, mut rejected: Vec<Rejected>, peers: Peers) -> PartialSet {
         // Names are addresses: the first folder (in sorted order) keeps a name.
         let mut keep: Vec<Manifest> = Vec::new();
+        let mut first_of: BTreeMap<String, PathBuf> = BTreeMap::new();
         for m in manifests {
-            match keep.iter().find(|k| k.name == m.name) {
+            match first_of.get(&m.name) {
                 Some(first) => {
                     let d = Diagnostic::file(
                         &m.source.path,
-                        format!(
-                            "app name `{}` is already used by {}",
-                            m.name,
-                            first.source.path.display()
-                        ),
+                        format!("app name `{}` is already used by {}", m.name, first.display()),
                         Some("app names are addresses and must be unique: rename one of the apps".into()),
                     );
                     rejected.push(Rejected {
@@ -121,7 +118,10 @@ impl AppSet {
                         problems: d.into(),
                     });
                 }
-                None => keep.push(m),
+                None => {
+                    first_of.insert(m.name.clone(), m.source.path.clone());
+                    keep.push(m);
+                }
             }
         }
         // Rejecting an app can strand the apps that depend on it, and breaking a cycle

@@ -266,33 +266,37 @@ fn open_store(root: &Path, fingerprint: &str) -> Result<Option<(PathBuf, [u8; 32
     Ok(Some((dir, key)))
 }
 
-/// The tag stored after an artifact: HMAC-SHA256 over the component's hash and the
+/// The MAC stored after an artifact: HMAC-SHA256 over the component's hash and the
 /// artifact, so an artifact cannot be forged, altered, or moved to another component's
 /// name.
 #[cfg(feature = "compiler")]
-fn tag(key: &[u8; 32], sha: &str, artifact: &[u8]) -> [u8; TAG] {
-    use hmac::{Hmac, Mac};
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+fn mac(key: &[u8; 32], sha: &str, artifact: &[u8]) -> hmac::Hmac<Sha256> {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(sha.as_bytes());
     mac.update(&[0]);
     mac.update(artifact);
-    mac.finalize().into_bytes().into()
+    mac
+}
+
+/// The tag stored after an artifact (see [`mac`]).
+#[cfg(feature = "compiler")]
+fn tag(key: &[u8; 32], sha: &str, artifact: &[u8]) -> [u8; TAG] {
+    use hmac::Mac;
+    mac(key, sha, artifact).finalize().into_bytes().into()
 }
 
 /// The artifact in `bytes` (artifact, then tag) if its tag is right.
 #[cfg(feature = "compiler")]
 fn verified<'a>(key: &[u8; 32], sha: &str, bytes: &'a [u8]) -> Result<&'a [u8], String> {
-    use hmac::{Hmac, Mac};
+    use hmac::Mac;
     let Some(split) = bytes.len().checked_sub(TAG) else {
         return Err("too short to be a tagged artifact".into());
     };
     let (artifact, t) = bytes.split_at(split);
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(sha.as_bytes());
-    mac.update(&[0]);
-    mac.update(artifact);
     // Constant-time comparison.
-    mac.verify_slice(t)
+    mac(key, sha, artifact)
+        .verify_slice(t)
         .map_err(|_| "its integrity tag does not match (altered, or written by someone else)".to_string())?;
     Ok(artifact)
 }

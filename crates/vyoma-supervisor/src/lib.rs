@@ -341,15 +341,7 @@ impl Supervisor {
             .registry()
             .get(app)
             .ok_or_else(|| self.not_here(app))?
-            .component
-            .as_ref()
-            .is_none_or(|c| {
-                c.loaded
-                    .info
-                    .imports
-                    .iter()
-                    .any(|i| i.starts_with(vyoma_runtime::IPC_INTERFACE))
-            });
+            .may_import(vyoma_runtime::IPC_INTERFACE);
         if !reads_ipc {
             return Err(SupervisorError::NoIpc(app.to_string()));
         }

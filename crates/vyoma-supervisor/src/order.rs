@@ -63,13 +63,12 @@ impl Supervisor {
     async fn start_in_order(&self, order: Vec<String>) {
         let mut waiting = JoinSet::new();
         for name in order {
-            let deps: Vec<String> = match self.registry().get(&name) {
-                Some(e) => e.manifest.depends_on.iter().map(|d| d.value.clone()).collect(),
-                None => continue,
-            };
-            let ready = {
+            let (deps, ready) = {
                 let r = self.registry();
-                deps.iter().all(|d| up(&r, d))
+                let Some(e) = r.get(&name) else { continue };
+                let deps: Vec<String> = e.manifest.depends_on.iter().map(|d| d.value.clone()).collect();
+                let ready = deps.iter().all(|d| up(&r, d));
+                (deps, ready)
             };
             if ready {
                 self.start_at_boot(&name);

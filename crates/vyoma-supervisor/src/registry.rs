@@ -58,16 +58,18 @@ impl Entry {
         self.lifecycle.state()
     }
 
-    /// Whether its component listens for stop requests (`vyoma:app/lifecycle`). Unknown
-    /// until loaded: then it is asked, and if nothing listens the stop timeout kills it.
+    /// Whether its component imports the WIT interface `iface` (any version). Unknown until
+    /// the component is loaded: then assumed, so nothing is refused for lack of knowledge.
+    pub(crate) fn may_import(&self, iface: &str) -> bool {
+        self.component
+            .as_ref()
+            .is_none_or(|c| c.loaded.info.imports.iter().any(|i| i.starts_with(iface)))
+    }
+
+    /// Whether its component listens for stop requests (`vyoma:app/lifecycle`). If it was
+    /// asked wrongly (not loaded yet, and it does not listen), the stop timeout kills it.
     pub(crate) fn listens_for_stop(&self) -> bool {
-        self.component.as_ref().is_none_or(|c| {
-            c.loaded
-                .info
-                .imports
-                .iter()
-                .any(|i| i.starts_with(vyoma_runtime::LIFECYCLE_INTERFACE))
-        })
+        self.may_import(vyoma_runtime::LIFECYCLE_INTERFACE)
     }
 }
 
