@@ -40,7 +40,7 @@ pub(crate) fn check(path: &Path, config: &RuntimeConfig) -> anyhow::Result<Exit>
                 "ok: {} {} ({}, {} imports)",
                 m.name,
                 m.version,
-                m.component.value.display(),
+                terminal_safe(&m.component.value.display().to_string()),
                 c.info.imports.len()
             );
         }

@@ -7,6 +7,8 @@ use anyhow::Context;
 use vyoma_image::qemu::{Accel, AccelChoice, Vm};
 use vyoma_image::{BuildOptions, ImageError};
 
+use vyoma_supervisor::console::terminal_safe;
+
 use crate::Exit;
 
 #[derive(clap::Subcommand, Debug)]
@@ -92,11 +94,11 @@ pub(crate) fn image(cmd: ImageCmd) -> anyhow::Result<Exit> {
             };
             match vyoma_image::build(&opts) {
                 Ok(report) => {
-                    println!("{report}");
+                    println!("{}", terminal_safe(&report.to_string()));
                     Ok(Exit::Ok)
                 }
                 Err(ImageError::Apps(d)) => {
-                    println!("{d}");
+                    println!("{}", terminal_safe(&d.to_string()));
                     println!(
                         "{} problem(s) in {}: no image was written",
                         d.len(),

@@ -178,7 +178,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors can quote app folders' file names: escaped like all app text.
+            eprintln!("error: {}", console::terminal_safe(&format!("{e:#}")));
             ExitCode::from(Exit::Error as u8)
         }
     }
