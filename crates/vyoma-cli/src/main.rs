@@ -1,16 +1,11 @@
 //! `vyoma`: the VyomaOS command. `vyoma run [DIR]` runs the supervisor with its operator
 //! console (hosted mode); `vyoma check DIR|FILE` validates apps without running them;
-//! `vyoma bench` measures start-up and memory against a process-per-app baseline;
-//! `vyoma bench-ipc` measures IPC between apps against a Unix socket; `vyoma image build`
-//! and `vyoma boot` make and run the bootable image, and `vyoma bench-boot` measures it.
+//! `vyoma image build` and `vyoma boot` make and run the bootable image. The benchmarks are
+//! a binary of their own, `vyoma-bench`.
 //!
 //! This binary only parses arguments, sets up logging and the terminal, and maps errors to
 //! exit codes; the work is in the library crates.
 
-mod bench;
-mod bench_boot;
-mod bench_console;
-mod bench_ipc;
 mod check;
 mod image;
 
@@ -97,8 +92,6 @@ enum Cmd {
         #[command(flatten)]
         runtime: RuntimeArgs,
     },
-    /// Measure start-up time and memory per app against one process per app.
-    Bench(bench::BenchArgs),
     /// Build or inspect the bootable image (kernel + initramfs with the supervisor as /init).
     Image {
         #[command(subcommand)]
@@ -106,28 +99,6 @@ enum Cmd {
     },
     /// Boot an image in QEMU with the serial console on this terminal.
     Boot(image::BootArgs),
-    /// Measure image size and boot time (default set and 200 apps) against a trivial init.
-    BenchBoot(bench_boot::BenchBootArgs),
-    /// Measure IPC between apps (round trip and one-way rate) against a Unix socket.
-    BenchIpc(bench_ipc::BenchIpcArgs),
-    /// Measure how long `ps` takes while every app busy-loops (console thread vs apps' runtime).
-    BenchConsole(bench_console::BenchConsoleArgs),
-    /// The native Unix-socket peer `vyoma bench-ipc` compares with.
-    #[command(hide = true)]
-    UdsPeer {
-        /// The socket to connect to.
-        socket: PathBuf,
-        /// `echo` or `sink`.
-        mode: String,
-        /// Message size in bytes.
-        size: usize,
-    },
-    /// Run one component as a lone process (the baseline `vyoma bench` compares with).
-    #[command(hide = true)]
-    RunOne {
-        /// The app folder.
-        dir: PathBuf,
-    },
 }
 
 /// A path in this source tree (the `vyoma` binary is run from its checkout).
@@ -165,14 +136,8 @@ fn main() -> ExitCode {
                 runtime,
             } => run(dir.unwrap_or_else(default_apps), no_console, &runtime).await,
             Cmd::Check { path, runtime } => check::check(&path.unwrap_or_else(default_apps), &runtime.config()),
-            Cmd::Bench(args) => bench::bench(args).await,
             Cmd::Image { command } => image::image(command),
             Cmd::Boot(args) => image::boot(args),
-            Cmd::BenchBoot(args) => bench_boot::bench_boot(args),
-            Cmd::BenchIpc(args) => bench_ipc::bench_ipc(args).await,
-            Cmd::BenchConsole(args) => bench_console::bench_console(args).await,
-            Cmd::UdsPeer { socket, mode, size } => bench_ipc::uds_peer(&socket, &mode, size),
-            Cmd::RunOne { dir } => bench::run_one(&dir).await,
         }
     });
     match result {

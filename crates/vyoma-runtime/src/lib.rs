@@ -4,7 +4,9 @@
 //! What it is for: turning a `.wasm` component into something cheap to instantiate many
 //! times ([`Runtime::load`]), and running one instance to its end ([`Runtime::run`]),
 //! reporting a precise [`ExitReason`]. Apps are preempted by epoch interruption and yield
-//! to the async scheduler, so a busy loop cannot starve anything, and every wait inside a
+//! to the async scheduler, so a busy loop cannot starve anything; an app that uses whole
+//! slices runs in a lower-priority lane ([`Lanes`]), so apps that wake and wait briefly
+//! are never queued behind it. Every wait inside a
 //! WASI or IPC call is an async wait that costs no OS thread and can be cancelled by
 //! dropping the future (that is how the supervisor kills an app). It also holds the host
 //! side of `vyoma:app/ipc` (over `vyoma-ipc`'s broker) and, with the `compiler` feature,
@@ -21,7 +23,9 @@ mod exit;
 mod host;
 mod ipc;
 mod lifecycle;
+mod pace;
 mod sandbox;
+mod sched;
 mod stdio;
 
 use std::collections::HashMap;
@@ -44,7 +48,9 @@ pub use engine::{Allocator, MAX_APP_MEMORY, MAX_TABLE_ELEMENTS, PoolingChoice};
 pub use host::{FdLimit, raise_fd_limit};
 pub use ipc::{IPC_INTERFACE, IpcView};
 pub use lifecycle::{LIFECYCLE_INTERFACE, LifecycleView, StopRequest, StopSignal};
+pub use pace::{Lane, Pace, PacePolicy};
 pub use sandbox::{InstanceState, MAX_STDIN, MemoryLimitExceeded};
+pub use sched::{Lanes, Pacer};
 pub use stdio::AppLog;
 
 /// Errors loading components or building the engine. Running an instance never errors:
@@ -133,8 +139,8 @@ pub struct RuntimeConfig {
     pub pooling: PoolingChoice,
     /// Folder of the on-disk compile cache; `None` disables it.
     pub cache_dir: Option<PathBuf>,
-    /// Preemption tick: a running app yields to the scheduler at least this often.
-    pub epoch_tick: Duration,
+    /// How instances share the CPU.
+    pub scheduling: Scheduling,
     /// Initialise linear memories by mapping a copy-on-write image instead of copying data
     /// segments. Off by default: for typical small apps, copying was faster to start and no
     /// larger in resident memory on the reference machine, because breaking CoW pages costs
@@ -154,9 +160,35 @@ impl Default for RuntimeConfig {
             capacity: 1024,
             pooling: PoolingChoice::Auto,
             cache_dir: default_cache_dir(),
-            epoch_tick: Duration::from_millis(10),
+            scheduling: Scheduling::default(),
             memory_init_cow: false,
             trusted_artifacts: None,
+        }
+    }
+}
+
+/// How instances share the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduling {
+    /// Many apps in one process: an epoch thread preempts a running app every `slice`, and
+    /// apps that use whole slices run in the batch lane, on `batch_threads` threads of the
+    /// lowest OS priority (0: no batch lane, every app where the supervisor polls it).
+    Shared {
+        /// The preemption tick, and how long an app may run before it yields.
+        slice: Duration,
+        /// Threads of the batch lane.
+        batch_threads: usize,
+    },
+    /// One app alone in its process (the process-per-app baseline): no epoch thread, no
+    /// batch lane, as `wasmtime run` would run it.
+    Alone,
+}
+
+impl Default for Scheduling {
+    fn default() -> Self {
+        Scheduling::Shared {
+            slice: Duration::from_millis(10),
+            batch_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }
@@ -216,7 +248,9 @@ pub struct Runtime {
     /// Folders no app may be granted: they hold what the supervisor executes.
     protected: Vec<PathBuf>,
     loaded: Mutex<HashMap<String, Weak<Loaded>>>,
-    _ticker: engine::EpochTicker,
+    lanes: Lanes,
+    policy: PacePolicy,
+    _ticker: Option<engine::EpochTicker>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -245,7 +279,19 @@ impl Runtime {
         )
         .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let cache = CompileCache::new(config.cache_dir.as_deref(), &engine);
-        let ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick);
+        let (ticker, lanes, slice) = match config.scheduling {
+            Scheduling::Shared { slice, batch_threads } => (
+                Some(engine::EpochTicker::start(engine.clone(), slice)),
+                if batch_threads == 0 {
+                    Lanes::single()
+                } else {
+                    Lanes::new(batch_threads)
+                        .map_err(|e| RuntimeError::Engine(format!("cannot start the batch lane: {e}")))?
+                },
+                slice,
+            ),
+            Scheduling::Alone => (None, Lanes::single(), Duration::from_millis(10)),
+        };
         let protected = [cache.root(), config.trusted_artifacts.as_deref()]
             .into_iter()
             .flatten()
@@ -259,6 +305,8 @@ impl Runtime {
             trusted_artifacts: config.trusted_artifacts.clone(),
             protected,
             loaded: Mutex::new(HashMap::new()),
+            lanes,
+            policy: PacePolicy::for_slice(slice),
             _ticker: ticker,
         })
     }
@@ -276,6 +324,17 @@ impl Runtime {
     /// The compile cache.
     pub fn cache(&self) -> &CompileCache {
         &self.cache
+    }
+
+    /// The lanes instances run in: wrap each instance's future in [`Lanes::run`].
+    pub fn lanes(&self) -> &Lanes {
+        &self.lanes
+    }
+
+    /// Scheduling state for a new instance, adding its CPU time to `cpu` (ns). Pass it to
+    /// both [`Runtime::run`] and [`Lanes::run`].
+    pub fn pacer(&self, cpu: Arc<AtomicU64>) -> Arc<Pacer> {
+        Pacer::new(self.policy, cpu)
     }
 
     /// Loads a component file. Components already loaded (same bytes) are shared, so
@@ -371,8 +430,8 @@ impl Runtime {
     }
 
     /// Runs one instance of `manifest`'s app from `component` until it ends, and says why
-    /// it ended. The instance talks to other apps through `ipc`, and learns through `stop`
-    /// that it is asked to end. `on_running` is called once the instance exists and
+    /// it ended. The instance talks to other apps through `ipc`, learns through `stop`
+    /// that it is asked to end, and yields at preemption ticks as `pacer` says. `on_running` is called once the instance exists and
     /// `wasi:cli/run` is about to be called. Dropping the returned future kills the
     /// instance wherever it is, including inside a WASI or IPC call.
     #[allow(clippy::too_many_arguments, reason = "one instance's every input, each distinct")]
@@ -384,6 +443,7 @@ impl Runtime {
         memory: Arc<AtomicU64>,
         ipc: Endpoint,
         stop: StopRequest,
+        pacer: &Arc<Pacer>,
         on_running: impl FnOnce(),
     ) -> ExitReason {
         let state = match sandbox::instance_state(manifest, log, memory, ipc, stop, &self.protected) {
@@ -392,10 +452,18 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        // Yield to the scheduler at every epoch tick. `yield_now` (not `Yield`) so tokio's
-        // LIFO slot cannot resume this same task immediately (wasmtime#10667).
+        // At each epoch tick, yield to the scheduler if the pacer says the app has run a
+        // whole slice. `yield_now` (not `Yield`) so tokio's LIFO slot cannot resume this
+        // same task immediately (wasmtime#10667).
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))));
+        let pacer = pacer.clone();
+        store.epoch_deadline_callback(move |_| {
+            Ok(if pacer.at_tick() {
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            } else {
+                UpdateDeadline::Continue(1)
+            })
+        });
         let command = match component.pre.instantiate_async(&mut store).await {
             Ok(c) => c,
             Err(e) => return exit::classify(&e),

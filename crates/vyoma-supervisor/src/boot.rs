@@ -1,5 +1,5 @@
 //! Start-up: from a folder of apps to a supervisor whose apps are all started. Used by
-//! `vyoma run` and measured as is by `vyoma bench`.
+//! `vyoma run` and measured as is by `vyoma-bench apps`.
 //!
 //! The steps run one after the other: manifests, engine and instance pool (sized from the
 //! app count), components (once per distinct file), then every app in dependency order.

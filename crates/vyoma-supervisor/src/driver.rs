@@ -210,12 +210,21 @@ impl Supervisor {
                         Err(e) => return exited(&sup, &name, ExitReason::Error(e)),
                     },
                 };
-                let run = sup.run_instance(&name, generation, &manifest, &loaded, &log, memory, ipc, request);
-                let reason = Metered {
-                    inner: Box::pin(run),
-                    cpu,
-                }
-                .await;
+                // The instance runs in the lane its CPU use puts it in; its polls are
+                // timed into the app's CPU time.
+                let pacer = sup.inner.runtime.pacer(cpu);
+                let instance = {
+                    let (sup, name, pacer) = (sup.clone(), name.clone(), pacer.clone());
+                    async move {
+                        sup.run_instance(
+                            &name, generation, &manifest, &loaded, &log, memory, ipc, request, &pacer,
+                        )
+                        .await
+                    }
+                };
+                let reason = sup.inner.runtime.lanes().run(pacer, instance).await.unwrap_or_else(|| {
+                    ExitReason::Error("the supervisor's batch lane shut down under the instance".into())
+                });
                 exited(&sup, &name, reason);
             },
             &self.inner.rt,
@@ -237,13 +246,17 @@ impl Supervisor {
         memory: Arc<std::sync::atomic::AtomicU64>,
         ipc: vyoma_ipc::Endpoint,
         stop: vyoma_runtime::StopRequest,
+        pacer: &Arc<vyoma_runtime::Pacer>,
     ) -> ExitReason {
         // `Running` is reported before the app's `run` is called, so the note is in its log
         // before anything the app prints.
-        let run = self.inner.runtime.run(manifest, loaded, log, memory, ipc, stop, || {
-            let _supervisor = SupervisorCode::enter();
-            let _ = self.apply(name, Event::Running { generation });
-        });
+        let run = self
+            .inner
+            .runtime
+            .run(manifest, loaded, log, memory, ipc, stop, pacer, || {
+                let _supervisor = SupervisorCode::enter();
+                let _ = self.apply(name, Event::Running { generation });
+            });
         let ended = std::panic::AssertUnwindSafe(IN_APP_INSTANCE.scope(std::cell::Cell::new(true), run))
             .catch_unwind()
             .await;
@@ -320,24 +333,4 @@ pub enum StopOutcome {
     },
     /// It is stopped now (it was killed, or had no instance).
     Stopped,
-}
-
-/// A future whose polls are timed: the time spent in them is the CPU time of what it runs
-/// (an instance's guest code and the host calls it makes run inside its polls; while it
-/// waits, it is not polled).
-struct Metered<F> {
-    inner: std::pin::Pin<Box<F>>,
-    cpu: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl<F: std::future::Future> std::future::Future for Metered<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
-        let started = std::time::Instant::now();
-        let r = self.inner.as_mut().poll(cx);
-        let spent = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.cpu.fetch_add(spent, Ordering::Relaxed);
-        r
-    }
 }

@@ -9,7 +9,7 @@ use crate::common::*;
 
 /// Runs a console session over in-memory pipes: writes `script` (ending in `shutdown`
 /// is not needed: input ends), returns everything the console printed.
-async fn console_session(sup: &Supervisor, script: &[u8]) -> Vec<u8> {
+pub(crate) async fn console_session(sup: &Supervisor, script: &[u8]) -> Vec<u8> {
     let Console {
         mut input,
         mut output,

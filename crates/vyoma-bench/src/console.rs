@@ -1,6 +1,7 @@
-//! `vyoma bench-console`: how long the operator waits for `ps` while every app busy-loops,
+//! `vyoma-bench console`: how long the operator waits for `ps` while every app busy-loops,
 //! with the console on its own thread and runtime (as `vyoma run` and the image run it)
-//! side by side with the console on the apps' runtime (how it ran before). The operator's
+//! side by side with the console on the apps' runtime (how it ran before; since busy apps
+//! moved to the batch lane, that runtime is quiet too). The operator's
 //! side (writing `ps`, reading the table) runs on a quiet thread of its own in both, as a
 //! terminal would.
 //!
@@ -99,7 +100,7 @@ pub(crate) async fn bench_console(args: BenchConsoleArgs) -> anyhow::Result<Exit
         .with_context(|| format!("{} not found; build the apps with `./dev apps`", component.display()))?;
     let work = tempfile::tempdir()?;
     let tail = "[limits]\nmemory = \"2 MiB\"\nlog_buffer = \"4 KiB\"\n";
-    crate::bench::write_app_set(work.path(), "s", args.apps, &component, tail)?;
+    crate::common::write_app_set(work.path(), "s", args.apps, &component, tail)?;
     let config = RuntimeConfig {
         cache_dir: vyoma_runtime::default_cache_dir(),
         ..RuntimeConfig::default()
@@ -112,7 +113,7 @@ pub(crate) async fn bench_console(args: BenchConsoleArgs) -> anyhow::Result<Exit
     );
     let last = format!("s{:04}", args.apps.saturating_sub(1));
     let workers = tokio::runtime::Handle::current().metrics().num_workers();
-    println!("# vyoma bench-console\n");
+    println!("# vyoma-bench console\n");
     println!(
         "`ps` round trip (request written until the table's last row is read) with {} busy-looping apps on {} runtime workers, {} samples each; the operator's side runs on a quiet thread of its own.\n",
         args.apps, workers, args.samples
@@ -121,7 +122,7 @@ pub(crate) async fn bench_console(args: BenchConsoleArgs) -> anyhow::Result<Exit
     println!("|---|---:|---:|---:|---:|");
     for (label, placement) in [
         ("its own thread and runtime (VyomaOS)", Placement::OwnThread),
-        ("the apps' runtime (before)", Placement::AppsRuntime),
+        ("the apps' runtime", Placement::AppsRuntime),
     ] {
         let mut t = measure(&sup, placement, args.samples, &last).await?;
         t.sort();

@@ -1,24 +1,23 @@
-//! `vyoma bench`: how fast N apps reach `running` under one supervisor, and what each idle
+//! `vyoma-bench apps`: how fast N apps reach `running` under one supervisor, and what each idle
 //! app costs in memory, side by side with starting the same component N times as separate
-//! processes (`vyoma run-one`, a minimal `wasmtime run`: own engine, component loaded from
-//! the same warm compile cache, instantiated, `wasi:cli/run` called).
+//! processes (`vyoma-bench run-one`, a minimal `wasmtime run`: own engine, one thread, no
+//! preemption, component loaded from the same warm compile cache).
 //!
 //! Figures are printed as Markdown for `docs/PERFORMANCE.md`.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use vyoma_lifecycle::{AppState, ExitReason};
-use vyoma_manifest::Manifest;
-use vyoma_runtime::{AppLog, PoolingChoice, Runtime, RuntimeConfig};
+use vyoma_lifecycle::AppState;
+use vyoma_runtime::{PoolingChoice, RuntimeConfig};
 use vyoma_supervisor::{RealClock, boot};
 
 use crate::Exit;
+use crate::common::{kib, ms, proc_kib, rss_bytes, write_apps};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct BenchArgs {
@@ -68,53 +67,6 @@ impl SupervisorRun {
 struct BaselineRun {
     total: Duration,
     pss_per_process: u64,
-}
-
-/// Resident set size of this process, from /proc.
-fn rss_bytes() -> u64 {
-    proc_kib("/proc/self/status", "VmRSS:")
-}
-
-fn proc_kib(file: &str, key: &str) -> u64 {
-    std::fs::read_to_string(file)
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 1024
-}
-
-/// Writes `n` app folders (`t0000`, ...) that run `component` as a ticker.
-pub(crate) fn write_apps(root: &Path, n: usize, component: &Path) -> anyhow::Result<()> {
-    write_app_set(
-        root,
-        "t",
-        n,
-        component,
-        "args = [\"1000\"]\n[limits]\nmemory = \"4 MiB\"\nlog_buffer = \"4 KiB\"\n",
-    )
-}
-
-/// Writes `n` app folders `PREFIX0000`.. into `root`, each running `component`, with `tail`
-/// appended to its manifest.
-pub(crate) fn write_app_set(root: &Path, prefix: &str, n: usize, component: &Path, tail: &str) -> anyhow::Result<()> {
-    for i in 0..n {
-        let name = format!("{prefix}{i:04}");
-        let dir = root.join(&name);
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(
-            dir.join("app.toml"),
-            format!(
-                "manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"0.1.0\"\ncomponent = \"{}\"\n{tail}",
-                component.display()
-            ),
-        )?;
-    }
-    Ok(())
 }
 
 async fn supervisor_run(dir: &Path, n: usize, cache: &Path, cow: bool) -> anyhow::Result<SupervisorRun> {
@@ -211,14 +163,6 @@ fn baseline_run(dir: &Path, n: usize, cache: &Path) -> anyhow::Result<BaselineRu
     result
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
-
-fn kib(b: u64) -> String {
-    format!("{:.0} KiB", b as f64 / 1024.0)
-}
-
 pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<Exit> {
     let component = args
         .component
@@ -232,26 +176,13 @@ pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<Exit> {
     })?;
     let work = tempfile::tempdir()?;
     let cache = work.path().join("cache");
-    println!("# vyoma bench\n");
+    println!("# vyoma-bench apps\n");
     println!(
         "component: {} ({} bytes)",
         component.display(),
         std::fs::metadata(&component)?.len()
     );
-    println!(
-        "machine: {} CPUs, {}; kernel {}\n",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|s| s
-                .lines()
-                .next()
-                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")))
-            .unwrap_or_default(),
-        std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .unwrap_or_default()
-            .trim()
-    );
+    println!("{}\n", crate::common::machine());
     // Warm the compile cache for both engine configurations, outside any timed region.
     {
         let one = work.path().join("warm");
@@ -298,39 +229,4 @@ pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<Exit> {
         println!("| {n} | {} | {b_total} | {b_pss} | {speedup} |", s.cells());
     }
     Ok(Exit::Ok)
-}
-
-/// The baseline runner: one app, one process, one engine. Writes one byte to stdout once
-/// the instance is running; the app's own output is captured, not printed.
-pub(crate) async fn run_one(dir: &Path) -> anyhow::Result<Exit> {
-    let m = Manifest::load(dir).map_err(|d| anyhow::anyhow!("{d}"))?;
-    let rt = Runtime::new(&RuntimeConfig {
-        capacity: 1,
-        pooling: PoolingChoice::Off,
-        ..RuntimeConfig::default()
-    })?;
-    let c = rt.load(&m.component.value)?;
-    let log = AppLog::new(m.limits.log_buffer);
-    // A lone process has no other apps to talk to: its own inbox only.
-    let broker = vyoma_ipc::Broker::new([vyoma_supervisor::ipc_spec(&m)], vyoma_ipc::InboxLimits::default());
-    let ipc = broker.endpoint(&m.name).expect("the broker was built with this app");
-    let reason = rt
-        .run(
-            &m,
-            &c,
-            &log,
-            Arc::new(AtomicU64::new(0)),
-            ipc,
-            vyoma_runtime::StopRequest::never(),
-            || {
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(b"r");
-                let _ = out.flush();
-            },
-        )
-        .await;
-    Ok(match reason {
-        ExitReason::Code(0) => Exit::Ok,
-        _ => Exit::Error,
-    })
 }

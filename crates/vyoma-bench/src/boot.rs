@@ -1,4 +1,4 @@
-//! `vyoma bench-boot`: image size, and boot time in QEMU from QEMU's start to the
+//! `vyoma-bench boot`: image size, and boot time in QEMU from QEMU's start to the
 //! supervisor's "boot complete" line on the serial console, for the bundled app set and
 //! for 200 apps, side by side in the same run with the same kernel booting a trivial init
 //! that prints one line (`vyoma-trivial-init`). The difference isolates the supervisor's
@@ -22,8 +22,9 @@ pub(crate) struct BenchBootArgs {
     /// Apps in the large image (each runs the bundled ticker).
     #[arg(long, default_value_t = 200)]
     apps: usize,
-    #[command(flatten)]
-    accel: crate::image::AccelArg,
+    /// How QEMU runs the guest: `kvm`, `tcg`, or `auto` [default: $VYOMA_ACCEL, else auto].
+    #[arg(long, value_name = "auto|kvm|tcg")]
+    accel: Option<vyoma_image::accel::AccelChoice>,
 }
 
 /// The line the trivial init prints.
@@ -64,10 +65,22 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn build(apps: &Path, out: &Path, cache: &Path) -> anyhow::Result<ImageReport> {
     Ok(vyoma_image::build(&BuildOptions {
         apps: apps.to_path_buf(),
-        init: crate::image::default_init(),
+        init: default_init(),
         out: out.to_path_buf(),
         cache_root: cache.to_path_buf(),
     })?)
+}
+
+/// A static musl binary built by `./dev test` or `./dev image`.
+fn musl_binary(name: &str) -> PathBuf {
+    crate::source_tree(&format!("target/x86_64-unknown-linux-musl/image/{name}"))
+}
+
+/// The image's supervisor: `$VYOMA_INIT`, else the musl `vyoma-init`.
+fn default_init() -> PathBuf {
+    std::env::var_os("VYOMA_INIT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| musl_binary("vyoma-init"))
 }
 
 fn kib(n: u64) -> String {
@@ -79,11 +92,11 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
     let work = tempfile::tempdir()?;
     let default = build(&crate::default_apps(), &work.path().join("default"), &cache)?;
     let many_apps = work.path().join("many");
-    crate::bench::write_apps(&many_apps, args.apps, &crate::default_apps().join("ticker/ticker.wasm"))?;
+    crate::common::write_apps(&many_apps, args.apps, &crate::default_apps().join("ticker/ticker.wasm"))?;
     let many = build(&many_apps, &work.path().join("many-image"), &cache)?;
 
     // The baseline: the same kernel, an initramfs holding only the trivial init.
-    let trivial_bin = crate::image::musl_binary("vyoma-trivial-init");
+    let trivial_bin = musl_binary("vyoma-trivial-init");
     let init = std::fs::read(&trivial_bin)
         .with_context(|| format!("{} is missing: build it with `./dev image`", trivial_bin.display()))?;
     let mut tree = Tree::base();
@@ -106,7 +119,10 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
     )?;
     std::fs::write(trivial.join(vyoma_image::CMDLINE_FILE), vyoma_image::DEFAULT_CMDLINE)?;
 
-    let choice = args.accel.choice()?;
+    let choice = match args.accel {
+        Some(c) => c,
+        None => vyoma_image::accel::AccelChoice::from_env().map_err(anyhow::Error::msg)?,
+    };
     let vm = |dir: &PathBuf| -> anyhow::Result<Vm> { Ok(Vm::from_image_with(dir, "", choice)?) };
     let (vt, vd, vm_many) = (vm(&trivial)?, vm(&default.dir)?, vm(&many.dir)?);
     let accel = vt.accel.clone();
@@ -130,7 +146,7 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
         }
     };
 
-    println!("# vyoma bench-boot\n");
+    println!("# vyoma-bench boot\n");
     println!(
         "QEMU {}, {} vCPUs, {} MiB; median of {} boots per image, interleaved\n",
         match &accel {

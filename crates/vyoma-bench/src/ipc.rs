@@ -1,4 +1,4 @@
-//! `vyoma bench-ipc`: IPC between two apps through the supervisor, side by side with two
+//! `vyoma-bench ipc`: IPC between two apps through the supervisor, side by side with two
 //! native processes talking over a Unix domain socket, in the same run.
 //!
 //! - Round trip: app `ping` sends SIZE bytes to app `echo`, which sends them back; `ping`
@@ -137,7 +137,7 @@ fn median_by<T: Copy>(mut v: Vec<T>, key: impl Fn(&T) -> u64) -> T {
     v[v.len() / 2]
 }
 
-/// The native peer process: `vyoma uds-peer SOCKET echo|sink SIZE`.
+/// The native peer process: `vyoma-bench uds-peer SOCKET echo|sink SIZE`.
 pub(crate) fn uds_peer(socket: &Path, mode: &str, size: usize) -> anyhow::Result<Exit> {
     let mut s = UnixStream::connect(socket).with_context(|| format!("connecting to {}", socket.display()))?;
     match mode {
@@ -251,7 +251,7 @@ pub(crate) async fn bench_ipc(args: BenchIpcArgs) -> anyhow::Result<Exit> {
     let work = tempfile::tempdir()?;
     let cache = work.path().join("cache");
     let size = args.size.to_string();
-    println!("# vyoma bench-ipc\n");
+    println!("# vyoma-bench ipc\n");
     println!(
         "{} B messages; {} round trips and {} one-way messages per run; median of {} runs; {} CPUs\n",
         args.size,

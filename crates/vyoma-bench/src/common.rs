@@ -1,0 +1,110 @@
+//! What the benchmarks share: writing app folders, reading memory figures from /proc,
+//! percentiles, and formatting.
+
+use std::path::Path;
+use std::time::Duration;
+
+/// Resident set size of this process, from /proc.
+pub(crate) fn rss_bytes() -> u64 {
+    proc_kib("/proc/self/status", "VmRSS:")
+}
+
+pub(crate) fn proc_kib(file: &str, key: &str) -> u64 {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
+}
+
+/// Writes `n` app folders (`t0000`, ...) that run `component` as a ticker.
+pub(crate) fn write_apps(root: &Path, n: usize, component: &Path) -> anyhow::Result<()> {
+    write_app_set(
+        root,
+        "t",
+        n,
+        component,
+        "args = [\"1000\"]\n[limits]\nmemory = \"4 MiB\"\nlog_buffer = \"4 KiB\"\n",
+    )
+}
+
+/// Writes `n` app folders `PREFIX0000`.. into `root`, each running `component`, with `tail`
+/// appended to its manifest.
+pub(crate) fn write_app_set(root: &Path, prefix: &str, n: usize, component: &Path, tail: &str) -> anyhow::Result<()> {
+    for i in 0..n {
+        let name = format!("{prefix}{i:04}");
+        let dir = root.join(&name);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(
+            dir.join("app.toml"),
+            format!(
+                "manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"0.1.0\"\ncomponent = \"{}\"\n{tail}",
+                component.display()
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+pub(crate) fn kib(b: u64) -> String {
+    format!("{:.0} KiB", b as f64 / 1024.0)
+}
+
+/// The value at `q` (0..=1) of `sorted`, which must be sorted and not empty.
+pub(crate) fn percentile<T: Copy>(sorted: &[T], q: f64) -> T {
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// A component built by `./dev apps` (`apps/target/wasm32-wasip2/release/NAME.wasm`).
+pub(crate) fn built_app(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let p = crate::source_tree(&format!("apps/target/wasm32-wasip2/release/{name}.wasm"));
+    anyhow::ensure!(
+        p.is_file(),
+        "{} is missing: build the apps with `./dev apps`",
+        p.display()
+    );
+    Ok(p)
+}
+
+/// One line describing this machine, for the top of a report.
+pub(crate) fn machine() -> String {
+    format!(
+        "machine: {} CPUs, {}; kernel {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| s
+                .lines()
+                .next()
+                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")))
+            .unwrap_or_default(),
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_by_rank() {
+        let v: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&v, 0.0), 1);
+        assert_eq!(percentile(&v, 0.5), 51);
+        assert_eq!(percentile(&v, 0.99), 99);
+        assert_eq!(percentile(&v, 1.0), 100);
+        assert_eq!(percentile(&[7], 0.99), 7);
+    }
+}

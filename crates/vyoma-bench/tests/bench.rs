@@ -1,0 +1,82 @@
+//! The benchmarks run end to end at small sizes, so they keep working; their figures go to
+//! docs/PERFORMANCE.md from full runs (`./dev bench`).
+
+use std::process::Command;
+
+use vyoma_testkit::shared_cache;
+
+fn bench(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vyoma-bench"));
+    c.args(args)
+        .env("VYOMA_CACHE_DIR", shared_cache(env!("CARGO_TARGET_TMPDIR")))
+        .env_remove("VYOMA_LOG");
+    c
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn bench_console_times_both_arrangements() {
+    // Keeps `vyoma-bench console` working; the figures go to docs/PERFORMANCE.md.
+    let out = bench(&["console", "--apps", "4", "--samples", "3"]).output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for row in ["| its own thread and runtime (VyomaOS) |", "| the apps' runtime |"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no row {row}:\n{stdout}"));
+        assert_eq!(line.matches(" ms").count(), 4, "{line}");
+    }
+}
+
+#[test]
+fn bench_runs_end_to_end_and_prints_its_table() {
+    // Keeps `vyoma-bench apps` working; the figures themselves go to docs/PERFORMANCE.md.
+    let out = bench(&["apps", "--apps", "10", "--runs", "1", "--compare-cow"])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("| apps | supervisor: all running (median of 1) |"),
+        "{stdout}"
+    );
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("| 10 |"))
+        .expect("a row for 10 apps");
+    let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(cells.len(), 11, "{row}");
+    assert!(
+        cells[1].ends_with(" ms") && cells[8].ends_with(" ms") && cells[10].ends_with('x'),
+        "{row}"
+    );
+    assert!(stdout.lines().any(|l| l.starts_with("| 10 (CoW images) |")), "{stdout}");
+}
+
+#[test]
+fn bench_ipc_runs_both_sides_and_prints_its_table() {
+    // Keeps `vyoma-bench ipc` working; the figures themselves go to docs/PERFORMANCE.md.
+    let out = bench(&["ipc", "--round-trips", "200", "--messages", "2000", "--runs", "1"])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for row in [
+        "| round trip, median |",
+        "| round trip, p99 |",
+        "| one way, 16 B messages |",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no {row} row:\n{stdout}"));
+        let cells: Vec<&str> = line.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        assert_eq!(cells.len(), 4, "{line}");
+        let unit = if row.contains("one way") { " M msg/s" } else { " µs" };
+        assert!(cells[1].ends_with(unit) && cells[2].ends_with(unit), "{line}");
+    }
+}
