@@ -51,6 +51,11 @@ struct RuntimeArgs {
     /// Do not read or write the on-disk compile cache.
     #[arg(long, conflicts_with = "cache_dir")]
     no_cache: bool,
+    /// Memory all apps together may hold (linear memory and waiting IPC messages), e.g.
+    /// `2 GiB` [default: the machine's memory less an eighth, at least 64 MiB, kept for the
+    /// supervisor].
+    #[arg(long, value_name = "SIZE")]
+    memory_budget: Option<bytesize::ByteSize>,
 }
 
 impl RuntimeArgs {
@@ -68,6 +73,7 @@ impl RuntimeArgs {
             } else {
                 self.cache_dir.clone().or_else(vyoma_runtime::default_cache_dir)
             },
+            memory_budget: self.memory_budget.map(|b| b.as_u64()),
             ..RuntimeConfig::default()
         }
     }
@@ -167,10 +173,11 @@ async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Resu
     let sup = booted.supervisor.clone();
     let runtime = sup.runtime().clone();
     println!(
-        "VyomaOS: {} apps from {}; allocator: {}; compile cache: {}",
+        "VyomaOS: {} apps from {}; allocator: {}; app memory budget: {}; compile cache: {}",
         sup.names().len(),
         dir.display(),
         runtime.allocator(),
+        bytesize::ByteSize(runtime.memory_budget().limit()).display().iec(),
         match (runtime.cache().dir(), runtime.cache().refused()) {
             (Some(d), _) => d.display().to_string(),
             (None, Some(why)) => format!("off ({why})"),

@@ -189,10 +189,11 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
     };
     let sup = booted.supervisor.clone();
     say(&format!(
-        "VyomaOS: {} apps from {}; allocator: {}",
+        "VyomaOS: {} apps from {}; allocator: {}; app memory budget: {} MiB",
         sup.names().len(),
         dir.display(),
-        sup.runtime().allocator()
+        sup.runtime().allocator(),
+        sup.runtime().memory_budget().limit() >> 20
     ));
     // Invalid apps and missing or broken components fail those apps alone; say so, the
     // rest run.

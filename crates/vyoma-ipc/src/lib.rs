@@ -20,6 +20,10 @@
 //! (which may still run for up to one preemption tick after it was aborted) can no longer
 //! take messages meant for its successor.
 //!
+//! Messages waiting in inboxes are host memory the apps caused: each is charged to a
+//! [`HostMemory`] account (the supervisor's shared memory budget) while it waits, and a
+//! send the account cannot cover is refused as `full`.
+//!
 //! What it is not for: the WIT bindings and the Wasmtime side (`vyoma-runtime`), parsing
 //! grants out of manifests (`vyoma-manifest`), or printing console messages
 //! (`vyoma-supervisor`). Time only enters as `tokio::time` timeouts, so tests run on a
@@ -163,6 +167,8 @@ pub struct Counters {
 /// One inbox, owned by the broker.
 #[derive(Debug)]
 struct Mailbox {
+    /// Where waiting messages' bytes are charged.
+    memory: Arc<dyn HostMemory>,
     name: Arc<str>,
     grants: Grants,
     limits: InboxLimits,
@@ -178,6 +184,26 @@ struct Mailbox {
     refused: AtomicU64,
 }
 
+/// Where the bytes of waiting messages are charged: the memory budget all apps share.
+pub trait HostMemory: Send + Sync + std::fmt::Debug {
+    /// Takes `bytes` from the account, or says there is no room.
+    fn try_charge(&self, bytes: u64) -> bool;
+    /// Gives back `bytes` taken earlier.
+    fn release(&self, bytes: u64);
+}
+
+/// An account with no limit (tests, and a lone app in its own process).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unlimited;
+
+impl HostMemory for Unlimited {
+    fn try_charge(&self, _bytes: u64) -> bool {
+        true
+    }
+
+    fn release(&self, _bytes: u64) {}
+}
+
 #[derive(Debug, Default)]
 struct Queue {
     messages: VecDeque<Message>,
@@ -186,9 +212,17 @@ struct Queue {
     by_sender: HashMap<Arc<str>, (usize, usize)>,
 }
 
+impl Drop for Mailbox {
+    fn drop(&mut self) {
+        let bytes = self.queue().bytes;
+        self.memory.release(bytes as u64);
+    }
+}
+
 impl Mailbox {
-    fn new(spec: AppSpec) -> Mailbox {
+    fn new(spec: AppSpec, memory: Arc<dyn HostMemory>) -> Mailbox {
         Mailbox {
+            memory,
             name: spec.name.into(),
             grants: spec.grants,
             limits: spec.limits,
@@ -243,6 +277,9 @@ impl Mailbox {
         if held + 1 > share || held_bytes + len > share_bytes {
             return Err(m);
         }
+        if !self.memory.try_charge(len as u64) {
+            return Err(m);
+        }
         q.bytes += len;
         let entry = q.by_sender.entry(m.sender.clone()).or_default();
         entry.0 += 1;
@@ -274,6 +311,7 @@ impl Mailbox {
         let m = q.messages.pop_front()?;
         let len = m.body.len();
         q.bytes -= len;
+        self.memory.release(len as u64);
         if let Some(held) = q.by_sender.get_mut(&m.sender) {
             held.0 -= 1;
             held.1 -= len;
@@ -352,20 +390,33 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// A broker for `apps`, plus the console's own inbox bounded by `console_limits`.
+    /// A broker for `apps`, plus the console's own inbox bounded by `console_limits`;
+    /// waiting messages are not charged anywhere (see [`Broker::charging`]).
     pub fn new(apps: impl IntoIterator<Item = AppSpec>, console_limits: InboxLimits) -> Arc<Broker> {
-        let console = Arc::new(Mailbox::new(AppSpec {
-            name: CONSOLE.into(),
-            grants: Grants {
-                send: Peers::Any,
-                accept: Peers::Any,
+        Broker::charging(apps, console_limits, Arc::new(Unlimited))
+    }
+
+    /// Like [`Broker::new`], charging the bytes of every waiting message to `memory`.
+    pub fn charging(
+        apps: impl IntoIterator<Item = AppSpec>,
+        console_limits: InboxLimits,
+        memory: Arc<dyn HostMemory>,
+    ) -> Arc<Broker> {
+        let console = Arc::new(Mailbox::new(
+            AppSpec {
+                name: CONSOLE.into(),
+                grants: Grants {
+                    send: Peers::Any,
+                    accept: Peers::Any,
+                },
+                limits: console_limits,
             },
-            limits: console_limits,
-        }));
+            memory.clone(),
+        ));
         let mut boxes: HashMap<Arc<str>, Arc<Mailbox>> = apps
             .into_iter()
             .map(|s| {
-                let m = Arc::new(Mailbox::new(s));
+                let m = Arc::new(Mailbox::new(s, memory.clone()));
                 (m.name.clone(), m)
             })
             .collect();

@@ -411,3 +411,51 @@ fn unanswered_console_messages_stay_bounded() {
     }
     assert_eq!(b.pending().by_token.len(), CONSOLE_PENDING);
 }
+
+/// An account of `limit` bytes, as the supervisor's memory budget is.
+#[derive(Debug)]
+struct Account {
+    limit: u64,
+    used: std::sync::atomic::AtomicU64,
+}
+
+impl HostMemory for Account {
+    fn try_charge(&self, bytes: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                (u + bytes <= self.limit).then_some(u + bytes)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, bytes: u64) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn waiting_messages_are_charged_to_the_shared_memory_account() {
+    let account = Arc::new(Account {
+        limit: 100,
+        used: Default::default(),
+    });
+    let b = Broker::charging(
+        [spec("s", Peers::Any, Peers::None), spec("r", Peers::None, Peers::Any)],
+        InboxLimits::default(),
+        account.clone(),
+    );
+    let mut s = b.endpoint("s").unwrap();
+    let r = b.endpoint("r").unwrap();
+    s.send("r", vec![0; 60]).unwrap();
+    assert_eq!(account.used.load(Ordering::Relaxed), 60);
+    // The inbox has room, but the account does not: the send is refused as full.
+    assert!(matches!(s.send("r", vec![0; 60]), Err(IpcError::Full)));
+    s.send("r", vec![0; 40]).unwrap();
+    assert_eq!(account.used.load(Ordering::Relaxed), 100);
+    // Taking a message gives its bytes back.
+    assert_eq!(r.try_recv().unwrap().body.len(), 60);
+    assert_eq!(account.used.load(Ordering::Relaxed), 40);
+    // So does dropping the broker with messages still waiting.
+    drop((s, r, b));
+    assert_eq!(account.used.load(Ordering::Relaxed), 0);
+}

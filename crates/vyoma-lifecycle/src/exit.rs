@@ -64,6 +64,16 @@ pub enum ExitReason {
         /// The size it asked for, in bytes.
         requested: u64,
     },
+    /// It tried to take memory (grow a linear memory, or start with one) that the memory
+    /// budget all apps share could not cover, and was stopped.
+    MemoryBudget {
+        /// The shared budget, in bytes.
+        limit: u64,
+        /// Bytes all apps held when it asked.
+        used: u64,
+        /// Bytes it asked for.
+        asked: u64,
+    },
     /// The operator stopped it (`kill`, `restart`, `shutdown`).
     Killed,
     /// It did not finish starting (instantiation, start functions) within its start
@@ -103,6 +113,10 @@ impl fmt::Display for ExitReason {
                 f,
                 "out of memory limit: asked for {} bytes, limit is {} bytes",
                 requested, limit
+            ),
+            ExitReason::MemoryBudget { limit, used, asked } => write!(
+                f,
+                "out of the apps' shared memory budget: asked for {asked} more bytes while all apps held {used} of {limit} bytes"
             ),
             ExitReason::Killed => f.write_str("killed by operator"),
             ExitReason::StartTimeout { after } => {

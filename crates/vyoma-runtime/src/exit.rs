@@ -5,7 +5,7 @@ use wasmtime::component::ResourceTableError;
 use wasmtime::{Trap, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
-use crate::MemoryLimitExceeded;
+use crate::{BudgetExceeded, MemoryLimitExceeded};
 
 /// How many frames of a wasm backtrace to name in a trap's message.
 const FRAMES: usize = 3;
@@ -18,6 +18,13 @@ pub(crate) fn classify(e: &wasmtime::Error) -> ExitReason {
         return ExitReason::MemoryLimit {
             limit: m.limit,
             requested: m.requested,
+        };
+    }
+    if let Some(b) = e.downcast_ref::<BudgetExceeded>() {
+        return ExitReason::MemoryBudget {
+            limit: b.limit,
+            used: b.used,
+            asked: b.asked,
         };
     }
     if let Some(t) = e.downcast_ref::<Trap>() {

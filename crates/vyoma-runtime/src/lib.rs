@@ -17,6 +17,7 @@
 //! `vyoma-lifecycle`), or parsing manifests (`vyoma-manifest`).
 
 mod bindings;
+mod budget;
 mod cache;
 mod engine;
 mod exit;
@@ -41,6 +42,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
+pub use budget::{BudgetExceeded, MemoryBudget};
 pub use cache::{CacheOutcome, CompileCache, IMAGE_ARTIFACTS, IMAGE_TARGET, image_artifact_name, sha256_hex};
 #[cfg(feature = "compiler")]
 pub use cache::{engine_fingerprint, precompile_for_image};
@@ -141,6 +143,10 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// How instances share the CPU.
     pub scheduling: Scheduling,
+    /// The memory budget all apps share, in bytes (linear memory plus waiting IPC
+    /// messages); `None`: the machine's memory less an eighth (at least 64 MiB) for the
+    /// supervisor and kernel ([`MemoryBudget::default_limit`]).
+    pub memory_budget: Option<u64>,
     /// Initialise linear memories by mapping a copy-on-write image instead of copying data
     /// segments. Off by default: for typical small apps, copying was faster to start and no
     /// larger in resident memory on the reference machine, because breaking CoW pages costs
@@ -161,6 +167,7 @@ impl Default for RuntimeConfig {
             pooling: PoolingChoice::Auto,
             cache_dir: default_cache_dir(),
             scheduling: Scheduling::default(),
+            memory_budget: None,
             memory_init_cow: false,
             trusted_artifacts: None,
         }
@@ -250,6 +257,7 @@ pub struct Runtime {
     loaded: Mutex<HashMap<String, Weak<Loaded>>>,
     lanes: Lanes,
     policy: PacePolicy,
+    budget: Arc<MemoryBudget>,
     _ticker: Option<engine::EpochTicker>,
 }
 
@@ -307,6 +315,12 @@ impl Runtime {
             loaded: Mutex::new(HashMap::new()),
             lanes,
             policy: PacePolicy::for_slice(slice),
+            budget: Arc::new(MemoryBudget::new(
+                config
+                    .memory_budget
+                    .or_else(MemoryBudget::default_limit)
+                    .unwrap_or(u64::MAX),
+            )),
             _ticker: ticker,
         })
     }
@@ -324,6 +338,11 @@ impl Runtime {
     /// The compile cache.
     pub fn cache(&self) -> &CompileCache {
         &self.cache
+    }
+
+    /// The memory budget all apps share.
+    pub fn memory_budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
     }
 
     /// The lanes instances run in: wrap each instance's future in [`Lanes::run`].
@@ -446,7 +465,7 @@ impl Runtime {
         pacer: &Arc<Pacer>,
         on_running: impl FnOnce(),
     ) -> ExitReason {
-        let state = match sandbox::instance_state(manifest, log, memory, ipc, stop, &self.protected) {
+        let state = match sandbox::instance_state(manifest, log, memory, ipc, stop, &self.protected, &self.budget) {
             Ok(s) => s,
             Err(e) => return ExitReason::Error(e),
         };

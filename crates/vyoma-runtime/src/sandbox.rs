@@ -15,6 +15,7 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::AppLog;
+use crate::budget::MemoryBudget;
 use crate::ipc::IpcView;
 use crate::lifecycle::{LifecycleView, StopRequest};
 use crate::stdio::LogOutput;
@@ -81,22 +82,32 @@ pub struct MemoryLimitExceeded {
     pub requested: u64,
 }
 
-/// Enforces [`Limits`] and reports linear memory in use to the supervisor.
+/// Enforces [`Limits`], charges linear memory to the budget all apps share, and reports
+/// linear memory in use to the supervisor.
 pub(crate) struct Limiter {
     limits: Limits,
     /// Bytes of linear memory across this instance's memories; shared with `ps`.
     pub(crate) in_use: Arc<AtomicU64>,
     total: u64,
+    budget: Arc<MemoryBudget>,
 }
 
 impl Limiter {
-    pub(crate) fn new(limits: Limits, in_use: Arc<AtomicU64>) -> Self {
+    pub(crate) fn new(limits: Limits, in_use: Arc<AtomicU64>, budget: Arc<MemoryBudget>) -> Self {
         in_use.store(0, Ordering::Relaxed);
         Limiter {
             limits,
             in_use,
             total: 0,
+            budget,
         }
+    }
+}
+
+impl Drop for Limiter {
+    /// The instance's memories are freed with its store, which owns this.
+    fn drop(&mut self) {
+        self.budget.release(self.total);
     }
 }
 
@@ -113,6 +124,8 @@ impl ResourceLimiter for Limiter {
             }
             .into());
         }
+        // Then the budget all apps share: the same precise end if it cannot cover this.
+        self.budget.try_charge(grow)?;
         self.total = requested;
         self.in_use.store(self.total, Ordering::Relaxed);
         Ok(true)
@@ -144,6 +157,7 @@ pub(crate) fn instance_state(
     ipc: Endpoint,
     stop: StopRequest,
     protected: &[PathBuf],
+    budget: &Arc<MemoryBudget>,
 ) -> Result<InstanceState, String> {
     let mut b = WasiCtxBuilder::new();
     let mut argv = Vec::with_capacity(m.args.len() + 1);
@@ -196,7 +210,7 @@ pub(crate) fn instance_state(
     Ok(InstanceState {
         wasi: b.build(),
         table,
-        limiter: Limiter::new(m.limits, memory),
+        limiter: Limiter::new(m.limits, memory, budget.clone()),
         ipc,
         log: log.clone(),
         stop,

@@ -265,7 +265,12 @@ impl Supervisor {
             })
             .collect();
         let now = clock.now();
-        let broker = Broker::new(apps.apps().iter().map(ipc_spec), InboxLimits::default());
+        // Messages waiting in inboxes are charged to the apps' shared memory budget.
+        let broker = Broker::charging(
+            apps.apps().iter().map(ipc_spec),
+            InboxLimits::default(),
+            runtime.memory_budget().clone(),
+        );
         let mut map = BTreeMap::new();
         let mut order = Vec::new();
         for m in apps.into_apps() {

@@ -120,3 +120,58 @@ async fn an_fd_hog_is_held_to_its_handle_budget_and_the_others_still_open_files(
     std::fs::File::open(data.join("file.txt")).expect("the supervisor can still open files");
     sup.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_bombs_within_their_own_limits_cannot_take_more_than_the_shared_budget() {
+    // Two bombs, each allowed 64 MiB, under a supervisor whose apps may hold 40 MiB in
+    // all: each is stopped by the shared budget (or its own limit, once the other has
+    // freed its memory), never taking the memory the others and the supervisor need.
+    let d = tempfile::tempdir().unwrap();
+    let never = "[restart]\npolicy = \"never\"\n";
+    let limit = "[limits]\nmemory = \"64 MiB\"\n";
+    app(d.path(), "bomb1", "membomb", &format!("{never}{limit}"));
+    app(d.path(), "bomb2", "membomb", &format!("{never}{limit}"));
+    app(
+        d.path(),
+        "quiet",
+        "ticker",
+        "args = [\"50\"]\n[limits]\nmemory = \"4 MiB\"\n",
+    );
+    let config = vyoma_runtime::RuntimeConfig {
+        capacity: 8,
+        cache_dir: Some(vyoma_testkit::shared_cache(env!("CARGO_TARGET_TMPDIR"))),
+        memory_budget: Some(40 << 20),
+        ..vyoma_runtime::RuntimeConfig::default()
+    };
+    let sup = vyoma_supervisor::boot(
+        d.path(),
+        config,
+        std::sync::Arc::new(vyoma_supervisor::RealClock::default()),
+    )
+    .await
+    .unwrap()
+    .supervisor;
+    let budget = sup.runtime().memory_budget().clone();
+    for bomb in ["bomb1", "bomb2"] {
+        wait(&sup, bomb, AppState::Failed).await;
+    }
+    let reasons: Vec<_> = ["bomb1", "bomb2"]
+        .iter()
+        .map(|b| status(&sup, b).last_exit.unwrap())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| matches!(r, vyoma_lifecycle::ExitReason::MemoryBudget { limit, .. } if *limit == 40 << 20)),
+        "{reasons:?}"
+    );
+    for r in &reasons {
+        assert!(r.to_string().contains("memory"), "{r}");
+    }
+    // What they held is given back; the quiet app still holds its own, and keeps running.
+    assert!(budget.used() < 8 << 20, "{} bytes still charged", budget.used());
+    assert_eq!(status(&sup, "quiet").state, AppState::Running);
+    wait_log(&sup, "quiet", "tick 5").await;
+    sup.shutdown().await;
+    assert_eq!(budget.used(), 0, "every instance's memory is released when it ends");
+}
