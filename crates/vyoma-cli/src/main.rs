@@ -56,6 +56,10 @@ struct RuntimeArgs {
     /// supervisor].
     #[arg(long, value_name = "SIZE")]
     memory_budget: Option<bytesize::ByteSize>,
+    /// Most app instances at once [default: what this machine can hold: memory mappings,
+    /// address space, the pool].
+    #[arg(long, value_name = "N")]
+    max_instances: Option<u64>,
 }
 
 impl RuntimeArgs {
@@ -74,6 +78,7 @@ impl RuntimeArgs {
                 self.cache_dir.clone().or_else(vyoma_runtime::default_cache_dir)
             },
             memory_budget: self.memory_budget.map(|b| b.as_u64()),
+            max_instances: self.max_instances,
             ..RuntimeConfig::default()
         }
     }
@@ -184,6 +189,15 @@ async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Resu
             (None, None) => "off".into(),
         }
     );
+    let capacity = runtime.capacity();
+    if sup.names().len() > capacity.instances {
+        eprintln!(
+            "warning: {} apps, but this machine can hold {} instances at once ({}); the apps past that fail to start",
+            sup.names().len(),
+            capacity.instances,
+            capacity.limited_by
+        );
+    }
     // Invalid apps are not started, and apps with missing files or unloadable components
     // fail on start; the rest run.
     for problem in booted.problems() {

@@ -195,6 +195,15 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
         sup.runtime().allocator(),
         sup.runtime().memory_budget().limit() >> 20
     ));
+    let capacity = sup.runtime().capacity();
+    if sup.names().len() > capacity.instances {
+        say(&format!(
+            "warning: {} apps, but this machine can hold {} instances at once ({}); the apps past that fail to start",
+            sup.names().len(),
+            capacity.instances,
+            capacity.limited_by
+        ));
+    }
     // Invalid apps and missing or broken components fail those apps alone; say so, the
     // rest run.
     for problem in booted.problems() {

@@ -19,6 +19,7 @@
 mod bindings;
 mod budget;
 mod cache;
+mod capacity;
 mod engine;
 mod exit;
 mod host;
@@ -46,6 +47,7 @@ pub use budget::{BudgetExceeded, MemoryBudget};
 pub use cache::{CacheOutcome, CompileCache, IMAGE_ARTIFACTS, IMAGE_TARGET, image_artifact_name, sha256_hex};
 #[cfg(feature = "compiler")]
 pub use cache::{engine_fingerprint, precompile_for_image};
+pub use capacity::{Capacity, MachineFacts, maps_per_instance};
 pub use engine::{Allocator, MAX_APP_MEMORY, MAX_TABLE_ELEMENTS, PoolingChoice};
 pub use host::{FdLimit, raise_fd_limit};
 pub use ipc::{IPC_INTERFACE, IpcView};
@@ -147,6 +149,9 @@ pub struct RuntimeConfig {
     /// messages); `None`: the machine's memory less an eighth (at least 64 MiB) for the
     /// supervisor and kernel ([`MemoryBudget::default_limit`]).
     pub memory_budget: Option<u64>,
+    /// Most instances at once, if the operator wants fewer than the machine can hold
+    /// ([`Capacity`]).
+    pub max_instances: Option<u64>,
     /// Initialise linear memories by mapping a copy-on-write image instead of copying data
     /// segments. Off by default: for typical small apps, copying was faster to start and no
     /// larger in resident memory on the reference machine, because breaking CoW pages costs
@@ -168,6 +173,7 @@ impl Default for RuntimeConfig {
             cache_dir: default_cache_dir(),
             scheduling: Scheduling::default(),
             memory_budget: None,
+            max_instances: None,
             memory_init_cow: false,
             trusted_artifacts: None,
         }
@@ -258,6 +264,7 @@ pub struct Runtime {
     lanes: Lanes,
     policy: PacePolicy,
     budget: Arc<MemoryBudget>,
+    instances: capacity::Instances,
     _ticker: Option<engine::EpochTicker>,
 }
 
@@ -321,6 +328,13 @@ impl Runtime {
                     .or_else(MemoryBudget::default_limit)
                     .unwrap_or(u64::MAX),
             )),
+            instances: capacity::Instances::new(Capacity::of_machine(
+                match allocator {
+                    Allocator::Pooling { capacity } => Some(u64::from(capacity)),
+                    Allocator::OnDemand => None,
+                },
+                config.max_instances,
+            )),
             _ticker: ticker,
         })
     }
@@ -343,6 +357,16 @@ impl Runtime {
     /// The memory budget all apps share.
     pub fn memory_budget(&self) -> &Arc<MemoryBudget> {
         &self.budget
+    }
+
+    /// How many instances this machine can hold at once, and why.
+    pub fn capacity(&self) -> &Capacity {
+        &self.instances.capacity
+    }
+
+    /// Instances alive now.
+    pub fn live_instances(&self) -> usize {
+        self.instances.live()
     }
 
     /// The lanes instances run in: wrap each instance's future in [`Lanes::run`].
@@ -465,6 +489,11 @@ impl Runtime {
         pacer: &Arc<Pacer>,
         on_running: impl FnOnce(),
     ) -> ExitReason {
+        // Past the machine's capacity a start is refused, never attempted.
+        let _place = match self.instances.take() {
+            Ok(p) => p,
+            Err(why) => return ExitReason::Error(why),
+        };
         let state = match sandbox::instance_state(manifest, log, memory, ipc, stop, &self.protected, &self.budget) {
             Ok(s) => s,
             Err(e) => return ExitReason::Error(e),

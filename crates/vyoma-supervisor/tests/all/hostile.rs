@@ -175,3 +175,51 @@ async fn memory_bombs_within_their_own_limits_cannot_take_more_than_the_shared_b
     sup.shutdown().await;
     assert_eq!(budget.used(), 0, "every instance's memory is released when it ends");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_past_the_machines_capacity_are_refused_with_why() {
+    let d = tempfile::tempdir().unwrap();
+    let never = "[restart]\npolicy = \"never\"\n";
+    for name in ["a", "b", "c"] {
+        app(d.path(), name, "ticker", &format!("args = [\"50\"]\n{never}"));
+    }
+    let config = vyoma_runtime::RuntimeConfig {
+        capacity: 8,
+        cache_dir: Some(vyoma_testkit::shared_cache(env!("CARGO_TARGET_TMPDIR"))),
+        max_instances: Some(2),
+        ..vyoma_runtime::RuntimeConfig::default()
+    };
+    let sup = vyoma_supervisor::boot(
+        d.path(),
+        config,
+        std::sync::Arc::new(vyoma_supervisor::RealClock::default()),
+    )
+    .await
+    .unwrap()
+    .supervisor;
+    assert_eq!(sup.runtime().capacity().instances, 2);
+    // Two run; the third is refused, saying why and what to do.
+    wait(&sup, "c", AppState::Failed).await;
+    let why = status(&sup, "c").last_exit.unwrap().to_string();
+    assert!(
+        why.contains(
+            "2 instances are running, the most this machine can hold (the operator's cap is 2); stop an app first"
+        ),
+        "{why}"
+    );
+    wait(&sup, "a", AppState::Running).await;
+    wait(&sup, "b", AppState::Running).await;
+    assert_eq!(sup.runtime().live_instances(), 2);
+    // Room made, it starts.
+    sup.apply("a", vyoma_lifecycle::Event::Kill).unwrap();
+    wait(&sup, "a", AppState::Stopped).await;
+    let deadline = std::time::Instant::now() + LONG;
+    while sup.runtime().live_instances() > 1 {
+        assert!(std::time::Instant::now() < deadline, "a's instance never ended");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    sup.apply("c", vyoma_lifecycle::Event::Start).unwrap();
+    wait(&sup, "c", AppState::Running).await;
+    sup.shutdown().await;
+    assert_eq!(sup.runtime().live_instances(), 0);
+}
