@@ -68,6 +68,36 @@ pub fn early_mounts(sys: &dyn Sys) -> Vec<String> {
     problems
 }
 
+/// The memory mappings PID 1 allows itself: enough that the instance count is bounded by
+/// the address space and the memory budget, not by mappings (about 5 per instance; the
+/// kernel's default of 65,530 stops at about 11,700 instances).
+pub const MAX_MAP_COUNT: u64 = 1 << 20;
+
+/// Raises the limits every app draws on, as only PID 1 may: the kernel's memory-mapping
+/// limit to [`MAX_MAP_COUNT`], and the open-file limit to the most the kernel allows
+/// (`fs.nr_open`). Returns one message per failure; the boot goes on with the old limit.
+pub fn raise_limits(sys: &dyn Sys) -> Vec<String> {
+    let mut problems = Vec::new();
+    match sys.sysctl("vm.max_map_count") {
+        Ok(n) if n >= MAX_MAP_COUNT => {}
+        Ok(_) => {
+            if let Err(e) = sys.set_sysctl("vm.max_map_count", MAX_MAP_COUNT) {
+                problems.push(format!("cannot raise vm.max_map_count to {MAX_MAP_COUNT}: {e}"));
+            }
+        }
+        Err(e) => problems.push(format!("cannot read vm.max_map_count: {e}")),
+    }
+    match sys.sysctl("fs.nr_open") {
+        Ok(n) => {
+            if let Err(e) = sys.set_open_files(n) {
+                problems.push(format!("cannot raise the open-file limit to {n}: {e}"));
+            }
+        }
+        Err(e) => problems.push(format!("cannot read fs.nr_open: {e}")),
+    }
+    problems
+}
+
 /// Collects every child that has exited; returns how many. Called on SIGCHLD: one signal
 /// may stand for many exits, so it loops until none is left.
 pub fn reap_all(sys: &dyn Sys) -> usize {

@@ -19,7 +19,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use vyoma_init::cmdline::{self, BootOptions};
 use vyoma_init::{
     LinuxSys, PanicResponse, PowerAction, Shutdown, ShutdownSignal, Sys, early_mounts, panic_response, power_down,
-    reap_all,
+    raise_limits, reap_all,
 };
 use vyoma_lifecycle::AppState;
 use vyoma_runtime::RuntimeConfig;
@@ -53,6 +53,9 @@ fn main() -> ExitCode {
     let pid1 = SYS.is_pid1();
     if pid1 {
         for p in early_mounts(&SYS) {
+            say(&format!("vyoma-init: {p}"));
+        }
+        for p in raise_limits(&SYS) {
             say(&format!("vyoma-init: {p}"));
         }
         if let Err(e) = SYS.ctrl_alt_del_to_sigint() {

@@ -44,6 +44,17 @@ pub trait Sys: Send + Sync {
     /// Collects one exited child without waiting: its pid, or `None` if no child has
     /// exited (or there are no children).
     fn reap_one(&self) -> io::Result<Option<u32>>;
+    /// Reads a kernel setting, `name` as sysctl writes it (`vm.max_map_count`).
+    fn sysctl(&self, name: &str) -> io::Result<u64>;
+    /// Sets a kernel setting.
+    fn set_sysctl(&self, name: &str, value: u64) -> io::Result<()>;
+    /// Sets both the soft and hard limit on open files.
+    fn set_open_files(&self, limit: u64) -> io::Result<()>;
+}
+
+/// The file under /proc/sys of a sysctl name.
+fn sysctl_path(name: &str) -> String {
+    format!("/proc/sys/{}", name.replace('.', "/"))
 }
 
 /// The real system.
@@ -97,6 +108,23 @@ impl Sys for LinuxSys {
 
     fn become_subreaper(&self) -> io::Result<()> {
         rustix::process::set_child_subreaper(Some(rustix::process::getpid())).map_err(Into::into)
+    }
+
+    fn sysctl(&self, name: &str) -> io::Result<u64> {
+        let text = std::fs::read_to_string(sysctl_path(name))?;
+        text.trim()
+            .parse()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{name} = {text:?}: {e}")))
+    }
+
+    fn set_sysctl(&self, name: &str, value: u64) -> io::Result<()> {
+        std::fs::write(sysctl_path(name), value.to_string())
+    }
+
+    fn set_open_files(&self, limit: u64) -> io::Result<()> {
+        use rustix::process::{Resource, Rlimit, setrlimit};
+        let l = Some(limit);
+        setrlimit(Resource::Nofile, Rlimit { current: l, maximum: l }).map_err(Into::into)
     }
 
     fn reap_one(&self) -> io::Result<Option<u32>> {

@@ -7,6 +7,10 @@ use super::*;
 #[derive(Default)]
 struct FakeSys {
     calls: Mutex<Vec<String>>,
+    /// Kernel settings it reports; a missing one cannot be read.
+    sysctls: Vec<(&'static str, u64)>,
+    /// Whether setting limits fails (not root).
+    refuse_limits: bool,
     busy: Vec<&'static str>,
     broken: Vec<&'static str>,
     exited_children: Mutex<u32>,
@@ -52,6 +56,27 @@ impl Sys for FakeSys {
     }
     fn become_subreaper(&self) -> io::Result<()> {
         self.record("subreaper".into());
+        Ok(())
+    }
+    fn sysctl(&self, name: &str) -> io::Result<u64> {
+        self.sysctls
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+    fn set_sysctl(&self, name: &str, value: u64) -> io::Result<()> {
+        self.record(format!("sysctl {name}={value}"));
+        if self.refuse_limits {
+            return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+        }
+        Ok(())
+    }
+    fn set_open_files(&self, limit: u64) -> io::Result<()> {
+        self.record(format!("nofile {limit}"));
+        if self.refuse_limits {
+            return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+        }
         Ok(())
     }
     fn reap_one(&self) -> io::Result<Option<u32>> {
@@ -159,4 +184,37 @@ fn shutdown_causes_read_well() {
         "SIGINT (Ctrl-Alt-Del)"
     );
     assert_eq!(Shutdown::Console.to_string(), "shutdown requested on the console");
+}
+
+#[test]
+fn pid1_raises_the_mapping_and_open_file_limits_apps_draw_on() {
+    let sys = FakeSys {
+        sysctls: vec![("vm.max_map_count", 65_530), ("fs.nr_open", 1_048_576)],
+        ..FakeSys::default()
+    };
+    assert!(raise_limits(&sys).is_empty());
+    assert_eq!(sys.calls(), ["sysctl vm.max_map_count=1048576", "nofile 1048576"]);
+    // Already high enough: left alone.
+    let sys = FakeSys {
+        sysctls: vec![("vm.max_map_count", 4_000_000), ("fs.nr_open", 50_000)],
+        ..FakeSys::default()
+    };
+    assert!(raise_limits(&sys).is_empty());
+    assert_eq!(sys.calls(), ["nofile 50000"]);
+}
+
+#[test]
+fn limits_that_cannot_be_raised_are_reported_and_the_boot_goes_on() {
+    let sys = FakeSys {
+        sysctls: vec![("vm.max_map_count", 65_530)],
+        refuse_limits: true,
+        ..FakeSys::default()
+    };
+    let problems = raise_limits(&sys);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems[0].starts_with("cannot raise vm.max_map_count to 1048576: "),
+        "{problems:?}"
+    );
+    assert!(problems[1].starts_with("cannot read fs.nr_open: "), "{problems:?}");
 }
