@@ -3,6 +3,11 @@
 //! processes (`vyoma-bench run-one`, a minimal `wasmtime run`: own engine, one thread, no
 //! preemption, component loaded from the same warm compile cache).
 //!
+//! Each supervisor run is a fresh process (`vyoma-bench apps-one`), so its resident-memory
+//! delta is not flattered by heap pages an earlier run freed. Memory is read once every
+//! app has printed its first line (each ticker then sleeps), on both sides. The baseline
+//! is run `--runs` times too, and its median reported.
+//!
 //! Figures are printed as Markdown for `docs/PERFORMANCE.md`.
 
 use std::io::Read;
@@ -17,7 +22,7 @@ use vyoma_runtime::{PoolingChoice, RuntimeConfig};
 use vyoma_supervisor::{RealClock, boot};
 
 use crate::Exit;
-use crate::common::{kib, ms, proc_kib, rss_bytes, write_apps};
+use crate::common::{field, kib, ms, proc_kib, rss_bytes, write_apps};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct BenchArgs {
@@ -64,6 +69,106 @@ impl SupervisorRun {
     }
 }
 
+/// `vyoma-bench apps-one`: one supervisor run, in a process of its own.
+#[derive(clap::Args, Debug)]
+pub(crate) struct OneRunArgs {
+    /// The folder of app folders.
+    dir: PathBuf,
+    /// Its app count.
+    #[arg(long)]
+    apps: usize,
+    /// The compile cache.
+    #[arg(long)]
+    cache: PathBuf,
+    /// Copy-on-write memory images.
+    #[arg(long)]
+    cow: bool,
+}
+
+impl SupervisorRun {
+    fn line(&self) -> String {
+        format!(
+            "apps total_ns={} manifests_ns={} engine_ns={} load_ns={} start_ns={} rss_per_app={} linear_per_app={}",
+            self.total.as_nanos(),
+            self.manifests.as_nanos(),
+            self.engine.as_nanos(),
+            self.load.as_nanos(),
+            self.start.as_nanos(),
+            self.rss_per_app,
+            self.linear_per_app
+        )
+    }
+
+    fn parse(line: &str) -> anyhow::Result<SupervisorRun> {
+        let d = |k| field(line, k).map(Duration::from_nanos);
+        Ok(SupervisorRun {
+            total: d("total_ns")?,
+            manifests: d("manifests_ns")?,
+            engine: d("engine_ns")?,
+            load: d("load_ns")?,
+            start: d("start_ns")?,
+            rss_per_app: field(line, "rss_per_app")?,
+            linear_per_app: field(line, "linear_per_app")?,
+        })
+    }
+}
+
+/// The child side: measures one supervisor run and prints its result line.
+pub(crate) async fn apps_one(args: OneRunArgs) -> anyhow::Result<Exit> {
+    let r = supervisor_run(&args.dir, args.apps, &args.cache, args.cow).await?;
+    println!("{}", r.line());
+    Ok(Exit::Ok)
+}
+
+/// One supervisor run in a fresh process.
+fn fresh_supervisor_run(dir: &Path, n: usize, cache: &Path, cow: bool) -> anyhow::Result<SupervisorRun> {
+    let mut c = Command::new(std::env::current_exe()?);
+    c.arg("apps-one")
+        .arg(dir)
+        .arg("--apps")
+        .arg(n.to_string())
+        .arg("--cache")
+        .arg(cache);
+    if cow {
+        c.arg("--cow");
+    }
+    let out = c.stderr(Stdio::inherit()).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("a supervisor run failed ({}): {text}", out.status);
+    }
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("apps "))
+        .with_context(|| format!("no result line from the supervisor run: {text}"))?;
+    SupervisorRun::parse(line)
+}
+
+/// Waits until every app of `sup` has printed a line (each ticker then sleeps).
+async fn first_lines(sup: &vyoma_supervisor::Supervisor) -> anyhow::Result<()> {
+    for name in sup.names() {
+        let log = sup.log(name)?;
+        let mut changed = log.subscribe();
+        let printed = tokio::time::timeout(Duration::from_secs(120), async {
+            while log
+                .since(0)
+                .0
+                .iter()
+                .all(|l| l.stream != vyoma_lifecycle::Stream::Stdout)
+            {
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        if printed.is_err() {
+            bail!("{name} printed nothing within 120 s");
+        }
+    }
+    Ok(())
+}
+
 struct BaselineRun {
     total: Duration,
     pss_per_process: u64,
@@ -91,10 +196,10 @@ async fn supervisor_run(dir: &Path, n: usize, cache: &Path, cow: bool) -> anyhow
         bail!("not all {n} apps reached running within 120 s");
     }
     let total = t0.elapsed();
-    // Let every app reach its first sleep, then measure. The delta since before `boot`
-    // also holds the engine's and the manifests' fixed cost, so divided by N it is an upper
-    // bound on what one idle app costs.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once every app has printed its first line (and is asleep), measure. The delta since
+    // before `boot` also holds the engine's and the manifests' fixed cost, so divided by N
+    // it is an upper bound on what one idle app costs.
+    first_lines(&sup).await?;
     let rss_after = rss_bytes();
     let linear: u64 = sup.status().iter().filter_map(|s| s.memory).sum();
     sup.shutdown().await;
@@ -138,13 +243,27 @@ fn baseline_run(dir: &Path, n: usize, cache: &Path) -> anyhow::Result<BaselineRu
         if let Some(e) = spawn_err {
             bail!("spawning baseline process {} failed: {e}", children.len());
         }
-        // Each process writes one byte once its instance is running.
-        let mut buf = vec![0u8; n];
-        reader
-            .read_exact(&mut buf)
-            .context("a baseline process ended before running")?;
-        let total = t0.elapsed();
-        std::thread::sleep(Duration::from_millis(300));
+        // Each process writes `r` once its instance is running, and `l` once the app has
+        // printed its first line (and is asleep).
+        let (mut running, mut printed, mut total) = (0, 0, None);
+        let mut buf = [0u8; 4096];
+        while printed < n {
+            let got = reader.read(&mut buf)?;
+            if got == 0 {
+                bail!("a baseline process ended early");
+            }
+            for b in &buf[..got] {
+                match b {
+                    b'r' => running += 1,
+                    b'l' => printed += 1,
+                    _ => {}
+                }
+            }
+            if running == n && total.is_none() {
+                total = Some(t0.elapsed());
+            }
+        }
+        let total = total.context("every process printed before all were running")?;
         let pss: u64 = children
             .iter()
             .map(|c| proc_kib(&format!("/proc/{}/smaps_rollup", c.id()), "Pss:"))
@@ -187,15 +306,16 @@ pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<Exit> {
     {
         let one = work.path().join("warm");
         write_apps(&one, 1, &component)?;
-        supervisor_run(&one, 1, &cache, false).await?;
-        supervisor_run(&one, 1, &cache, true).await?;
+        fresh_supervisor_run(&one, 1, &cache, false)?;
+        fresh_supervisor_run(&one, 1, &cache, true)?;
         if !args.no_baseline {
             baseline_run(&one, 1, &cache)?;
         }
     }
     println!(
-        "| apps | supervisor: all running (median of {}) | manifests | engine+pool | load | instantiate+run | RSS per idle app | linear memory per app | process per app: all running | PSS per process | speed-up |",
-        args.runs
+        "| apps | supervisor: all running (median of {}) | manifests | engine+pool | load | instantiate+run | RSS per idle app | linear memory per app | process per app: all running (median of {}) | PSS per process | speed-up |",
+        args.runs,
+        if args.no_baseline { 0 } else { args.runs }
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in &args.apps {
@@ -204,10 +324,14 @@ pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<Exit> {
         // Interleave the variants so drift on the machine affects both alike.
         let mut runs = Vec::new();
         let mut cow_runs = Vec::new();
+        let mut baselines = Vec::new();
         for _ in 0..args.runs.max(1) {
-            runs.push(supervisor_run(&dir, n, &cache, false).await?);
+            runs.push(fresh_supervisor_run(&dir, n, &cache, false)?);
             if args.compare_cow {
-                cow_runs.push(supervisor_run(&dir, n, &cache, true).await?);
+                cow_runs.push(fresh_supervisor_run(&dir, n, &cache, true)?);
+            }
+            if !args.no_baseline {
+                baselines.push(baseline_run(&dir, n, &cache)?);
             }
         }
         runs.sort_by_key(|r| r.total);
@@ -216,15 +340,14 @@ pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<Exit> {
         if let Some(c) = cow_runs.get(cow_runs.len() / 2) {
             println!("| {n} (CoW images) | {} | - | - | - |", c.cells());
         }
-        let (b_total, b_pss, speedup) = if args.no_baseline {
-            ("-".to_string(), "-".to_string(), "-".to_string())
-        } else {
-            let b = baseline_run(&dir, n, &cache)?;
-            (
+        baselines.sort_by_key(|b| b.total);
+        let (b_total, b_pss, speedup) = match baselines.get(baselines.len() / 2) {
+            None => ("-".to_string(), "-".to_string(), "-".to_string()),
+            Some(b) => (
                 ms(b.total),
                 kib(b.pss_per_process),
                 format!("{:.0}x", b.total.as_secs_f64() / s.total.as_secs_f64()),
-            )
+            ),
         };
         println!("| {n} | {} | {b_total} | {b_pss} | {speedup} |", s.cells());
     }

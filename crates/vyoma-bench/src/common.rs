@@ -59,6 +59,16 @@ pub(crate) fn kib(b: u64) -> String {
     format!("{:.0} KiB", b as f64 / 1024.0)
 }
 
+/// The number after `key=` in a result line (`rtt n=100 median_ns=4200`).
+pub(crate) fn field(line: &str, key: &str) -> anyhow::Result<u64> {
+    use anyhow::Context;
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .with_context(|| format!("no `{key}` in `{line}`"))?
+        .parse()
+        .with_context(|| format!("`{key}` in `{line}` is not a number"))
+}
+
 /// The value at `q` (0..=1) of `sorted`, which must be sorted and not empty.
 pub(crate) fn percentile<T: Copy>(sorted: &[T], q: f64) -> T {
     let i = ((sorted.len() - 1) as f64 * q).round() as usize;
@@ -97,6 +107,15 @@ pub(crate) fn machine() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_are_read_from_result_lines() {
+        let l = "rtt n=100 size=16 median_ns=4200 p99_ns=9000 mean_ns=4500";
+        assert_eq!(field(l, "median_ns").unwrap(), 4200);
+        assert_eq!(field(l, "n").unwrap(), 100);
+        assert!(field(l, "p50_ns").is_err());
+        assert!(field("rtt median_ns=x", "median_ns").is_err());
+    }
 
     #[test]
     fn percentiles_pick_by_rank() {

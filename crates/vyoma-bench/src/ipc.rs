@@ -10,6 +10,9 @@
 //!   inbox is full), then asks `sink` for its count; the figure is N over the time until
 //!   that answer. The baseline writes N messages (one `write` each) to a child that reads
 //!   them with a 64 KiB buffer and answers with its count.
+//! - Both again between two threads of this process over `std::sync::mpsc` channels (a
+//!   fresh `Vec` per message; one way over a channel bounded at 256 messages): what two
+//!   parts of one native program would do, with no isolation at all.
 //!
 //! Both sides run real code end to end: real components in the same supervisor `vyoma run`
 //! uses, and real processes and sockets. Figures are printed as Markdown.
@@ -27,6 +30,7 @@ use vyoma_runtime::RuntimeConfig;
 use vyoma_supervisor::{RealClock, boot};
 
 use crate::Exit;
+use crate::common::field;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct BenchIpcArgs {
@@ -124,14 +128,6 @@ async fn supervisor_run(root: &Path, cache: &Path) -> anyhow::Result<String> {
 }
 
 /// `key=value` from a result line.
-fn field(line: &str, key: &str) -> anyhow::Result<u64> {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
-        .with_context(|| format!("no `{key}` in `{line}`"))?
-        .parse()
-        .with_context(|| format!("`{key}` in `{line}` is not a number"))
-}
-
 fn median_by<T: Copy>(mut v: Vec<T>, key: impl Fn(&T) -> u64) -> T {
     v.sort_by_key(|x| key(x));
     v[v.len() / 2]
@@ -236,6 +232,61 @@ fn uds_one_way(dir: &Path, n: usize, size: usize) -> anyhow::Result<f64> {
     Ok(n as f64 / dt.as_secs_f64())
 }
 
+/// Round trips between this thread and another over a pair of channels, the way two
+/// threads of one program would talk (`std::sync::mpsc`, a fresh `Vec` per message, as an
+/// IPC body is).
+fn thread_round_trips(n: usize, size: usize) -> RoundTrip {
+    let (to_peer, peer_in) = std::sync::mpsc::channel::<Vec<u8>>();
+    let (to_me, from_peer) = std::sync::mpsc::channel::<Vec<u8>>();
+    let peer = std::thread::spawn(move || {
+        for m in peer_in {
+            if to_me.send(m).is_err() {
+                return;
+            }
+        }
+    });
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n + n / 10 {
+        let t0 = Instant::now();
+        to_peer.send(vec![7u8; size]).expect("the peer thread is alive");
+        let back = from_peer.recv().expect("the peer thread answers");
+        let dt = t0.elapsed().as_nanos() as u64;
+        std::hint::black_box(back);
+        if i >= n / 10 {
+            samples.push(dt);
+        }
+    }
+    drop(to_peer);
+    let _ = peer.join();
+    samples.sort_unstable();
+    RoundTrip {
+        median: samples[n / 2],
+        p99: samples[(n * 99 / 100).min(n - 1)],
+    }
+}
+
+/// Messages per second one way from this thread to another over a bounded channel (256
+/// messages, an inbox's default), counted by the receiver.
+fn thread_one_way(n: usize, size: usize) -> anyhow::Result<f64> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(256);
+    let sink = std::thread::spawn(move || {
+        rx.iter()
+            .map(|m| std::hint::black_box(m).len().min(1) as u64)
+            .sum::<u64>()
+    });
+    let t0 = Instant::now();
+    for _ in 0..n {
+        tx.send(vec![7u8; size]).expect("the sink thread is alive");
+    }
+    drop(tx);
+    let got = sink.join().map_err(|_| anyhow::anyhow!("the sink thread panicked"))?;
+    let dt = t0.elapsed();
+    if got != n as u64 {
+        bail!("the channel sink counted {got} of {n} messages");
+    }
+    Ok(n as f64 / dt.as_secs_f64())
+}
+
 fn us(ns: u64) -> String {
     format!("{:.2} µs", ns as f64 / 1e3)
 }
@@ -278,6 +329,7 @@ pub(crate) async fn bench_ipc(args: BenchIpcArgs) -> anyhow::Result<Exit> {
     supervisor_run(&rtt_dir, &cache).await?;
 
     let (mut sup_rtt, mut uds_rtt, mut sup_rate, mut uds_rate) = (vec![], vec![], vec![], vec![]);
+    let (mut thr_rtt, mut thr_rate) = (vec![], vec![]);
     // Interleave the two sides so drift on the machine affects both alike.
     for _ in 0..args.runs.max(1) {
         let line = supervisor_run(&rtt_dir, &cache).await?;
@@ -286,6 +338,7 @@ pub(crate) async fn bench_ipc(args: BenchIpcArgs) -> anyhow::Result<Exit> {
             p99: field(&line, "p99_ns")?,
         });
         uds_rtt.push(uds_round_trips(work.path(), args.round_trips, args.size)?);
+        thr_rtt.push(thread_round_trips(args.round_trips, args.size));
         let line = supervisor_run(&flood_dir, &cache).await?;
         let received = field(&line, "received")?;
         if received != args.messages as u64 {
@@ -293,44 +346,37 @@ pub(crate) async fn bench_ipc(args: BenchIpcArgs) -> anyhow::Result<Exit> {
         }
         sup_rate.push(args.messages as f64 / (field(&line, "elapsed_ns")? as f64 / 1e9));
         uds_rate.push(uds_one_way(work.path(), args.messages, args.size)?);
+        thr_rate.push(thread_one_way(args.messages, args.size)?);
     }
     let (s, u) = (median_by(sup_rtt, |r| r.median), median_by(uds_rtt, |r| r.median));
     let by_rate = |v: Vec<f64>| median_by(v, |r| *r as u64);
-    let (sr, ur) = (by_rate(sup_rate), by_rate(uds_rate));
-    println!("| measure | app → supervisor → app | Unix socket, two processes | supervisor vs socket |");
-    println!("|---|---:|---:|---:|");
+    let t = median_by(thr_rtt, |r| r.median);
+    let (sr, ur, tr) = (by_rate(sup_rate), by_rate(uds_rate), by_rate(thr_rate));
     println!(
-        "| round trip, median | {} | {} | {:.2}x faster |",
+        "| measure | app → supervisor → app | Unix socket, two processes | channel, two threads of one process | supervisor vs socket |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| round trip, median | {} | {} | {} | {:.2}x faster |",
         us(s.median),
         us(u.median),
+        us(t.median),
         u.median as f64 / s.median as f64
     );
     println!(
-        "| round trip, p99 | {} | {} | {:.2}x faster |",
+        "| round trip, p99 | {} | {} | {} | {:.2}x faster |",
         us(s.p99),
         us(u.p99),
+        us(t.p99),
         u.p99 as f64 / s.p99 as f64
     );
     println!(
-        "| one way, {} B messages | {} | {} | {:.2}x |",
+        "| one way, {} B messages | {} | {} | {} | {:.2}x |",
         args.size,
         rate(sr),
         rate(ur),
+        rate(tr),
         sr / ur
     );
     Ok(Exit::Ok)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fields_are_read_from_result_lines() {
-        let l = "rtt n=100 size=16 median_ns=4200 p99_ns=9000 mean_ns=4500";
-        assert_eq!(field(l, "median_ns").unwrap(), 4200);
-        assert_eq!(field(l, "n").unwrap(), 100);
-        assert!(field(l, "p50_ns").is_err());
-        assert!(field("rtt median_ns=x", "median_ns").is_err());
-    }
 }

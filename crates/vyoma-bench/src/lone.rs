@@ -3,8 +3,8 @@
 //! thread (a current-thread runtime), no preemption thread and no batch lane (there is
 //! nothing else in the process to be fair to), the component from the warm compile cache.
 //!
-//! It writes one byte (`r`) to stdout once the instance is running, or, with `--echo`,
-//! the app's own stdout lines as the app writes them.
+//! It writes `r` to stdout once the instance is running and `l` once the app has printed
+//! its first line, or, with `--echo`, the app's own stdout lines as the app writes them.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -46,6 +46,8 @@ async fn run(args: &RunOneArgs) -> anyhow::Result<Exit> {
     let ipc = broker.endpoint(&m.name).expect("the broker was built with this app");
     if args.echo {
         tokio::spawn(echo(log.clone()));
+    } else {
+        tokio::spawn(first_line(log.clone()));
     }
     let pacer = rt.pacer(Arc::new(AtomicU64::new(0)));
     let echo = args.echo;
@@ -71,6 +73,19 @@ async fn run(args: &RunOneArgs) -> anyhow::Result<Exit> {
         ExitReason::Code(0) => Exit::Ok,
         _ => Exit::Error,
     })
+}
+
+/// Writes `l` once the app has printed its first line.
+async fn first_line(log: Arc<AppLog>) {
+    let mut changed = log.subscribe();
+    while log.since(0).0.iter().all(|l| l.stream != Stream::Stdout) {
+        if changed.changed().await.is_err() {
+            return;
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(b"l");
+    let _ = out.flush();
 }
 
 /// Prints the app's stdout lines as they are completed.

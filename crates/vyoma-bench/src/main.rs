@@ -58,6 +58,9 @@ enum Cmd {
     Zoo(zoo::ZooArgs),
     /// Image size and boot time (default set and 200 apps) against a trivial init.
     Boot(boot::BenchBootArgs),
+    /// One supervisor run of `apps`, in a process of its own.
+    #[command(hide = true)]
+    AppsOne(apps::OneRunArgs),
     /// The native Unix-socket peer `ipc` compares with.
     #[command(hide = true)]
     UdsPeer {
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
     report(rt.block_on(async move {
         match cli.command {
             Cmd::Apps(args) => apps::bench(args).await,
+            Cmd::AppsOne(args) => apps::apps_one(args).await,
             Cmd::Ipc(args) => ipc::bench_ipc(args).await,
             Cmd::Console(args) => console::bench_console(args).await,
             Cmd::Zoo(args) => zoo::bench_zoo(args).await,

@@ -75,8 +75,35 @@ fn bench_ipc_runs_both_sides_and_prints_its_table() {
             .find(|l| l.starts_with(row))
             .unwrap_or_else(|| panic!("no {row} row:\n{stdout}"));
         let cells: Vec<&str> = line.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
-        assert_eq!(cells.len(), 4, "{line}");
+        assert_eq!(cells.len(), 5, "{line}");
         let unit = if row.contains("one way") { " M msg/s" } else { " µs" };
-        assert!(cells[1].ends_with(unit) && cells[2].ends_with(unit), "{line}");
+        assert!(cells[1..4].iter().all(|c| c.ends_with(unit)), "{line}");
+    }
+}
+
+#[test]
+fn zoo_runs_every_arrangement_and_prints_its_table() {
+    let out = bench(&["zoo", "--quiet", "3", "--busy", "1", "--chatty", "1", "--secs", "1"])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for row in [
+        "| supervisor, metronomes alone (control) |",
+        "| supervisor, with the hogs (VyomaOS: two lanes) |",
+        "| supervisor, with the hogs, one lane (before) |",
+        "| process per app, metronomes alone |",
+        "| process per app, with the hogs (Linux's scheduler) |",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no row {row}:\n{stdout}"));
+        let cells: Vec<&str> = line.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        assert_eq!(cells.len(), 6, "{line}");
+        assert!(cells[1..4].iter().all(|c| c.ends_with(" ms")), "{line}");
+        // Every metronome ticked in the window: 3 metronomes, 10 ticks a second.
+        let measured: usize = cells[4].split(" / ").next().unwrap().parse().unwrap();
+        assert!(measured > 0, "{line}");
     }
 }

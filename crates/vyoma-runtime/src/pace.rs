@@ -50,12 +50,15 @@ pub struct PacePolicy {
 
 impl PacePolicy {
     /// The policy for a preemption tick of `slice`: shares decay over ten slices, and an
-    /// app using less than half a core while waiting counts as interactive.
+    /// app that waits while using less than three quarters of a core counts as
+    /// interactive. Not a half: each of two apps in a request/response loop uses about
+    /// half a core, and they should not flap between lanes (every move costs a task spawn
+    /// and a cross-thread wake-up); an app that floods or spins uses nearly all of one.
     pub fn for_slice(slice: Duration) -> PacePolicy {
         PacePolicy {
             slice,
             half_life: slice * 10,
-            promote_below: 0.5,
+            promote_below: 0.75,
         }
     }
 }
@@ -195,6 +198,23 @@ mod tests {
         // 50 ms of work, then 1 ms of waiting (e.g. an IPC flood backing off).
         cycle(&mut p, Duration::ZERO, 50 * MS, MS, 200);
         assert_eq!(p.lane(), Lane::Batch);
+    }
+
+    #[test]
+    fn an_app_in_a_request_response_loop_is_interactive_again_at_its_next_wait() {
+        let mut p = pace();
+        // It computed flat out for a while, then starts a request/response loop.
+        let t = cycle(&mut p, Duration::ZERO, 300 * MS, Duration::ZERO, 1);
+        assert_eq!(p.lane(), Lane::Batch);
+        // Then it works 2 µs and waits 2 µs for the answer, over and over: half a core.
+        let us = Duration::from_micros(1);
+        let mut t = t;
+        for _ in 0..100_000 {
+            p.after_poll(t + 2 * us, 2 * us, true);
+            t += 4 * us;
+        }
+        assert_eq!(p.lane(), Lane::Interactive);
+        assert!((0.4..0.6).contains(&p.share(t)), "{}", p.share(t));
     }
 
     #[test]

@@ -198,28 +198,36 @@ async fn starts_past_the_machines_capacity_are_refused_with_why() {
     .unwrap()
     .supervisor;
     assert_eq!(sup.runtime().capacity().instances, 2);
-    // Two run; the third is refused, saying why and what to do.
-    wait(&sup, "c", AppState::Failed).await;
-    let why = status(&sup, "c").last_exit.unwrap().to_string();
+    // Two run; the third (whichever lost the race: the three start at once) is refused,
+    // saying why and what to do.
+    let deadline = std::time::Instant::now() + LONG;
+    let (refused, running) = loop {
+        let rows = sup.status();
+        let failed: Vec<_> = rows.iter().filter(|r| r.state == AppState::Failed).collect();
+        let running: Vec<_> = rows.iter().filter(|r| r.state == AppState::Running).collect();
+        if failed.len() == 1 && running.len() == 2 {
+            break (failed[0].clone(), running[0].name.clone());
+        }
+        assert!(std::time::Instant::now() < deadline, "{rows:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let why = refused.last_exit.unwrap().to_string();
     assert!(
         why.contains(
             "2 instances are running, the most this machine can hold (the operator's cap is 2); stop an app first"
         ),
         "{why}"
     );
-    wait(&sup, "a", AppState::Running).await;
-    wait(&sup, "b", AppState::Running).await;
     assert_eq!(sup.runtime().live_instances(), 2);
     // Room made, it starts.
-    sup.apply("a", vyoma_lifecycle::Event::Kill).unwrap();
-    wait(&sup, "a", AppState::Stopped).await;
-    let deadline = std::time::Instant::now() + LONG;
+    sup.apply(&running, vyoma_lifecycle::Event::Kill).unwrap();
+    wait(&sup, &running, AppState::Stopped).await;
     while sup.runtime().live_instances() > 1 {
-        assert!(std::time::Instant::now() < deadline, "a's instance never ended");
+        assert!(std::time::Instant::now() < deadline, "{running}'s instance never ended");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    sup.apply("c", vyoma_lifecycle::Event::Start).unwrap();
-    wait(&sup, "c", AppState::Running).await;
+    sup.apply(&refused.name, vyoma_lifecycle::Event::Start).unwrap();
+    wait(&sup, &refused.name, AppState::Running).await;
     sup.shutdown().await;
     assert_eq!(sup.runtime().live_instances(), 0);
 }
