@@ -187,7 +187,10 @@ impl Supervisor {
         let manifest = entry.manifest.clone();
         let log = entry.log.clone();
         let memory = entry.memory.clone();
-        let cpu = entry.cpu.clone();
+        // The instance runs in the lane its CPU use puts it in; its polls are timed into
+        // the app's CPU time.
+        let pacer = self.inner.runtime.pacer(entry.cpu.clone());
+        entry.pacer = Some(pacer.clone());
         let ipc = self.inner.broker.endpoint(&name);
         let cached = entry.component.clone();
         let (signal, request) = StopSignal::new();
@@ -210,9 +213,6 @@ impl Supervisor {
                         Err(e) => return exited(&sup, &name, ExitReason::Error(e)),
                     },
                 };
-                // The instance runs in the lane its CPU use puts it in; its polls are
-                // timed into the app's CPU time.
-                let pacer = sup.inner.runtime.pacer(cpu);
                 let instance = {
                     let (sup, name, pacer) = (sup.clone(), name.clone(), pacer.clone());
                     async move {

@@ -177,6 +177,8 @@ pub struct AppDetail {
     pub generation: u64,
     /// How full its log is.
     pub log_usage: LogUsage,
+    /// The CPU lane its live instance runs in, if it has one.
+    pub lane: Option<vyoma_runtime::Lane>,
 }
 
 /// How full an app's log is.
@@ -395,6 +397,7 @@ impl Supervisor {
             manifest: e.manifest.clone(),
             component: e.component.as_ref().map(|c| c.loaded.clone()),
             generation: e.lifecycle().generation(),
+            lane: e.pacer.as_ref().filter(|_| e.state().is_live()).map(|p| p.lane()),
             log_usage: {
                 let (dropped, held, capacity) = e.log.usage();
                 LogUsage {

@@ -22,8 +22,10 @@ pub(crate) struct Entry {
     pub(crate) log: Arc<AppLog>,
     /// Linear memory of its instance, published by the instance's limiter.
     pub(crate) memory: Arc<AtomicU64>,
-    /// Nanoseconds spent running its instances, all of them (see `driver::Metered`).
+    /// Nanoseconds spent running its instances, all of them (timed by their pacers).
     pub(crate) cpu: Arc<AtomicU64>,
+    /// The live instance's scheduling state (its CPU lane).
+    pub(crate) pacer: Option<Arc<vyoma_runtime::Pacer>>,
     pub(crate) component: Option<Component>,
     /// The live instance's task.
     pub(crate) task: Option<AbortHandle>,
@@ -39,6 +41,7 @@ impl Entry {
             lifecycle: Lifecycle::new(manifest.restart, manifest.lifecycle, now),
             log: AppLog::new(manifest.limits.log_buffer),
             memory: Arc::new(AtomicU64::new(0)),
+            pacer: None,
             cpu: Arc::new(AtomicU64::new(0)),
             manifest: Arc::new(manifest),
             component: None,

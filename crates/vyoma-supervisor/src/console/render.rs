@@ -229,7 +229,16 @@ pub fn render_inspect(d: &AppDetail) -> String {
         held,
         capacity: cap,
     } = d.log_usage;
-    let _ = writeln!(s, "cpu:         {} in all its instances", fmt_cpu(st.cpu));
+    let _ = writeln!(
+        s,
+        "cpu:         {} in all its instances{}",
+        fmt_cpu(st.cpu),
+        match d.lane {
+            Some(vyoma_runtime::Lane::Interactive) => "; interactive (wakes, works briefly, waits)",
+            Some(vyoma_runtime::Lane::Batch) => "; batch (runs whole slices: behind every interactive app)",
+            None => "",
+        }
+    );
     let _ = writeln!(
         s,
         "memory:      {} in use, limit {}",

@@ -231,3 +231,28 @@ async fn starts_past_the_machines_capacity_are_refused_with_why() {
     sup.shutdown().await;
     assert_eq!(sup.runtime().live_instances(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_loop_runs_in_the_batch_lane_and_inspect_says_so() {
+    let d = tempfile::tempdir().unwrap();
+    app(d.path(), "spin", "spinner", "");
+    app(d.path(), "tick", "ticker", "args = [\"20\"]\n");
+    let sup = supervisor(d.path(), 8).await;
+    wait(&sup, "spin", AppState::Running).await;
+    let deadline = std::time::Instant::now() + LONG;
+    while sup.detail("spin").unwrap().lane != Some(vyoma_runtime::Lane::Batch) {
+        assert!(std::time::Instant::now() < deadline, "the spinner never became batch");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    wait_log(&sup, "tick", "tick 5").await;
+    assert_eq!(sup.detail("tick").unwrap().lane, Some(vyoma_runtime::Lane::Interactive));
+    let shown = vyoma_supervisor::console::render_inspect(&sup.detail("spin").unwrap());
+    assert!(
+        shown.contains("; batch (runs whole slices: behind every interactive app)"),
+        "{shown}"
+    );
+    sup.apply("spin", vyoma_lifecycle::Event::Kill).unwrap();
+    wait(&sup, "spin", AppState::Stopped).await;
+    assert_eq!(sup.detail("spin").unwrap().lane, None, "no instance, no lane");
+    sup.shutdown().await;
+}
