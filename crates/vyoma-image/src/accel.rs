@@ -170,8 +170,14 @@ fn record(file: &Path, a: &Accel) {
     }
 }
 
-/// What makes a verdict valid: the host kernel, the CPU model and QEMU's version.
+/// What makes a verdict valid: the host kernel, the CPU model and QEMU's version. Worked
+/// out once per process (it runs `qemu --version`), since none of them changes under it.
 fn host_key() -> Option<String> {
+    static KEY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    KEY.get_or_init(read_host_key).clone()
+}
+
+fn read_host_key() -> Option<String> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
