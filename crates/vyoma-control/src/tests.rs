@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use vyoma_lifecycle::AppState;
 
+use proptest::prelude::*;
+
 use super::*;
 
 #[test]
@@ -92,47 +94,51 @@ fn bad_input_gets_one_line_errors() {
     }
 }
 
-#[test]
-fn random_lines_never_panic_and_errors_are_one_line() {
-    let words = [
-        "ps",
-        "@echo:",
-        "@",
-        ":",
-        "log",
-        "logf",
-        "kill",
-        "start",
-        "restart",
-        "inspect",
-        "wait",
-        "all",
-        "running",
-        "5s",
-        "-1",
-        "\t",
-        "é",
-        "",
-        "999999999999999999999",
-        "1e9s",
-        "#",
-    ];
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for _ in 0..20_000 {
-        let mut line = String::new();
-        for _ in 0..(x % 5) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            line.push_str(words[(x % words.len() as u64) as usize]);
-            line.push(' ');
-        }
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        if let Err(e) = Command::parse(&line) {
-            assert!(!e.is_empty() && !e.contains('\n'), "{line:?} -> {e:?}");
-        }
+/// Words the parser knows, and ones that trip it up, to build lines from.
+const WORDS: &[&str] = &[
+    "ps",
+    "@echo:",
+    "@",
+    ":",
+    "log",
+    "logf",
+    "kill",
+    "start",
+    "restart",
+    "inspect",
+    "wait",
+    "all",
+    "running",
+    "5s",
+    "-1",
+    "\t",
+    "é",
+    "",
+    "999999999999999999999",
+    "1e9s",
+    "#",
+];
+
+/// A parse either succeeds or gives a one-line, non-empty error: never a panic.
+fn parses_or_explains(line: &str) -> Result<(), TestCaseError> {
+    if let Err(e) = Command::parse(line) {
+        prop_assert!(!e.is_empty() && !e.contains('\n'), "{:?} -> {:?}", line, e);
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn lines_of_known_words_never_panic_and_errors_are_one_line(
+        words in prop::collection::vec(prop::sample::select(WORDS), 0..6),
+        sep in prop::sample::select(&[" ", "  ", "\t", ""][..]),
+    ) {
+        parses_or_explains(&words.join(sep))?;
+    }
+
+    #[test]
+    fn arbitrary_lines_never_panic_and_errors_are_one_line(line in "\\PC{0,80}") {
+        parses_or_explains(&line)?;
     }
 }
 
