@@ -52,36 +52,33 @@ impl Supervisor {
     pub fn apply(&self, name: &str, event: Event) -> Result<(), SupervisorError> {
         let now = self.inner.clock.now();
         let what = request_name(&event);
-        let mut registry = self.registry();
-        let Some(entry) = registry.get(name) else {
-            drop(registry);
-            return Err(self.not_here(name));
-        };
         // Only an exit the state machine will accept is reported: a late exit from an
         // instance that was killed or replaced meanwhile is not news.
-        let exit_note = match &event {
-            Event::Exited { generation, reason }
-                if entry.state().is_live() && *generation == entry.lifecycle().generation() =>
-            {
-                Some(reason.to_string())
-            }
+        let exit = match &event {
+            Event::Exited { generation, reason } => Some((*generation, reason.to_string())),
             _ => None,
         };
         let cause = event.clone();
-        let handled = match registry.handle(name, now, event) {
-            Some(Ok(h)) => h,
-            Some(Err(source)) => {
+        let mut registry = self.registry();
+        // One lookup: the exit is judged against the entry as it was before the event.
+        let handled = registry.handle(name, now, event, |entry| {
+            exit.filter(|(g, _)| entry.state().is_live() && *g == entry.lifecycle().generation())
+                .map(|(_, reason)| reason)
+        });
+        let (exit_note, handled, entry) = match handled {
+            Some((note, Ok(h), entry)) => (note, h, entry),
+            Some((_, Err(source), _)) => {
                 return Err(SupervisorError::Transition {
                     action: what,
                     app: name.to_string(),
                     source,
                 });
             }
-            None => unreachable!("the entry was found above under the same lock"),
+            None => {
+                drop(registry);
+                return Err(self.not_here(name));
+            }
         };
-        let entry = registry
-            .get_mut(name)
-            .expect("the entry was found above under the same lock");
         if let Some(reason) = &exit_note {
             entry.task = None;
             entry.stop = None;

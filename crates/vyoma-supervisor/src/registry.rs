@@ -156,19 +156,23 @@ impl Registry {
         self.apps.values_mut()
     }
 
-    /// Feeds `event` to the app's lifecycle at `now`, keeping the counts true. `None` if
-    /// there is no such app.
-    pub(crate) fn handle(
+    /// Feeds `event` to the app's lifecycle at `now`, keeping the counts true; `look` sees
+    /// the entry just before. Returns what `look` said, the outcome, and the entry (to
+    /// carry out the actions). `None` if there is no such app.
+    pub(crate) fn handle<R>(
         &mut self,
         name: &str,
         now: Duration,
         event: Event,
-    ) -> Option<Result<Handled, TransitionError>> {
+        look: impl FnOnce(&Entry) -> R,
+    ) -> Option<(R, Result<Handled, TransitionError>, &mut Entry)> {
+        let apps = self.apps.len();
         let entry = self.apps.get_mut(name)?;
+        let seen = look(entry);
         let before = entry.lifecycle.state();
         let actions = match entry.lifecycle.handle(now, event) {
             Ok(a) => a,
-            Err(e) => return Some(Err(e)),
+            Err(e) => return Some((seen, Err(e), entry)),
         };
         let after = entry.lifecycle.state();
         if after != before {
@@ -179,7 +183,7 @@ impl Registry {
             self.counts[before as usize] = self.counts[before as usize].saturating_sub(1);
             self.counts[after as usize] += 1;
         }
-        debug_assert_eq!(self.counts.iter().sum::<usize>(), self.apps.len());
-        Some(Ok(Handled { before, after, actions }))
+        debug_assert_eq!(self.counts.iter().sum::<usize>(), apps);
+        Some((seen, Ok(Handled { before, after, actions }), entry))
     }
 }
