@@ -17,6 +17,9 @@ pub struct BootOptions {
     pub on_panic: PowerAction,
     /// `vyoma.dir=PATH`: the folder of app folders (`/apps` by default).
     pub apps_dir: String,
+    /// `vyoma.memory=SIZE`: the memory all apps together may hold (e.g. `384MiB`). `None`:
+    /// the machine's memory less what the supervisor keeps.
+    pub memory_budget: Option<u64>,
 }
 
 impl Default for BootOptions {
@@ -26,6 +29,7 @@ impl Default for BootOptions {
             apps: None,
             on_panic: PowerAction::Reboot,
             apps_dir: "/apps".into(),
+            memory_budget: None,
         }
     }
 }
@@ -98,13 +102,19 @@ pub fn parse(cmdline: &str) -> (BootOptions, Vec<String>) {
                 )),
             },
             "dir" if value.starts_with('/') => o.apps_dir = value.to_string(),
+            "memory" => match value.parse::<bytesize::ByteSize>() {
+                Ok(b) if b.as_u64() > 0 => o.memory_budget = Some(b.as_u64()),
+                _ => problems.push(format!(
+                    "`vyoma.memory={v}` is not a size: write e.g. `vyoma.memory=384MiB` (using the machine's memory less an eighth)"
+                )),
+            },
             "log" | "dir" => problems.push(format!(
                 "`vyoma.{k}={v}` needs a value{}: using {}",
                 if key == "dir" { " that is an absolute path" } else { "" },
                 if key == "dir" { &o.apps_dir } else { &o.log }
             )),
             _ => problems.push(format!(
-                "unknown option `vyoma.{k}`: VyomaOS reads vyoma.log, vyoma.apps, vyoma.panic and vyoma.dir"
+                "unknown option `vyoma.{k}`: VyomaOS reads vyoma.log, vyoma.apps, vyoma.panic, vyoma.dir and vyoma.memory"
             )),
         }
     }
@@ -114,6 +124,22 @@ pub fn parse(cmdline: &str) -> (BootOptions, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memory_budget_is_a_size() {
+        let (o, p) = parse("console=ttyS0 vyoma.memory=384MiB");
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(o.memory_budget, Some(384 << 20));
+        let (o, p) = parse("vyoma.memory=lots");
+        assert_eq!(o.memory_budget, None);
+        assert_eq!(
+            p,
+            [
+                "`vyoma.memory=lots` is not a size: write e.g. `vyoma.memory=384MiB` (using the machine's memory less an eighth)"
+            ]
+        );
+        assert_eq!(parse("vyoma.memory=0").1.len(), 1, "a budget of nothing is refused");
+    }
 
     #[test]
     fn problems_stay_one_line_whatever_the_quotes_hold() {

@@ -169,6 +169,7 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
         // Machine code only from the image's own artifact folder, and only as PID 1:
         // hosted (tests, `$VYOMA_APPS`), nothing precompiled is trusted.
         trusted_artifacts: pid1.then(|| PathBuf::from(vyoma_runtime::IMAGE_ARTIFACTS)),
+        memory_budget: opts.memory_budget,
         ..RuntimeConfig::default()
     };
     let clock = Arc::new(RealClock::default());
