@@ -22,7 +22,7 @@ use vyoma_runtime::{PoolingChoice, RuntimeConfig};
 use vyoma_supervisor::{RealClock, boot};
 
 use crate::Exit;
-use crate::common::{field, kib, ms, proc_kib, rss_bytes, write_apps};
+use crate::common::{end_all, field, first_stdout_line, kib, ms, proc_kib, rss_bytes, write_apps};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct BenchArgs {
@@ -148,20 +148,7 @@ fn fresh_supervisor_run(dir: &Path, n: usize, cache: &Path, cow: bool) -> anyhow
 async fn first_lines(sup: &vyoma_supervisor::Supervisor) -> anyhow::Result<()> {
     for name in sup.names() {
         let log = sup.log(name)?;
-        let mut changed = log.subscribe();
-        let printed = tokio::time::timeout(Duration::from_secs(120), async {
-            while log
-                .since(0)
-                .0
-                .iter()
-                .all(|l| l.stream != vyoma_lifecycle::Stream::Stdout)
-            {
-                if changed.changed().await.is_err() {
-                    return;
-                }
-            }
-        })
-        .await;
+        let printed = tokio::time::timeout(Duration::from_secs(120), first_stdout_line(&log)).await;
         if printed.is_err() {
             bail!("{name} printed nothing within 120 s");
         }
@@ -273,12 +260,7 @@ fn baseline_run(dir: &Path, n: usize, cache: &Path) -> anyhow::Result<BaselineRu
             pss_per_process: pss / n as u64,
         })
     })();
-    for c in &mut children {
-        let _ = c.kill();
-    }
-    for c in &mut children {
-        let _ = c.wait();
-    }
+    end_all(&mut children);
     result
 }
 

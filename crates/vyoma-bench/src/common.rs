@@ -59,6 +59,31 @@ pub(crate) fn kib(b: u64) -> String {
     format!("{:.0} KiB", b as f64 / 1024.0)
 }
 
+/// Resolves once `log` holds a line the app wrote to stdout (or the log is gone).
+pub(crate) async fn first_stdout_line(log: &vyoma_runtime::AppLog) {
+    let mut changed = log.subscribe();
+    while log
+        .since(0)
+        .0
+        .iter()
+        .all(|l| l.stream != vyoma_lifecycle::Stream::Stdout)
+    {
+        if changed.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Kills every child process and reaps it.
+pub(crate) fn end_all(children: &mut [std::process::Child]) {
+    for c in children.iter_mut() {
+        let _ = c.kill();
+    }
+    for c in children.iter_mut() {
+        let _ = c.wait();
+    }
+}
+
 /// The number after `key=` in a result line (`rtt n=100 median_ns=4200`).
 pub(crate) fn field(line: &str, key: &str) -> anyhow::Result<u64> {
     use anyhow::Context;

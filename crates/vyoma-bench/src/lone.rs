@@ -77,18 +77,14 @@ async fn run(args: &RunOneArgs) -> anyhow::Result<Exit> {
 
 /// Writes `l` once the app has printed its first line.
 async fn first_line(log: Arc<AppLog>) {
-    let mut changed = log.subscribe();
-    while log.since(0).0.iter().all(|l| l.stream != Stream::Stdout) {
-        if changed.changed().await.is_err() {
-            return;
-        }
-    }
+    crate::common::first_stdout_line(&log).await;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(b"l");
     let _ = out.flush();
 }
 
-/// Prints the app's stdout lines as they are completed.
+/// Prints the app's stdout lines as they are completed, escaped like all app text (this
+/// may be a terminal).
 async fn echo(log: Arc<AppLog>) {
     let mut changed = log.subscribe();
     let mut next = 0;
@@ -98,7 +94,7 @@ async fn echo(log: Arc<AppLog>) {
         {
             let mut out = std::io::stdout().lock();
             for l in lines.iter().filter(|l| l.stream == Stream::Stdout) {
-                let _ = writeln!(out, "{}", l.text);
+                let _ = writeln!(out, "{}", vyoma_supervisor::console::terminal_safe(&l.text));
             }
             let _ = out.flush();
         }

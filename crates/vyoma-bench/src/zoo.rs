@@ -27,7 +27,7 @@ use vyoma_runtime::{RuntimeConfig, Scheduling};
 use vyoma_supervisor::{RealClock, boot};
 
 use crate::Exit;
-use crate::common::{built_app, percentile, write_app_set};
+use crate::common::{built_app, end_all, percentile, write_app_set};
 
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct ZooArgs {
@@ -232,12 +232,7 @@ fn processes(dir: &Path, cache: &Path, args: &ZooArgs, hogs: bool) -> anyhow::Re
             .collect();
         Outcome::new(v, cpu_to.saturating_sub(cpu_from), to - from)
     })();
-    for c in &mut children {
-        let _ = c.kill();
-    }
-    for c in &mut children {
-        let _ = c.wait();
-    }
+    end_all(&mut children);
     result
 }
 

@@ -21,10 +21,21 @@ pub fn app(root: &Path, name: &str, component: &str, extra: &str) -> PathBuf {
 /// A supervisor over the app folders in `root`, every app started (those that cannot run
 /// are shown as failed), through the same start-up path as `vyoma run`.
 pub async fn supervisor(root: &Path, capacity: u32) -> Supervisor {
+    supervisor_with(
+        root,
+        RuntimeConfig {
+            capacity,
+            ..RuntimeConfig::default()
+        },
+    )
+    .await
+}
+
+/// [`supervisor`] with other runtime settings (the tests' shared compile cache is added).
+pub async fn supervisor_with(root: &Path, config: RuntimeConfig) -> Supervisor {
     let config = RuntimeConfig {
-        capacity,
         cache_dir: Some(shared_cache(env!("CARGO_TARGET_TMPDIR"))),
-        ..RuntimeConfig::default()
+        ..config
     };
     let booted = vyoma_supervisor::boot(root, config, Arc::new(RealClock::default()))
         .await

@@ -139,18 +139,10 @@ async fn memory_bombs_within_their_own_limits_cannot_take_more_than_the_shared_b
     );
     let config = vyoma_runtime::RuntimeConfig {
         capacity: 8,
-        cache_dir: Some(vyoma_testkit::shared_cache(env!("CARGO_TARGET_TMPDIR"))),
         memory_budget: Some(40 << 20),
         ..vyoma_runtime::RuntimeConfig::default()
     };
-    let sup = vyoma_supervisor::boot(
-        d.path(),
-        config,
-        std::sync::Arc::new(vyoma_supervisor::RealClock::default()),
-    )
-    .await
-    .unwrap()
-    .supervisor;
+    let sup = supervisor_with(d.path(), config).await;
     let budget = sup.runtime().memory_budget().clone();
     for bomb in ["bomb1", "bomb2"] {
         wait(&sup, bomb, AppState::Failed).await;
@@ -185,18 +177,10 @@ async fn starts_past_the_machines_capacity_are_refused_with_why() {
     }
     let config = vyoma_runtime::RuntimeConfig {
         capacity: 8,
-        cache_dir: Some(vyoma_testkit::shared_cache(env!("CARGO_TARGET_TMPDIR"))),
         max_instances: Some(2),
         ..vyoma_runtime::RuntimeConfig::default()
     };
-    let sup = vyoma_supervisor::boot(
-        d.path(),
-        config,
-        std::sync::Arc::new(vyoma_supervisor::RealClock::default()),
-    )
-    .await
-    .unwrap()
-    .supervisor;
+    let sup = supervisor_with(d.path(), config).await;
     assert_eq!(sup.runtime().capacity().instances, 2);
     // Two run; the third (whichever lost the race: the three start at once) is refused,
     // saying why and what to do.
