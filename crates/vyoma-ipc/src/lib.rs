@@ -152,7 +152,7 @@ pub enum IpcError {
 }
 
 /// One app's IPC counters, for `ps` and `inspect`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counters {
     /// Messages (and replies) this app sent that were delivered.
     pub sent: u64,

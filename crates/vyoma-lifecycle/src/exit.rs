@@ -2,8 +2,10 @@
 
 use std::fmt;
 
-/// The kind of a WebAssembly trap, named as operators read them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The kind of a WebAssembly trap, named as operators read them (in JSON, snake_case:
+/// `memory_out_of_bounds`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TrapKind {
     /// `unreachable` executed; Rust panics and `abort()` end here.
     Unreachable,
@@ -44,8 +46,11 @@ impl fmt::Display for TrapKind {
     }
 }
 
-/// Why an app instance ended. Precise enough for the restart policy and for `ps`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why an app instance ended. Precise enough for the restart policy and for `ps`. In JSON,
+/// an object whose `kind` names the variant (`{"kind": "code", "code": 1}`, `{"kind":
+/// "trap", "trap": "unreachable", "message": "..."}`); see [`Wire`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "Wire", from = "Wire")]
 pub enum ExitReason {
     /// The app exited with this code (`wasi:cli/exit`, or returning from `run`: 0 for ok,
     /// 1 for error).
@@ -128,6 +133,71 @@ impl fmt::Display for ExitReason {
                 humantime::format_duration(*after)
             ),
             ExitReason::Error(m) => write!(f, "error: {m}"),
+        }
+    }
+}
+
+/// [`ExitReason`]'s JSON shape: every variant an object tagged by `kind`, durations in
+/// milliseconds.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Wire {
+    Code {
+        code: i32,
+    },
+    Trap {
+        trap: TrapKind,
+        message: String,
+    },
+    MemoryLimit {
+        limit: u64,
+        requested: u64,
+    },
+    MemoryBudget {
+        limit: u64,
+        used: u64,
+        asked: u64,
+    },
+    Killed,
+    StartTimeout {
+        #[serde(with = "crate::wire::millis")]
+        after_ms: std::time::Duration,
+    },
+    StopTimeout {
+        #[serde(with = "crate::wire::millis")]
+        after_ms: std::time::Duration,
+    },
+    Error {
+        message: String,
+    },
+}
+
+impl From<ExitReason> for Wire {
+    fn from(e: ExitReason) -> Wire {
+        match e {
+            ExitReason::Code(code) => Wire::Code { code },
+            ExitReason::Trap { kind, message } => Wire::Trap { trap: kind, message },
+            ExitReason::MemoryLimit { limit, requested } => Wire::MemoryLimit { limit, requested },
+            ExitReason::MemoryBudget { limit, used, asked } => Wire::MemoryBudget { limit, used, asked },
+            ExitReason::Killed => Wire::Killed,
+            ExitReason::StartTimeout { after } => Wire::StartTimeout { after_ms: after },
+            ExitReason::StopTimeout { after } => Wire::StopTimeout { after_ms: after },
+            ExitReason::Error(message) => Wire::Error { message },
+        }
+    }
+}
+
+impl From<Wire> for ExitReason {
+    fn from(w: Wire) -> ExitReason {
+        match w {
+            Wire::Code { code } => ExitReason::Code(code),
+            Wire::Trap { trap, message } => ExitReason::Trap { kind: trap, message },
+            Wire::MemoryLimit { limit, requested } => ExitReason::MemoryLimit { limit, requested },
+            Wire::MemoryBudget { limit, used, asked } => ExitReason::MemoryBudget { limit, used, asked },
+            Wire::Killed => ExitReason::Killed,
+            Wire::StartTimeout { after_ms } => ExitReason::StartTimeout { after: after_ms },
+            Wire::StopTimeout { after_ms } => ExitReason::StopTimeout { after: after_ms },
+            Wire::Error { message } => ExitReason::Error(message),
         }
     }
 }

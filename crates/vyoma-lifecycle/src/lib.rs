@@ -12,6 +12,7 @@ mod exit;
 mod log;
 mod machine;
 mod policy;
+pub mod wire;
 
 pub use exit::{ExitReason, TrapKind};
 pub use log::{LogLine, LogRing, Stream};

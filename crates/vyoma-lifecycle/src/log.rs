@@ -9,14 +9,17 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::SystemTime;
 
-/// Which output stream a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which output stream a line came from (in JSON, the word the console shows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Stream {
     /// Standard output.
+    #[serde(rename = "out")]
     Stdout,
     /// Standard error.
+    #[serde(rename = "err")]
     Stderr,
     /// A line from the supervisor about the app (started, exited, restarting, ...).
+    #[serde(rename = "sys")]
     System,
 }
 
@@ -30,12 +33,14 @@ impl fmt::Display for Stream {
     }
 }
 
-/// One captured line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One captured line. In JSON: `{"seq": 7, "at": "2026-11-29T05:38:41.123Z", "stream":
+/// "out", "text": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogLine {
     /// Position in the app's whole output history, from 0; never reused.
     pub seq: u64,
     /// When the line was completed.
+    #[serde(with = "crate::wire::rfc3339")]
     pub at: SystemTime,
     /// Which stream.
     pub stream: Stream,

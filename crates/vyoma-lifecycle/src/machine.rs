@@ -17,8 +17,9 @@ use vyoma_manifest::{RestartPolicy, Timeouts};
 
 use crate::{Decision, ExitReason, RestartTracker};
 
-/// Where an app is in its life, as `ps` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Where an app is in its life, as `ps` shows it (in JSON, the same lowercase word).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AppState {
     /// An instance is being created.
     Starting,

@@ -20,7 +20,7 @@ use vyoma_runtime::{Loaded, StopSignal};
 
 use crate::events::LifecycleEvent;
 use crate::registry::{Component, Entry, stamp};
-use crate::{IN_APP_INSTANCE, Supervisor, SupervisorCode, SupervisorError};
+use crate::{IN_APP_INSTANCE, StopOutcome, Supervisor, SupervisorCode, SupervisorError};
 
 /// What the operator asked for, in words, for error messages.
 fn request_name(event: &Event) -> &'static str {
@@ -319,15 +319,4 @@ impl Supervisor {
     }
 }
 
-/// What `stop` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopOutcome {
-    /// The app listens for stop requests: it was asked, and is killed if it has not ended
-    /// within `timeout`.
-    Asked {
-        /// Its stop timeout.
-        timeout: std::time::Duration,
-    },
-    /// It is stopped now (it was killed, or had no instance).
-    Stopped,
-}
+

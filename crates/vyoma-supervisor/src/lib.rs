@@ -30,7 +30,6 @@ mod registry;
 
 pub use boot::{BootError, BootTimings, Booted, app_problems, boot, boot_nothing, boot_selected, prepare};
 pub use clock::{Clock, RealClock};
-pub use driver::StopOutcome;
 pub use events::LifecycleEvent;
 
 use std::collections::BTreeMap;
@@ -142,29 +141,10 @@ fn where_they_are(apps: &[(String, AppState)]) -> String {
     parts.join(", ")
 }
 
-/// A row of `ps`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppStatus {
-    /// App name.
-    pub name: String,
-    /// Lifecycle state.
-    pub state: AppState,
-    /// Restarts since boot.
-    pub restarts: u32,
-    /// Time in the running state, when running.
-    pub uptime: Option<Duration>,
-    /// Linear memory in use, when an instance exists.
-    pub memory: Option<u64>,
-    /// CPU time its instances have used since boot: time spent running them (guest code
-    /// and the host calls it makes), measured around every poll of their futures.
-    pub cpu: Duration,
-    /// Why the last instance ended.
-    pub last_exit: Option<ExitReason>,
-    /// IPC counters: sent, received, refused, queued.
-    pub ipc: Counters,
-}
+pub use vyoma_control::{AppStatus, LogUsage, StopOutcome};
 
-/// Everything `inspect` shows of one app.
+/// Everything `inspect` shows of one app, with the live objects behind it (the console and
+/// the API send [`AppDetail::report`]).
 #[derive(Debug, Clone)]
 pub struct AppDetail {
     /// Its `ps` row.
@@ -181,15 +161,34 @@ pub struct AppDetail {
     pub lane: Option<vyoma_runtime::Lane>,
 }
 
-/// How full an app's log is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogUsage {
-    /// Lines dropped (oldest first) to stay within the capacity.
-    pub dropped: u64,
-    /// Bytes held now.
-    pub held: usize,
-    /// The capacity in bytes.
-    pub capacity: usize,
+impl AppDetail {
+    /// The plain report of it: what `inspect` prints, and the API's JSON.
+    pub fn report(&self) -> vyoma_control::AppReport {
+        let component = self.component.as_ref().map(|c| vyoma_control::ComponentReport {
+            path: c.path.display().to_string(),
+            size: c.size,
+            sha256: c.sha256.clone(),
+            source: match c.outcome {
+                vyoma_runtime::CacheOutcome::Disk => vyoma_control::ComponentSource::CompileCache,
+                vyoma_runtime::CacheOutcome::Compiled => vyoma_control::ComponentSource::Compiled,
+                vyoma_runtime::CacheOutcome::Image => vyoma_control::ComponentSource::Image,
+            },
+            imports: c.info.imports.clone(),
+            exports: c.info.exports.clone(),
+        });
+        let lane = self.lane.map(|l| match l {
+            vyoma_runtime::Lane::Interactive => vyoma_control::Lane::Interactive,
+            vyoma_runtime::Lane::Batch => vyoma_control::Lane::Batch,
+        });
+        vyoma_control::AppReport::new(
+            &self.manifest,
+            self.status.clone(),
+            component,
+            self.generation,
+            self.log_usage,
+            lane,
+        )
+    }
 }
 
 /// An app that cannot run: shown as failed, its problems in its log.
@@ -344,14 +343,7 @@ impl Supervisor {
     /// Delivers `body` to `app` as a message from the console; its reply (if any) comes
     /// to the console's inbox. Refused when the app's component does not read IPC.
     pub fn send_from_console(&self, app: &str, body: Vec<u8>) -> Result<(), SupervisorError> {
-        let reads_ipc = self
-            .registry()
-            .get(app)
-            .ok_or_else(|| self.not_here(app))?
-            .may_import(vyoma_runtime::IPC_INTERFACE);
-        if !reads_ipc {
-            return Err(SupervisorError::NoIpc(app.to_string()));
-        }
+        self.check_reads_ipc(app)?;
         self.inner
             .broker
             .console()
@@ -360,6 +352,40 @@ impl Supervisor {
                 app: app.to_string(),
                 source,
             })
+    }
+
+    /// Delivers `body` to `app` as a request from the console and waits up to `wait` for
+    /// the answer (`None`: delivered, no answer in time). Refused like
+    /// [`Supervisor::send_from_console`].
+    pub async fn request_from_console(
+        &self,
+        app: &str,
+        body: Vec<u8>,
+        wait: Duration,
+    ) -> Result<Option<Vec<u8>>, SupervisorError> {
+        self.check_reads_ipc(app)?;
+        match self.inner.broker.console().request(app, body, wait).await {
+            Ok(answer) => Ok(Some(answer)),
+            Err(vyoma_ipc::IpcError::Timeout) => Ok(None),
+            Err(source) => Err(SupervisorError::Ipc {
+                app: app.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Refuses a message to an app whose component does not read IPC.
+    fn check_reads_ipc(&self, app: &str) -> Result<(), SupervisorError> {
+        let reads_ipc = self
+            .registry()
+            .get(app)
+            .ok_or_else(|| self.not_here(app))?
+            .may_import(vyoma_runtime::IPC_INTERFACE);
+        if reads_ipc {
+            Ok(())
+        } else {
+            Err(SupervisorError::NoIpc(app.to_string()))
+        }
     }
 
     /// One status row per app, in name order, including the apps that cannot run (as
@@ -402,8 +428,8 @@ impl Supervisor {
                 let (dropped, held, capacity) = e.log.usage();
                 LogUsage {
                     dropped,
-                    held,
-                    capacity,
+                    held: held as u64,
+                    capacity: capacity as u64,
                 }
             },
         })

@@ -1,68 +1,13 @@
 //! Carrying out a [`Command`] against the [`Supervisor`]: a typed [`Reply`] or a typed
-//! [`SupervisorError`], never text. The console renders replies ([`super::render`]); the
-//! management API can serialise the same values.
+//! [`SupervisorError`], never text. The console renders replies
+//! ([`vyoma_control::render`]); the management API sends them as JSON.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use vyoma_lifecycle::{AppState, Event, LogLine};
+use vyoma_lifecycle::{AppState, Event};
 
-use crate::{AppDetail, AppStatus, StopOutcome, Supervisor, SupervisorError};
-use vyoma_control::Command;
-
-/// What a command produced.
-#[derive(Debug, Clone)]
-pub enum Reply {
-    /// Nothing to report (a blank line or comment).
-    Nothing,
-    /// The command list.
-    Help,
-    /// One row per app.
-    Ps(Vec<AppStatus>),
-    /// An app's held log lines (the newest, if a count was given).
-    Log {
-        /// The app.
-        app: String,
-        /// The lines, oldest first.
-        lines: Vec<LogLine>,
-    },
-    /// Follow an app's log: the session streams it (for `duration`, or until stopped).
-    Follow {
-        /// The app.
-        app: String,
-        /// How long.
-        duration: Option<Duration>,
-    },
-    /// The app is starting.
-    Started(String),
-    /// `stop`: what happened.
-    Stopping {
-        /// The app.
-        app: String,
-        /// Asked (with its timeout), or stopped at once.
-        outcome: StopOutcome,
-    },
-    /// The app was stopped and stays stopped.
-    Killed(String),
-    /// The app is restarting.
-    Restarting(String),
-    /// Everything known about an app.
-    Inspect(Box<AppDetail>),
-    /// The app (or `all`) reached the state.
-    Reached {
-        /// The app, or `all`.
-        app: String,
-        /// The state.
-        state: AppState,
-    },
-    /// The message was queued for the app.
-    Sent {
-        /// The receiver.
-        to: String,
-    },
-    /// Every app was stopped; the supervisor is shutting down.
-    ShutDown,
-}
+use crate::{Supervisor, SupervisorError};
+use vyoma_control::{Command, Reply};
 
 /// Carries out `cmd`. A `wait` that times out is an error that says where each app is.
 pub async fn execute(sup: &Supervisor, cmd: Command) -> Result<Reply, SupervisorError> {
@@ -98,7 +43,7 @@ pub async fn execute(sup: &Supervisor, cmd: Command) -> Result<Reply, Supervisor
             sup.apply(&app, Event::Restart)?;
             Reply::Restarting(app)
         }
-        Command::Inspect(app) => Reply::Inspect(Box::new(sup.detail(&app)?)),
+        Command::Inspect(app) => Reply::Inspect(Box::new(sup.detail(&app)?.report())),
         Command::Wait { app, state, timeout } => {
             if sup.wait_for(&app, state, timeout).await? {
                 Reply::Reached { app, state }
@@ -122,10 +67,25 @@ pub async fn execute(sup: &Supervisor, cmd: Command) -> Result<Reply, Supervisor
                 });
             }
         }
-        Command::Message { to, text } => {
+        Command::Message {
+            to,
+            text,
+            reply_within: None,
+        } => {
             sup.send_from_console(&to, text.into_bytes())?;
             Reply::Sent { to }
         }
+        Command::Message {
+            to,
+            text,
+            reply_within: Some(wait),
+        } => match sup.request_from_console(&to, text.into_bytes(), wait).await? {
+            Some(answer) => Reply::Answered {
+                from: to,
+                text: String::from_utf8_lossy(&answer).into_owned(),
+            },
+            None => Reply::Unanswered { to, waited: wait },
+        },
         Command::Shutdown => {
             sup.shutdown().await;
             Reply::ShutDown

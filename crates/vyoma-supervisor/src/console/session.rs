@@ -9,10 +9,9 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedReceiver;
 use vyoma_lifecycle::LogLine;
 
-use super::exec::{Reply, execute};
-use super::render::{render, render_line, render_message, terminal_safe};
+use super::exec::execute;
 use crate::Supervisor;
-use vyoma_control::{Command, MAX_LINE};
+use vyoma_control::{Command, MAX_LINE, Reply, render, render_line, render_message, terminal_safe};
 
 /// How the console loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +149,7 @@ where
                     }
                     Some(m) = inbox.recv(None) => {
                         let mut s = if prompt { "\n".to_string() } else { String::new() };
-                        render_message(&mut s, &m);
+                        render_message(&mut s, &m.sender, &m.body);
                         emit(&mut out, &s).await?;
                         continue;
                     }
@@ -220,7 +219,7 @@ where
                         Some(()) = interrupts.recv() => break,
                         Some(m) = inbox.recv(None) => {
                             let mut s = String::new();
-                            render_message(&mut s, &m);
+                            render_message(&mut s, &m.sender, &m.body);
                             emit(&mut out, &s).await?;
                         }
                         // With a duration, input waits its turn (scripts follow for a set

@@ -230,7 +230,7 @@ async fn a_busy_loop_runs_in_the_batch_lane_and_inspect_says_so() {
     }
     wait_log(&sup, "tick", "tick 5").await;
     assert_eq!(sup.detail("tick").unwrap().lane, Some(vyoma_runtime::Lane::Interactive));
-    let shown = vyoma_supervisor::console::render_inspect(&sup.detail("spin").unwrap());
+    let shown = vyoma_supervisor::console::render_inspect(&sup.detail("spin").unwrap().report());
     assert!(
         shown.contains("; batch (runs whole slices: behind every interactive app)"),
         "{shown}"

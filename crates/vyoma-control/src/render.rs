@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use vyoma_lifecycle::LogLine;
 
-use super::exec::Reply;
-use crate::{AppDetail, AppStatus, StopOutcome};
-use vyoma_control::HELP;
+use crate::{AppReport, AppStatus, ComponentSource, HELP, Lane, Reply, StopOutcome};
 
 /// Text for a terminal: every control character but newline and tab is written as an
 /// escape (`\u{1b}`), so nothing an app wrote (log lines, IPC bodies, names and frames in
@@ -74,6 +72,15 @@ pub fn render(reply: &Reply) -> String {
         Reply::Inspect(d) => render_inspect(d),
         Reply::Reached { app, state } => format!("{app}: {state}\n"),
         Reply::Sent { to } => format!("sent to {to}\n"),
+        Reply::Answered { from, text } => {
+            let mut s = String::new();
+            render_message(&mut s, from, text.as_bytes());
+            s
+        }
+        Reply::Unanswered { to, waited } => format!(
+            "sent to {to}; no answer within {}\n",
+            humantime::format_duration(*waited)
+        ),
         Reply::ShutDown => "all apps stopped; shutting down\n".to_string(),
     }
 }
@@ -83,9 +90,9 @@ pub fn render_line(s: &mut String, l: &LogLine) {
     let _ = writeln!(s, "{} {} {}", humantime::format_rfc3339_millis(l.at), l.stream, l.text);
 }
 
-/// `[from APP] TEXT`.
-pub fn render_message(s: &mut String, m: &vyoma_ipc::Message) {
-    let _ = writeln!(s, "[from {}] {}", m.sender, printable(&m.body));
+/// `[from APP] TEXT`: a message (or answer) an app sent to the console.
+pub fn render_message(s: &mut String, sender: &str, body: &[u8]) {
+    let _ = writeln!(s, "[from {sender}] {}", printable(body));
 }
 
 /// Formats bytes in binary units, compactly.
@@ -93,7 +100,7 @@ pub fn fmt_bytes(n: u64) -> String {
     bytesize::ByteSize(n).display().iec().to_string()
 }
 
-pub(crate) fn fmt_uptime(d: Duration) -> String {
+pub fn fmt_uptime(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         0..60 => format!("{}.{}s", s, d.subsec_millis() / 100),
@@ -139,7 +146,7 @@ pub fn render_ps(rows: &[AppStatus]) -> String {
 }
 
 /// CPU time, compactly: `0ms`, `850ms`, `12.3s`, `4m05s`, `2h07m`.
-pub(crate) fn fmt_cpu(d: Duration) -> String {
+pub fn fmt_cpu(d: Duration) -> String {
     if d < Duration::from_secs(1) {
         format!("{}ms", d.as_millis())
     } else if d < Duration::from_secs(60) {
@@ -150,33 +157,32 @@ pub(crate) fn fmt_cpu(d: Duration) -> String {
 }
 
 /// The `inspect` report.
-pub fn render_inspect(d: &AppDetail) -> String {
-    let m = &d.manifest;
-    let r = &m.restart;
+pub fn render_inspect(d: &AppReport) -> String {
+    let r = &d.restart;
     let mut s = String::new();
-    let _ = writeln!(s, "name:        {}", m.name);
-    let _ = writeln!(s, "version:     {}", m.version);
-    if !m.description.is_empty() {
-        let _ = writeln!(s, "description: {}", m.description);
+    let _ = writeln!(s, "name:        {}", d.status.name);
+    let _ = writeln!(s, "version:     {}", d.version);
+    if !d.description.is_empty() {
+        let _ = writeln!(s, "description: {}", d.description);
     }
-    let _ = writeln!(s, "manifest:    {}", m.source.path.display());
+    let _ = writeln!(s, "manifest:    {}", d.manifest);
     match &d.component {
         Some(c) => {
             let _ = writeln!(
                 s,
                 "component:   {} ({}, sha256 {}, {})",
-                c.path.display(),
+                c.path,
                 fmt_bytes(c.size),
-                &c.sha256[..16],
-                match c.outcome {
-                    vyoma_runtime::CacheOutcome::Disk => "from compile cache",
-                    vyoma_runtime::CacheOutcome::Compiled => "compiled",
-                    vyoma_runtime::CacheOutcome::Image => "precompiled in the image",
+                c.sha256.get(..16).unwrap_or(&c.sha256),
+                match c.source {
+                    ComponentSource::CompileCache => "from compile cache",
+                    ComponentSource::Compiled => "compiled",
+                    ComponentSource::Image => "precompiled in the image",
                 }
             );
         }
         None => {
-            let _ = writeln!(s, "component:   {} (not loaded)", m.component.value.display());
+            let _ = writeln!(s, "component:   {} (not loaded)", d.component_file);
         }
     }
     let st = &d.status;
@@ -188,54 +194,43 @@ pub fn render_inspect(d: &AppDetail) -> String {
     if let Some(e) = &st.last_exit {
         let _ = writeln!(s, "last exit:   {e}");
     }
-    let _ = writeln!(s, "args:        {:?}", m.args);
-    let env: Vec<String> = m.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let _ = writeln!(s, "args:        {:?}", d.args);
+    let env: Vec<String> = d.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let _ = writeln!(
         s,
         "env:         {}",
         if env.is_empty() { "(none)".into() } else { env.join(" ") }
     );
-    if !m.depends_on.is_empty() {
-        let deps: Vec<&str> = m.depends_on.iter().map(|d| d.value.as_str()).collect();
-        let _ = writeln!(s, "depends on:  {}", deps.join(", "));
+    if !d.depends_on.is_empty() {
+        let _ = writeln!(s, "depends on:  {}", d.depends_on.join(", "));
     }
     let _ = writeln!(
         s,
         "restart:     {}, backoff {} doubling to {}, give up after more than {} restarts in {}",
-        match r.mode {
-            vyoma_manifest::RestartMode::Never => "never",
-            vyoma_manifest::RestartMode::OnFailure => "on-failure",
-            vyoma_manifest::RestartMode::Always => "always",
-        },
+        r.mode,
         humantime::format_duration(r.backoff),
         humantime::format_duration(r.max_backoff),
         r.intensity,
         humantime::format_duration(r.period)
     );
-    let t = &m.lifecycle;
     let _ = writeln!(
         s,
         "lifecycle:   start within {}, stop within {} of being asked{}",
-        humantime::format_duration(t.start),
-        humantime::format_duration(t.stop),
+        humantime::format_duration(r.start_timeout),
+        humantime::format_duration(r.stop_timeout),
         match r.retry_after {
             Some(d) => format!("; when failed, retry after {}", humantime::format_duration(d)),
             None => String::new(),
         }
     );
-    let l = &m.limits;
-    let crate::LogUsage {
-        dropped,
-        held,
-        capacity: cap,
-    } = d.log_usage;
+    let l = &d.limits;
     let _ = writeln!(
         s,
         "cpu:         {} in all its instances{}",
         fmt_cpu(st.cpu),
         match d.lane {
-            Some(vyoma_runtime::Lane::Interactive) => "; interactive (wakes, works briefly, waits)",
-            Some(vyoma_runtime::Lane::Batch) => "; batch (runs whole slices: behind every interactive app)",
+            Some(Lane::Interactive) => "; interactive (wakes, works briefly, waits)",
+            Some(Lane::Batch) => "; batch (runs whole slices: behind every interactive app)",
             None => "",
         }
     );
@@ -251,11 +246,11 @@ pub fn render_inspect(d: &AppDetail) -> String {
         l.handles,
         l.table_elements,
         l.instances,
-        fmt_bytes(cap as u64),
-        fmt_bytes(held as u64),
-        dropped
+        fmt_bytes(d.log.capacity),
+        fmt_bytes(d.log.held),
+        d.log.dropped
     );
-    let c = &m.capabilities;
+    let c = &d.capabilities;
     let _ = writeln!(s, "capabilities:");
     if c.dirs.is_empty() {
         let _ = writeln!(s, "  dirs:      (none)");
@@ -265,7 +260,7 @@ pub fn render_inspect(d: &AppDetail) -> String {
             s,
             "  dir:       {} -> {} ({})",
             g.guest,
-            g.host.value.display(),
+            g.host,
             if g.writable { "read-write" } else { "read-only" }
         );
     }
@@ -278,23 +273,17 @@ pub fn render_inspect(d: &AppDetail) -> String {
             c.inherit_env.join(", ")
         }
     );
-    let _ = writeln!(
-        s,
-        "  stdin:     {}",
-        c.stdin
-            .as_ref()
-            .map_or("(empty)".into(), |p| p.value.display().to_string())
-    );
+    let _ = writeln!(s, "  stdin:     {}", c.stdin.as_deref().unwrap_or("(empty)"));
     match &c.network {
         None => {
             let _ = writeln!(s, "  network:   (none)");
         }
         Some(n) => {
-            let list = |v: &[vyoma_manifest::AddrPattern]| {
+            let list = |v: &[String]| {
                 if v.is_empty() {
                     "(none)".to_string()
                 } else {
-                    v.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+                    v.join(", ")
                 }
             };
             let _ = writeln!(s, "  connect:   {}", list(&n.connect));
@@ -303,14 +292,14 @@ pub fn render_inspect(d: &AppDetail) -> String {
         }
     }
     let i = &st.ipc;
-    let _ = writeln!(s, "  ipc send:  {}", c.ipc.send);
-    let _ = writeln!(s, "  ipc accept: {} (and the console)", c.ipc.accept);
+    let _ = writeln!(s, "  ipc send:  {}", c.ipc_send);
+    let _ = writeln!(s, "  ipc accept: {} (and the console)", c.ipc_accept);
     let _ = writeln!(
         s,
         "ipc:         inbox {} messages / {}, messages up to {}; sent {}, received {}, refused {}, queued {}",
         l.inbox,
-        fmt_bytes(l.inbox_bytes as u64),
-        fmt_bytes(l.message_size as u64),
+        fmt_bytes(l.inbox_bytes),
+        fmt_bytes(l.message_size),
         i.sent,
         i.received,
         i.refused,
@@ -318,13 +307,16 @@ pub fn render_inspect(d: &AppDetail) -> String {
     );
     if let Some(c) = &d.component {
         let _ = writeln!(s, "imports:");
-        for i in &c.info.imports {
+        for i in &c.imports {
             let _ = writeln!(s, "  {i}");
         }
         let _ = writeln!(s, "exports:");
-        for e in &c.info.exports {
+        for e in &c.exports {
             let _ = writeln!(s, "  {e}");
         }
     }
     s
 }
+
+#[cfg(test)]
+mod tests;

@@ -148,7 +148,8 @@ fn at_lines_message_an_app() {
         Command::parse("@echo: hello there").unwrap(),
         Command::Message {
             to: "echo".into(),
-            text: "hello there".into()
+            text: "hello there".into(),
+            reply_within: None,
         }
     );
     // Only the first colon separates; the text keeps its own.
@@ -156,14 +157,16 @@ fn at_lines_message_an_app() {
         Command::parse("@ logger :a:b").unwrap(),
         Command::Message {
             to: "logger".into(),
-            text: "a:b".into()
+            text: "a:b".into(),
+            reply_within: None,
         }
     );
     assert_eq!(
         Command::parse("@echo:").unwrap(),
         Command::Message {
             to: "echo".into(),
-            text: String::new()
+            text: String::new(),
+            reply_within: None,
         }
     );
     let e = Command::parse("@echo hi").unwrap_err();
