@@ -200,7 +200,9 @@ impl<'a> Query<'a> {
                 )));
             }
             if pairs.iter().any(|(pk, _)| *pk == k) {
-                return Err(ApiError::bad(format!("query parameter `{k}` given twice for {endpoint}")));
+                return Err(ApiError::bad(format!(
+                    "query parameter `{k}` given twice for {endpoint}"
+                )));
             }
             pairs.push((k, decode(v)?));
         }
@@ -241,7 +243,10 @@ fn json_body<'de, T: Deserialize<'de>>(body: &'de [u8], endpoint: &str, example:
         return Err(ApiError::new(
             413,
             "too_large",
-            format!("request body of {} bytes is over the limit of {MAX_BODY} bytes", body.len()),
+            format!(
+                "request body of {} bytes is over the limit of {MAX_BODY} bytes",
+                body.len()
+            ),
         ));
     }
     serde_json::from_slice(body)
@@ -389,7 +394,10 @@ pub fn route(req: &Request<'_>) -> Result<Call, ApiError> {
         _ => Err(ApiError::new(
             404,
             "not_found",
-            format!("no endpoint {}; the API's endpoints are listed in docs/api.md", req.path),
+            format!(
+                "no endpoint {}; the API's endpoints are listed in docs/api.md",
+                req.path
+            ),
         )),
     }
 }

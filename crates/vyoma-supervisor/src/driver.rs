@@ -318,5 +318,3 @@ impl Supervisor {
         })
     }
 }
-
-

@@ -73,7 +73,11 @@ fn routes_every_endpoint() {
         })
     );
     assert_eq!(
-        ok("POST", "/v1/apps/echo/message", r#"{"text":"hi","reply_within_ms":250}"#),
+        ok(
+            "POST",
+            "/v1/apps/echo/message",
+            r#"{"text":"hi","reply_within_ms":250}"#
+        ),
         c(Command::Message {
             to: "echo".into(),
             text: "hi".into(),
@@ -93,10 +97,22 @@ fn routes_every_endpoint() {
 #[test]
 fn refusals_say_what_to_fix() {
     let cases: &[(&str, &str, &str, u16, &str)] = &[
-        ("GET", "/v2/apps", "", 404, "no endpoint /v2/apps; the API's endpoints are listed in docs/api.md"),
+        (
+            "GET",
+            "/v2/apps",
+            "",
+            404,
+            "no endpoint /v2/apps; the API's endpoints are listed in docs/api.md",
+        ),
         ("POST", "/v1/apps", "", 405, "/v1/apps takes GET, not POST"),
         ("GET", "/v1/apps/x/kill", "", 405, "/v1/apps/x/kill takes POST, not GET"),
-        ("GET", "/v1/apps?verbose=1", "", 400, "unknown query parameter `verbose` for GET /v1/apps: it takes none"),
+        (
+            "GET",
+            "/v1/apps?verbose=1",
+            "",
+            400,
+            "unknown query parameter `verbose` for GET /v1/apps: it takes none",
+        ),
         (
             "GET",
             "/v1/apps/x/log?last=ten",
@@ -125,9 +141,21 @@ fn refusals_say_what_to_fix() {
             400,
             "query parameter `follow` of GET /v1/apps/x/log must be true or false, not `yes`",
         ),
-        ("POST", "/v1/apps/x/kill", "now", 400, "POST /v1/apps/x/kill takes no body (or `{}`)"),
+        (
+            "POST",
+            "/v1/apps/x/kill",
+            "now",
+            400,
+            "POST /v1/apps/x/kill takes no body (or `{}`)",
+        ),
         ("GET", "/v1/apps/", "", 400, "empty app name in /v1/apps/"),
-        ("GET", "/v1/apps/%ff", "", 400, "the path is not UTF-8 once percent-decoded"),
+        (
+            "GET",
+            "/v1/apps/%ff",
+            "",
+            400,
+            "the path is not UTF-8 once percent-decoded",
+        ),
         ("GET", "v1/apps", "", 400, "the path must start with `/`"),
     ];
     for (method, target, body, status, message) in cases {
@@ -137,8 +165,10 @@ fn refusals_say_what_to_fix() {
     // JSON bodies: serde's message, where, and an example.
     let e = refused("POST", "/v1/apps/x/wait", r#"{"state":"asleep"}"#);
     assert!(
-        e.message.starts_with("invalid JSON body for POST /v1/apps/x/wait: unknown variant `asleep`")
-            && e.message.ends_with(r#"send e.g. {"state": "running", "timeout_ms": 30000}"#),
+        e.message
+            .starts_with("invalid JSON body for POST /v1/apps/x/wait: unknown variant `asleep`")
+            && e.message
+                .ends_with(r#"send e.g. {"state": "running", "timeout_ms": 30000}"#),
         "{}",
         e.message
     );
@@ -184,7 +214,10 @@ fn follow_items_read_back() {
         json,
         r#"{"seq":3,"at":"2023-11-14T22:13:20.123Z","stream":"out","text":"tick 3"}"#
     );
-    assert_eq!(serde_json::from_str::<FollowItem>(&json).unwrap(), FollowItem::Line(line));
+    assert_eq!(
+        serde_json::from_str::<FollowItem>(&json).unwrap(),
+        FollowItem::Line(line)
+    );
     assert_eq!(
         serde_json::from_str::<FollowItem>(r#"{"end":"duration"}"#).unwrap(),
         FollowItem::End { end: "duration".into() }

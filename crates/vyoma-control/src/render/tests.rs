@@ -61,7 +61,7 @@ hello    exited           0         -         -      0ms       0       0        
 
 #[test]
 fn cpu_formats() {
-        assert_eq!(fmt_cpu(Duration::from_micros(900)), "0ms");
+    assert_eq!(fmt_cpu(Duration::from_micros(900)), "0ms");
     assert_eq!(fmt_cpu(Duration::from_millis(850)), "850ms");
     assert_eq!(fmt_cpu(Duration::from_millis(12_345)), "12.3s");
     assert_eq!(fmt_cpu(Duration::from_secs(245)), "4m05s");

@@ -133,7 +133,10 @@ fn every_exit_reason_has_a_kind() {
             },
             r#"{"kind":"stop_timeout","after_ms":5000}"#,
         ),
-        (ExitReason::Error("no file".into()), r#"{"kind":"error","message":"no file"}"#),
+        (
+            ExitReason::Error("no file".into()),
+            r#"{"kind":"error","message":"no file"}"#,
+        ),
     ];
     for (e, want) in cases {
         assert_eq!(serde_json::to_string(&e).unwrap(), want);
@@ -168,7 +171,10 @@ accept = ["*"]
     let m = vyoma_manifest::Manifest::load(&path).unwrap_or_else(|d| panic!("{d}"));
     let report = AppReport::new(
         &m,
-        row(),
+        AppStatus {
+            name: "web".into(),
+            ..row()
+        },
         Some(ComponentReport {
             path: "/apps/web/web.wasm".into(),
             size: 123_456,

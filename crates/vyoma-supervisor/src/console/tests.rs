@@ -2,7 +2,6 @@
 
 use super::*;
 
-
 async fn read_all(input: &[u8], max: usize) -> Vec<Input> {
     let mut r = LineReader::new(input, max);
     let mut out = Vec::new();
