@@ -215,12 +215,17 @@ pub fn render_inspect(d: &AppReport) -> String {
     );
     let _ = writeln!(
         s,
-        "lifecycle:   start within {}, stop within {} of being asked{}",
+        "lifecycle:   start within {}, stop within {} of being asked{}; {}",
         humantime::format_duration(r.start_timeout),
         humantime::format_duration(r.stop_timeout),
         match r.retry_after {
             Some(d) => format!("; when failed, retry after {}", humantime::format_duration(d)),
             None => String::new(),
+        },
+        if r.required {
+            "required for readiness"
+        } else {
+            "not required for readiness"
         }
     );
     let l = &d.limits;

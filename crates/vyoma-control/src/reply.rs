@@ -180,7 +180,7 @@ pub struct ComponentReport {
     pub exports: Vec<String>,
 }
 
-/// Restart policy, as the manifest set it.
+/// Restart policy and lifecycle settings, as the manifest set them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestartReport {
     /// `never`, `on-failure` or `always`.
@@ -205,6 +205,8 @@ pub struct RestartReport {
     /// Stop within this long of being asked.
     #[serde(rename = "stop_timeout_ms", with = "wire::millis")]
     pub stop_timeout: Duration,
+    /// Whether the instance is ready only while this app runs (or has exited with 0).
+    pub required: bool,
 }
 
 /// Resource limits, as the manifest set them.
@@ -339,6 +341,7 @@ impl AppReport {
                 retry_after: r.retry_after,
                 start_timeout: m.lifecycle.start,
                 stop_timeout: m.lifecycle.stop,
+                required: m.lifecycle.required,
             },
             limits: LimitsReport {
                 memory: l.memory,

@@ -421,6 +421,7 @@ mod tests {
             Timeouts {
                 start: 10 * S,
                 stop: 3 * S,
+                required: true,
             },
             Duration::ZERO,
         )

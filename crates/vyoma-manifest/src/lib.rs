@@ -123,7 +123,8 @@ pub struct RestartPolicy {
     pub retry_after: Option<Duration>,
 }
 
-/// How long an app may take to start and to stop.
+/// The `[lifecycle]` settings: how long an app may take to start and to stop, and whether
+/// the instance is ready only while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// From instance creation to running (instantiation, including the component's start
@@ -132,6 +133,10 @@ pub struct Timeouts {
     /// After `stop` asks an app that listens for it (`vyoma:app/lifecycle`) to end, how
     /// long it has before it is killed.
     pub stop: Duration,
+    /// Whether the instance's readiness (`/readyz`) needs this app: running, or exited
+    /// with code 0 (a job that is done). On by default; off for apps whose failure should
+    /// not take the device out of service.
+    pub required: bool,
 }
 
 impl Default for Timeouts {
@@ -139,6 +144,7 @@ impl Default for Timeouts {
         Timeouts {
             start: Duration::from_secs(30),
             stop: Duration::from_secs(5),
+            required: true,
         }
     }
 }

@@ -49,6 +49,7 @@ pub(crate) struct RawRestart {
 pub(crate) struct RawLifecycle {
     pub start_timeout: Option<Spanned<String>>,
     pub stop_timeout: Option<Spanned<String>>,
+    pub required: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

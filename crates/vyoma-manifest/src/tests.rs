@@ -28,6 +28,7 @@ retry_after = "2m"
 [lifecycle]
 start_timeout = "10s"
 stop_timeout = "2s"
+required = false
 
 [limits]
 memory = "16 MiB"
@@ -71,6 +72,7 @@ fn parses_every_field() {
         Timeouts {
             start: Duration::from_secs(10),
             stop: Duration::from_secs(2),
+            required: false,
         }
     );
     assert_eq!(

@@ -406,6 +406,9 @@ fn restart(cx: &mut Ctx, r: &RawRestart) -> RestartPolicy {
 
 fn lifecycle(cx: &mut Ctx, l: &RawLifecycle) -> Timeouts {
     let mut out = Timeouts::default();
+    if let Some(r) = l.required {
+        out.required = r;
+    }
     for (key, raw, slot) in [
         ("start_timeout", &l.start_timeout, &mut out.start),
         ("stop_timeout", &l.stop_timeout, &mut out.stop),
