@@ -1,13 +1,15 @@
 //! `vyoma`: the VyomaOS command. `vyoma run [DIR]` runs the supervisor with its operator
-//! console (hosted mode); `vyoma check DIR|FILE` validates apps without running them;
-//! `vyoma image build` and `vyoma boot` make and run the bootable image. The benchmarks are
-//! a binary of their own, `vyoma-bench`.
+//! console and management API (hosted mode); `vyoma check DIR|FILE` validates apps without
+//! running them; `vyoma image build` and `vyoma boot` make and run the bootable image;
+//! `vyoma ps`, `vyoma logf APP`, ... operate running instances through their management
+//! APIs (`--endpoint`). The benchmarks are a binary of their own, `vyoma-bench`.
 //!
 //! This binary only parses arguments, sets up logging and the terminal, and maps errors to
 //! exit codes; the work is in the library crates.
 
 mod check;
 mod image;
+mod remote;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -33,8 +35,37 @@ pub(crate) enum Exit {
 #[derive(Parser, Debug)]
 #[command(name = "vyoma", version, about = "Run many WebAssembly apps under one supervisor")]
 struct Cli {
+    /// The instances remote commands go to: names from the client config, or URLs;
+    /// comma-separated for several [default: the config's default]
+    #[arg(long, global = true, value_delimiter = ',', value_name = "NAME|URL")]
+    endpoint: Vec<String>,
+    /// The client config [default: $VYOMA_CONFIG, else ~/.config/vyoma/client.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Remote commands print the API's JSON instead of text
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Cmd,
+}
+
+/// The management API's settings for `vyoma run`.
+#[derive(clap::Args, Debug, Clone)]
+struct ApiArgs {
+    /// Serve the management API on ADDR [default: 127.0.0.1:7420; if that port is taken,
+    /// the instance runs without the API and says so]
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_api")]
+    api: Option<std::net::SocketAddr>,
+    /// Do not serve the management API.
+    #[arg(long)]
+    no_api: bool,
+    /// Serve HTTPS on loopback too (it always is on any other address).
+    #[arg(long)]
+    api_tls: bool,
+    /// The API's credentials folder (token digest, certificates), made on first start
+    /// [default: $XDG_STATE_HOME/vyoma/api, else ~/.local/state/vyoma/api]
+    #[arg(long, value_name = "DIR")]
+    api_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -95,6 +126,8 @@ enum Cmd {
         no_console: bool,
         #[command(flatten)]
         runtime: RuntimeArgs,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// Validate manifests and components without running them.
     Check {
@@ -110,6 +143,8 @@ enum Cmd {
     },
     /// Boot an image in QEMU with the serial console on this terminal.
     Boot(image::BootArgs),
+    #[command(flatten)]
+    Remote(remote::RemoteCmd),
 }
 
 /// A path in this source tree (the `vyoma` binary is run from its checkout).
@@ -145,10 +180,12 @@ fn main() -> ExitCode {
                 dir,
                 no_console,
                 runtime,
-            } => run(dir.unwrap_or_else(default_apps), no_console, &runtime).await,
+                api,
+            } => run(dir.unwrap_or_else(default_apps), no_console, &runtime, &api, cli.config).await,
             Cmd::Check { path, runtime } => check::check(&path.unwrap_or_else(default_apps), &runtime.config()),
             Cmd::Image { command } => image::image(command),
             Cmd::Boot(args) => image::boot(args),
+            Cmd::Remote(cmd) => remote::remote(&cli.endpoint, cli.config, cli.json, cmd).await,
         }
     });
     match result {
@@ -161,7 +198,13 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Result<Exit> {
+async fn run(
+    dir: PathBuf,
+    no_console: bool,
+    args: &RuntimeArgs,
+    api_args: &ApiArgs,
+    config: Option<PathBuf>,
+) -> anyhow::Result<Exit> {
     // Handlers first: a signal during start-up still gets an orderly shutdown.
     let (int_tx, int_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -209,6 +252,7 @@ async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Resu
             "note: {cannot} app(s) cannot run (they show as failed in `ps`, with their problems in `log APP`); the others start"
         );
     }
+    let mut api = serve_api(&sup, api_args, config)?;
     // Start the apps while serving signals: one during start-up stops what has started.
     tokio::select! {
         () = booted.start(None) => {}
@@ -224,10 +268,25 @@ async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Resu
         }
     }
 
+    if let Some(a) = &api {
+        a.set_started();
+    }
+    // Resolves when a client shut the instance down through the API.
+    let api_shutdown = async {
+        match api.as_mut() {
+            Some(a) => a.shutdown_requested().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(api_shutdown);
     if no_console {
         tokio::select! {
             _ = sigint.recv() => {}
             _ = sigterm.recv() => {}
+            () = &mut api_shutdown => {
+                println!("shut down through the management API: all apps stopped");
+                return Ok(Exit::Ok);
+            }
         }
         sup.shutdown().await;
         return Ok(Exit::Ok);
@@ -243,6 +302,10 @@ async fn run(dir: PathBuf, no_console: bool, args: &RuntimeArgs) -> anyhow::Resu
             r = &mut console => break Some(console_result(r)?),
             _ = sigint.recv() => { let _ = int_tx.send(()); }
             _ = sigterm.recv() => break None,
+            () = &mut api_shutdown => {
+                println!("shut down through the management API: all apps stopped");
+                return Ok(Exit::Ok);
+            }
         }
     };
     if end != Some(console::ConsoleEnd::Shutdown) {
@@ -259,4 +322,66 @@ fn console_result(
     r: Result<std::io::Result<console::ConsoleEnd>, tokio::sync::oneshot::error::RecvError>,
 ) -> std::io::Result<console::ConsoleEnd> {
     r.unwrap_or_else(|_| Err(std::io::Error::other("the console thread ended unexpectedly")))
+}
+
+/// The default address of the hosted management API.
+const DEFAULT_API: &str = "127.0.0.1:7420";
+
+/// The API's credentials folder by default.
+fn default_api_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+    Some(base.join("vyoma").join("api"))
+}
+
+/// Starts the management API for `vyoma run`, making its credentials on first start and
+/// recording the endpoint as `local` in the client config. `None` when off, or when the
+/// default port is taken (said on stderr); an address given explicitly must work.
+fn serve_api(
+    sup: &vyoma_supervisor::Supervisor,
+    args: &ApiArgs,
+    config: Option<PathBuf>,
+) -> anyhow::Result<Option<vyoma_api::Api>> {
+    use anyhow::Context as _;
+    if args.no_api {
+        return Ok(None);
+    }
+    let explicit = args.api.is_some();
+    let addr = args
+        .api
+        .unwrap_or_else(|| DEFAULT_API.parse().expect("a valid address"));
+    let tls = args.api_tls || !addr.ip().is_loopback();
+    let dir = args
+        .api_dir
+        .clone()
+        .or_else(default_api_dir)
+        .context("no folder for the API's credentials: pass --api-dir DIR")?;
+    let config = config
+        .or_else(vyoma_api::ClientConfig::default_path)
+        .context("no client config path: pass --config FILE or set VYOMA_CONFIG")?;
+    // Bind first (the port may be 0, or taken), then record the URL clients use.
+    let listener = match vyoma_api::bind(addr) {
+        Ok(l) => l,
+        Err(e) if !explicit => {
+            eprintln!("warning: management API not served: {e}; pass --api ADDR to use another address");
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let bound = listener.local_addr()?;
+    let mut reach = bound;
+    if reach.ip().is_unspecified() {
+        reach.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("{}://{reach}", if tls { "https" } else { "http" });
+    let credentials = vyoma_api::credentials::prepare_hosted(&dir, &config, "local", &url, tls)?;
+    let api = vyoma_api::Api::spawn(sup, vyoma_api::ApiConfig { listener, credentials })?;
+    println!(
+        "management API: {} (endpoint `local` in {}; try `vyoma ps`)",
+        api.url(),
+        config.display()
+    );
+    Ok(Some(api))
 }

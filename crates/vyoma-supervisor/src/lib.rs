@@ -31,6 +31,7 @@ mod registry;
 pub use boot::{BootError, BootTimings, Booted, app_problems, boot, boot_nothing, boot_selected, prepare};
 pub use clock::{Clock, RealClock};
 pub use events::LifecycleEvent;
+pub use vyoma_runtime::AppLog;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,7 +43,7 @@ use tokio_util::task::TaskTracker;
 use vyoma_ipc::{AppSpec, Broker, Counters, Grants, InboxLimits};
 use vyoma_lifecycle::{AppState, ExitReason, TransitionError};
 use vyoma_manifest::{AppSet, Diagnostics, Manifest, PartialSet, Rejected};
-use vyoma_runtime::{AppLog, Loaded, Runtime};
+use vyoma_runtime::{Loaded, Runtime};
 
 use crate::registry::{Entry, Registry};
 
@@ -411,6 +412,26 @@ impl Supervisor {
             rows.sort_by(|a, b| a.name.cmp(&b.name));
         }
         rows
+    }
+
+    /// The required apps ([`vyoma_manifest::Timeouts::required`]) that keep the instance from
+    /// being ready: those not running and not done (exited with code 0), with their
+    /// states. Apps that cannot run are required and failed. Empty: ready (once start-up
+    /// is over; the caller knows when that is).
+    pub fn not_ready(&self) -> Vec<(String, AppState)> {
+        let mut out: Vec<(String, AppState)> = self
+            .registry()
+            .iter()
+            .filter(|(_, e)| e.manifest.lifecycle.required)
+            .filter(|(_, e)| {
+                let state = e.state();
+                let done = state == AppState::Exited && e.lifecycle().last_exit() == Some(&ExitReason::Code(0));
+                state != AppState::Running && !done
+            })
+            .map(|(n, e)| (n.to_string(), e.state()))
+            .collect();
+        out.extend(self.inner.invalid.keys().map(|n| (n.clone(), AppState::Failed)));
+        out
     }
 
     /// Everything known about one app.

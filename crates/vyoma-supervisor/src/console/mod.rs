@@ -10,7 +10,7 @@ pub mod session;
 pub use exec::execute;
 pub use session::{ConsoleEnd, Input, LineReader, run, run_stdio, spawn_stdio};
 pub use vyoma_control::{
-    Command, DEFAULT_WAIT, HELP, MAX_LINE, Reply, fmt_bytes, printable, render, render_inspect, render_ps,
+    Command, DEFAULT_WAIT, HELP, MAX_LINE, Reply, fmt_bytes, printable, render, render_inspect, render_line, render_ps,
     terminal_safe,
 };
 
