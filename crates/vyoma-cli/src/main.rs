@@ -54,7 +54,7 @@ struct Cli {
 struct ApiArgs {
     /// Serve the management API on ADDR [default: 127.0.0.1:7420; if that port is taken,
     /// the instance runs without the API and says so]
-    #[arg(long, value_name = "ADDR", conflicts_with = "no_api")]
+    #[arg(long, value_name = "ADDR", env = "VYOMA_API", conflicts_with = "no_api")]
     api: Option<std::net::SocketAddr>,
     /// Do not serve the management API.
     #[arg(long)]

@@ -1,0 +1,209 @@
+//! `vyoma ps`, `vyoma logf`, ... through the real `vyoma` client against real `vyoma run`
+//! instances' management APIs: text as the console prints it, `--json`, several endpoints
+//! at once, refusals, and shutting an instance down remotely.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use vyoma_testkit::{shared_cache, write_app};
+
+/// A running `vyoma run --no-console` with its own client config and credentials.
+struct Instance {
+    child: Child,
+    home: PathBuf,
+    url: String,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn home() -> PathBuf {
+    tempfile::Builder::new()
+        .prefix("home")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+        .keep()
+}
+
+fn vyoma(home: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vyoma"));
+    c.args(args)
+        .env("VYOMA_CACHE_DIR", shared_cache(env!("CARGO_TARGET_TMPDIR")))
+        .env("VYOMA_API", "127.0.0.1:0")
+        .env("VYOMA_CONFIG", home.join("client.toml"))
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env_remove("VYOMA_TOKEN")
+        .env_remove("VYOMA_LOG");
+    c
+}
+
+/// Starts `vyoma run` over `apps` and waits for its API line.
+fn start(apps: &Path) -> Instance {
+    let home = home();
+    let mut child = vyoma(&home, &["run", "--no-console", apps.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut url = None;
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap() > 0 {
+        if let Some(rest) = line.strip_prefix("management API: ") {
+            url = rest.split_whitespace().next().map(String::from);
+            break;
+        }
+        line.clear();
+    }
+    let url = url.expect("vyoma run printed its management API's URL");
+    // Keep draining stdout so the instance never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    Instance { child, home, url }
+}
+
+fn run(home: &Path, args: &[&str]) -> Output {
+    vyoma(home, args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(home: &Path, args: &[&str]) -> String {
+    let out = run(home, args);
+    assert!(
+        out.status.success(),
+        "vyoma {args:?} failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn apps() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    write_app(d.path(), "ticker", "ticker", "args = [\"50\"]\n");
+    write_app(
+        d.path(),
+        "echo",
+        "echo",
+        "[capabilities.ipc]\nsend = [\"*\"]\naccept = [\"*\"]\n",
+    );
+    d
+}
+
+#[test]
+fn the_console_commands_run_remotely_with_the_consoles_output() {
+    let d = apps();
+    let inst = start(d.path());
+    let h = &inst.home;
+    ok(h, &["wait", "all", "running", "1m"]);
+    let ps = ok(h, &["ps"]);
+    let mut lines = ps.lines();
+    assert!(lines.next().unwrap().starts_with("NAME    STATE     RESTARTS"), "{ps}");
+    assert!(lines.next().unwrap().starts_with("echo    running"), "{ps}");
+    assert!(lines.next().unwrap().starts_with("ticker  running"), "{ps}");
+
+    // --json is the API's reply.
+    let json: serde_json::Value = serde_json::from_str(&ok(h, &["--json", "ps"])).unwrap();
+    assert_eq!(json["apps"][1]["name"], "ticker");
+    assert_eq!(json["apps"][1]["state"], "running");
+
+    assert_eq!(ok(h, &["send", "echo", "hi there"]), "[from echo] hi there\n");
+    let inspect = ok(h, &["inspect", "ticker"]);
+    assert!(inspect.starts_with("name:        ticker\n"), "{inspect}");
+    assert!(ok(h, &["log", "ticker", "1"]).contains(" out tick "));
+    let follow = ok(h, &["logf", "ticker", "500ms"]);
+    assert!(
+        follow.lines().filter(|l| l.contains(" out tick ")).count() >= 5,
+        "{follow}"
+    );
+    assert_eq!(ok(h, &["kill", "ticker"]), "ticker: stopped\n");
+    assert_eq!(ok(h, &["start", "ticker"]), "ticker: starting\n");
+    assert_eq!(ok(h, &["restart", "ticker"]), "ticker: restarting\n");
+    assert!(ok(h, &["metrics"]).contains("vyoma_app_running{app=\"echo\"} 1.0"));
+
+    // Errors: the instance's message, exit code 1; with --json, the error object.
+    let out = run(h, &["inspect", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr), "error: no app named `nope`; `ps` lists the apps\n");
+    let out = run(h, &["--json", "stop", "nope"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (json["error"]["code"].as_str(), json["error"]["status"].as_u64()),
+        (Some("unknown_app"), Some(404))
+    );
+    // The console's parser checks arguments before anything is sent.
+    let out = run(h, &["wait", "ticker", "asleep"]);
+    assert!(
+        text(&out.stderr).contains("unknown state `asleep`"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A wrong token is refused.
+    let out = vyoma(h, &["ps"]).env("VYOMA_TOKEN", "vyoma_wrong").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with("error: wrong token"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Shutdown ends the instance.
+    assert_eq!(ok(h, &["shutdown"]), "all apps stopped; shutting down\n");
+    let mut inst = inst;
+    let status = inst.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn several_endpoints_answer_one_result_each() {
+    let (d1, d2) = (apps(), apps());
+    let (a, b) = (start(d1.path()), start(d2.path()));
+    // An operator's config naming both.
+    let ops = home();
+    let read = |h: &Path| std::fs::read_to_string(h.join("client.toml")).unwrap();
+    let (ta, tb) = (read(&a.home), read(&b.home));
+    let token = |t: &str| t.lines().find(|l| l.starts_with("token")).unwrap().to_string();
+    std::fs::write(
+        ops.join("client.toml"),
+        format!(
+            "default = \"a\"\n[endpoints.a]\nurl = \"{}\"\n{}\n[endpoints.b]\nurl = \"{}\"\n{}\n",
+            a.url,
+            token(&ta),
+            b.url,
+            token(&tb)
+        ),
+    )
+    .unwrap();
+    ok(&ops, &["--endpoint", "a,b", "wait", "all", "running", "1m"]);
+    let out = ok(&ops, &["--endpoint", "a,b", "ps"]);
+    assert!(out.starts_with("== a ==\nNAME"), "{out}");
+    assert!(out.contains("\n== b ==\nNAME"), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&ops, &["--endpoint", "a,b", "--json", "ps"])).unwrap();
+    assert_eq!(json[0]["endpoint"], "a");
+    assert_eq!(json[1]["endpoint"], "b");
+    assert_eq!(json[1]["reply"]["apps"][0]["name"], "echo");
+    // One instance gone: its error, the other's result, exit code 1.
+    ok(&ops, &["--endpoint", "b", "shutdown"]);
+    let out = run(&ops, &["--endpoint", "a,b", "ps"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).starts_with("== a ==\nNAME"));
+    assert!(
+        text(&out.stderr).starts_with("error: b: cannot reach http://127.0.0.1:"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Unknown names say what the config has.
+    let out = run(&ops, &["--endpoint", "c", "ps"]);
+    assert!(
+        text(&out.stderr).contains("no endpoint named `c` (the config has a, b)"),
+        "{}",
+        text(&out.stderr)
+    );
+}
