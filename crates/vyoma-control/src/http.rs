@@ -279,7 +279,9 @@ pub fn route(req: &Request<'_>) -> Result<Call, ApiError> {
         .collect::<Result<_, _>>()?;
     let segs: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
     let method = req.method;
-    let endpoint = format!("{method} {}", req.path);
+    // The path as messages quote it: escaped, so a message stays one printable line.
+    let shown = req.path.escape_debug().to_string();
+    let endpoint = format!("{method} {shown}");
     let only = |allowed: &str| -> Result<(), ApiError> {
         if method == allowed {
             Ok(())
@@ -287,14 +289,14 @@ pub fn route(req: &Request<'_>) -> Result<Call, ApiError> {
             Err(ApiError::new(
                 405,
                 "method_not_allowed",
-                format!("{} takes {allowed}, not {method}", req.path),
+                format!("{shown} takes {allowed}, not {method}"),
             ))
         }
     };
     let query = |allowed: &[&str]| Query::parse(req.query, &endpoint, allowed);
     let app = |name: &str| -> Result<String, ApiError> {
         if name.is_empty() {
-            Err(ApiError::bad(format!("empty app name in {}", req.path)))
+            Err(ApiError::bad(format!("empty app name in {shown}")))
         } else {
             Ok(name.to_string())
         }
@@ -394,10 +396,7 @@ pub fn route(req: &Request<'_>) -> Result<Call, ApiError> {
         _ => Err(ApiError::new(
             404,
             "not_found",
-            format!(
-                "no endpoint {}; the API's endpoints are listed in docs/api.md",
-                req.path
-            ),
+            format!("no endpoint {shown}; the API's endpoints are listed in docs/api.md"),
         )),
     }
 }
