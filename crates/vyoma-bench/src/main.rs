@@ -6,12 +6,15 @@
 //! - `apps`: start-up time and idle memory for N apps (`common`, `lone` for the baseline);
 //! - `ipc`: round trips and one-way rate between two apps;
 //! - `console`: `ps` latency while every app busy-loops;
+//! - `api`: management API latency (`GET /v1/apps`, log follow) with many apps, quiet and
+//!   busy, beside the supervisor's own work for the same answer;
 //! - `zoo`: wake-up latency of well-behaved apps next to hostile ones;
 //! - `boot`: image size and boot time in QEMU.
 //!
 //! Not here: anything the product runs. Timed assertions are not tests; the suite only
 //! runs each benchmark at a small size to keep it working (`tests/bench.rs`).
 
+mod api;
 mod apps;
 mod boot;
 mod common;
@@ -54,6 +57,8 @@ enum Cmd {
     Ipc(ipc::BenchIpcArgs),
     /// How long `ps` takes while every app busy-loops (console thread vs apps' runtime).
     Console(console::BenchConsoleArgs),
+    /// Management API latency (`GET /v1/apps`, log follow) with many apps, quiet and busy.
+    Api(api::BenchApiArgs),
     /// Wake-up latency of well-behaved apps next to CPU hogs, against one process per app.
     Zoo(zoo::ZooArgs),
     /// Image size and boot time (default set and 200 apps) against a trivial init.
@@ -112,6 +117,7 @@ fn main() -> ExitCode {
             Cmd::AppsOne(args) => apps::apps_one(args).await,
             Cmd::Ipc(args) => ipc::bench_ipc(args).await,
             Cmd::Console(args) => console::bench_console(args).await,
+            Cmd::Api(args) => api::bench_api(args).await,
             Cmd::Zoo(args) => zoo::bench_zoo(args).await,
             Cmd::Boot(args) => boot::bench_boot(args),
             Cmd::UdsPeer { socket, mode, size } => ipc::uds_peer(&socket, &mode, size),

@@ -33,6 +33,21 @@ fn bench_console_times_both_arrangements() {
 }
 
 #[test]
+fn bench_api_times_every_row() {
+    // Keeps `vyoma-bench api` working; the figures go to docs/PERFORMANCE.md.
+    let out = bench(&["api", "--apps", "6", "--busy", "2", "--samples", "5", "--lines", "5"])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| 6 apps")).collect();
+    assert_eq!(rows.len(), 8, "{stdout}");
+    for r in rows {
+        assert_eq!(r.matches(" ms |").count(), 3, "{r}");
+    }
+}
+
+#[test]
 fn bench_runs_end_to_end_and_prints_its_table() {
     // Keeps `vyoma-bench apps` working; the figures themselves go to docs/PERFORMANCE.md.
     let out = bench(&["apps", "--apps", "10", "--runs", "1", "--compare-cow"])

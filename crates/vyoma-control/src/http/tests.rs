@@ -164,7 +164,10 @@ fn refusals_say_what_to_fix() {
     }
     // A path with control characters (found by the fuzzer) is quoted escaped: one line.
     let e = refused("GET", "/v0/ip\u{4}{\n/k", "");
-    assert_eq!(e.message, "no endpoint /v0/ip\\u{4}{\\n/k; the API's endpoints are listed in docs/api.md");
+    assert_eq!(
+        e.message,
+        "no endpoint /v0/ip\\u{4}{\\n/k; the API's endpoints are listed in docs/api.md"
+    );
     // JSON bodies: serde's message, where, and an example.
     let e = refused("POST", "/v1/apps/x/wait", r#"{"state":"asleep"}"#);
     assert!(
