@@ -4,7 +4,7 @@
 //! `generate` feature, [`generate`] makes such a folder with rcgen: `vyoma image build`
 //! for a device, `vyoma run` on its first start.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls_pki_types::pem::PemObject;
@@ -126,7 +126,7 @@ pub struct Generated {
     /// The CA certificate clients trust, PEM.
     pub ca_pem: String,
     /// The folder.
-    pub dir: PathBuf,
+    pub dir: std::path::PathBuf,
 }
 
 /// Makes a credentials folder at `dir`: a CA, a server certificate for `names` (host

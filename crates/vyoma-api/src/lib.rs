@@ -17,12 +17,15 @@
 pub mod client;
 pub mod config;
 pub mod credentials;
+#[cfg(feature = "server")]
 pub mod metrics;
+#[cfg(feature = "server")]
 mod server;
 pub mod token;
 
 pub use config::{ClientConfig, Endpoint};
 pub use credentials::{ServerCredentials, files};
+#[cfg(feature = "server")]
 pub use server::{Api, ApiConfig, HEADER_TIMEOUT, MAX_CONNECTIONS, ServeError, api_error, bind};
 pub use token::{Token, TokenDigest};
 

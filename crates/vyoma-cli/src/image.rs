@@ -43,6 +43,13 @@ pub(crate) struct BootArgs {
     /// Guest CPUs.
     #[arg(long, default_value_t = 2)]
     cpus: u32,
+    /// The host port (on 127.0.0.1) forwarded to the guest's management API [default:
+    /// 7443, or a free one if that is taken].
+    #[arg(long, value_name = "PORT")]
+    api_port: Option<u16>,
+    /// No network device (the guest has only lo; no management API from the host).
+    #[arg(long, conflicts_with = "api_port")]
+    no_network: bool,
     #[command(flatten)]
     pub(crate) accel: AccelArg,
 }
@@ -117,8 +124,23 @@ pub(crate) fn boot(args: BootArgs) -> anyhow::Result<Exit> {
     let mut vm = Vm::from_image_with(&dir, &args.append, args.accel.choice()?)?;
     vm.memory_mib = args.memory;
     vm.cpus = args.cpus;
+    if !args.no_network {
+        let port = match args.api_port {
+            Some(p) => p,
+            None => vyoma_image::qemu::free_port(vyoma_image::HOST_API_PORT)
+                .context("finding a free host port for the management API")?,
+        };
+        vm = vm.with_network(port);
+    }
     if let Accel::Tcg(why) = &vm.accel {
         eprintln!("note: {why}; using software emulation (TCG), which is slower");
+    }
+    if let Some(url) = vm.api_url() {
+        let config = dir.join(vyoma_image::CLIENT_CONFIG);
+        eprintln!(
+            "management API: {url} (from another terminal: vyoma --config {} --endpoint {url} ps)",
+            config.display()
+        );
     }
     eprintln!(
         "booting {} ({} MiB, {} CPUs); `shutdown` powers off, Ctrl-A x quits QEMU",

@@ -172,3 +172,119 @@ fn ctrl_alt_del_shuts_down_and_the_command_line_selects_apps() {
         .unwrap_or_else(|| panic!("QEMU did not exit:\n{}", s.transcript()));
     assert!(status.success(), "QEMU exited with {status}:\n{}", s.transcript());
 }
+
+/// Writes an app folder for the image: the built component copied in (an image carries
+/// only what is inside each app's folder) and a manifest with `extra` appended.
+fn image_app(root: &Path, name: &str, component: &str, extra: &str) {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(vyoma_testkit::wasm(component), dir.join(format!("{component}.wasm"))).unwrap();
+    std::fs::write(
+        dir.join("app.toml"),
+        format!(
+            "manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"0.1.0\"\ncomponent = \"{component}.wasm\"\n{extra}"
+        ),
+    )
+    .unwrap();
+}
+
+/// `vyoma ARGS` against the booted image's API, with the client config the build wrote.
+fn remote(image: &Path, url: &str, args: &[&str]) -> (bool, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_vyoma"))
+        .arg("--config")
+        .arg(image.join("client.toml"))
+        .args(["--endpoint", url])
+        .args(args)
+        .env_remove("VYOMA_CONFIG")
+        .env_remove("VYOMA_TOKEN")
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_image_is_managed_over_its_network_and_apps_use_lo() {
+    let d = tempfile::tempdir().unwrap();
+    let apps = d.path().join("apps");
+    image_app(&apps, "ticker", "ticker", "args = [\"100\"]\n");
+    image_app(
+        &apps,
+        "listener",
+        "listener",
+        "args = [\"127.0.0.1:7000\"]\n[capabilities.network]\nbind = [\"127.0.0.1:7000\"]\n",
+    );
+    let probe = |grant: &str| {
+        format!(
+            "depends_on = [\"listener\"]\n[env]\nPROBE_CONNECT = \"127.0.0.1:7000\"\nPROBE_WAIT_MS = \"10000\"\n[restart]\npolicy = \"never\"\n[capabilities.network]\nconnect = [\"{grant}\"]\n"
+        )
+    };
+    image_app(&apps, "granted", "probe", &probe("127.0.0.1:7000"));
+    image_app(&apps, "ungranted", "probe", &probe("127.0.0.1:9"));
+    let image = d.path().join("image");
+    let o = Command::new(env!("CARGO_BIN_EXE_vyoma"))
+        .args(["image", "build"])
+        .arg(&apps)
+        .arg("--out")
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(image.join("client.toml").is_file() && image.join("api/ca.pem").is_file());
+
+    let port = vyoma_image::qemu::free_port(0).unwrap();
+    let vm = Vm::from_image(&image, "").unwrap().with_network(port);
+    let url = vm.api_url().unwrap();
+    let mut s = Serial::start(&vm).unwrap();
+    let (_, net) = ok(s.wait_for(BOOT, |l| l.starts_with("vyoma-init: network")));
+    assert!(
+        net.starts_with("vyoma-init: network: eth0 10.0.2.15/24 via 10.0.2.2 (dhcp from 10.0.2.2"),
+        "{net}"
+    );
+    ok(s.wait_for(BOOT, |l| l == "vyoma: management API on https://0.0.0.0:7443"));
+    ok(s.wait_for(BOOT, |l| text(l).starts_with("vyoma: ") && l.contains("boot complete")));
+
+    // The host reaches the API through the port forward, over TLS, with the built config.
+    let (good, out, err) = remote(&image, &url, &["wait", "ticker", "running", "1m"]);
+    assert!(good, "{out}{err}\n{}", s.transcript());
+    let (good, out, err) = remote(&image, &url, &["ps"]);
+    assert!(
+        good && out.starts_with("NAME ") && out.contains("\nticker "),
+        "{out}{err}"
+    );
+    let (good, out, _) = remote(&image, &url, &["restart", "ticker"]);
+    assert!(good && out == "ticker: restarting\n", "{out}");
+    remote(&image, &url, &["wait", "ticker", "running", "1m"]);
+    let (good, out, _) = remote(&image, &url, &["logf", "ticker", "2s"]);
+    assert!(
+        good && out.lines().filter(|l| l.contains(" out tick ")).count() >= 5,
+        "{out}"
+    );
+    let (good, out, _) = remote(&image, &url, &["metrics"]);
+    assert!(good && out.contains("vyoma_app_running{app=\"ticker\"} 1.0"), "{out}");
+
+    // Apps on lo: the granted one reaches the listener, the other is refused by its sandbox.
+    remote(&image, &url, &["wait", "granted", "exited", "1m"]);
+    remote(&image, &url, &["wait", "ungranted", "exited", "1m"]);
+    let (_, granted, _) = remote(&image, &url, &["log", "granted"]);
+    assert!(
+        granted.contains("probe: net connect ok: \"hello from listener\""),
+        "{granted}"
+    );
+    let (_, ungranted, _) = remote(&image, &url, &["log", "ungranted"]);
+    assert!(ungranted.contains("probe: net connect failed"), "{ungranted}");
+    let (_, listener, _) = remote(&image, &url, &["log", "listener"]);
+    assert_eq!(listener.matches("listener: accepted").count(), 1, "{listener}");
+
+    // Shut down remotely: the VM powers off.
+    let (good, out, _) = remote(&image, &url, &["shutdown"]);
+    assert!(good && out == "all apps stopped; shutting down\n", "{out}");
+    ok(s.wait_for(STEP, |l| l.contains("vyoma: powering off")));
+    let status = s
+        .wait_exit(STEP)
+        .unwrap_or_else(|| panic!("QEMU did not exit:\n{}", s.transcript()));
+    assert!(status.success(), "QEMU exited with {status}:\n{}", s.transcript());
+}

@@ -37,6 +37,18 @@ pub const CMDLINE_FILE: &str = "cmdline";
 /// and a kernel panic reboots at once (which, under `vyoma boot`, ends QEMU).
 pub const DEFAULT_CMDLINE: &str = "console=ttyS0 quiet panic=-1";
 
+/// The folder next to the image holding its API credentials (the CA's key stays here; the
+/// server's certificate, key and token digest also go into the initramfs).
+pub const API_DIR: &str = "api";
+/// The client config written next to the image (endpoint `image`).
+pub const CLIENT_CONFIG: &str = "client.toml";
+/// Where the image's supervisor finds its API credentials.
+pub const IMAGE_API_DIR: &str = "etc/vyoma/api";
+/// The guest port of the management API.
+pub const API_PORT: u16 = 7443;
+/// The host port `vyoma boot` forwards to it by default.
+pub const HOST_API_PORT: u16 = 7443;
+
 /// Why an image could not be built or started.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -80,6 +92,8 @@ pub enum ImageError {
     #[error("{0} is too large for the initramfs")]
     TooBig(String),
     /// Reading or writing a file failed.
+    #[error("the API's credentials: {0}")]
+    Credentials(#[from] vyoma_api::CredentialsError),
     #[error("{what}: {source}")]
     Io {
         /// What was being done.
@@ -215,6 +229,19 @@ pub fn build(opts: &BuildOptions) -> Result<ImageReport, ImageError> {
             data: init,
         },
     );
+    let api = credentials(&opts.out)?;
+    for name in [
+        vyoma_api::files::SERVER_CERT,
+        vyoma_api::files::SERVER_KEY,
+        vyoma_api::files::TOKEN_DIGEST,
+    ] {
+        let data = std::fs::read(api.join(name))
+            .map_err(|e| ImageError::io(format!("reading {}", api.join(name).display()), e))?;
+        tree.add(
+            &format!("{IMAGE_API_DIR}/{name}"),
+            initramfs::Node::File { mode: 0o600, data },
+        );
+    }
     tree.add(
         "etc/os-release",
         initramfs::Node::File {
@@ -237,6 +264,32 @@ pub fn build(opts: &BuildOptions) -> Result<ImageReport, ImageError> {
         init_size,
         apps,
     })
+}
+
+/// The image's API credentials in `out/api`: kept from an earlier build when the client
+/// config next to them still holds the matching token, else made afresh (and the client
+/// config rewritten). Returns the folder.
+fn credentials(out: &Path) -> Result<PathBuf, ImageError> {
+    let dir = out.join(API_DIR);
+    let config_path = out.join(CLIENT_CONFIG);
+    let config = vyoma_api::ClientConfig::load(&config_path)?;
+    let kept = vyoma_api::ServerCredentials::load(&dir, true)
+        .ok()
+        .is_some_and(|c| config.endpoints.get("image").is_some_and(|e| c.token.matches(&e.token)));
+    if !kept {
+        let made = vyoma_api::credentials::generate(&dir, &[])?;
+        let mut config = vyoma_api::ClientConfig::default();
+        config.set(
+            "image",
+            vyoma_api::Endpoint {
+                url: format!("https://127.0.0.1:{HOST_API_PORT}"),
+                token: made.token.as_str().to_string(),
+                ca: Some(made.ca_pem),
+            },
+        );
+        config.save(&config_path)?;
+    }
+    Ok(dir)
 }
 
 fn write(out: &Path, kernel: &Path, initramfs: &[u8]) -> Result<(), ImageError> {

@@ -32,6 +32,9 @@ pub struct Vm {
     pub accel: Accel,
     /// A QMP socket to create (for sending keys in tests).
     pub qmp: Option<PathBuf>,
+    /// The network: a virtio-net device on QEMU's user network, with this host port
+    /// (on 127.0.0.1) forwarded to the guest's management API. `None`: no network device.
+    pub api_forward: Option<u16>,
 }
 
 impl Vm {
@@ -63,7 +66,25 @@ impl Vm {
             cpus: 2,
             accel,
             qmp: None,
+            api_forward: None,
         })
+    }
+
+    /// Gives the VM a network: a virtio-net device on QEMU's user network (the guest asks
+    /// its DHCP server for an address: `vyoma.net=dhcp`, unless the command line already
+    /// says otherwise), with `host_port` on the host's loopback forwarded to the guest's
+    /// management API. The URL to use is [`Vm::api_url`].
+    pub fn with_network(mut self, host_port: u16) -> Vm {
+        if !self.cmdline.split_whitespace().any(|w| w.starts_with("vyoma.net=")) {
+            self.cmdline.push_str(" vyoma.net=dhcp");
+        }
+        self.api_forward = Some(host_port);
+        self
+    }
+
+    /// The host-side URL of the guest's management API, when the VM has a network.
+    pub fn api_url(&self) -> Option<String> {
+        self.api_forward.map(|p| format!("https://127.0.0.1:{p}"))
     }
 
     /// The same VM under TCG, after a boot under KVM failed as `failure` says; the host's
@@ -103,6 +124,14 @@ impl Vm {
             c.args(["-serial", "mon:stdio"]);
         } else {
             c.args(["-serial", "stdio", "-monitor", "none"]);
+        }
+        if let Some(port) = self.api_forward {
+            c.arg("-netdev")
+                .arg(format!(
+                    "user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:{}",
+                    crate::API_PORT
+                ))
+                .args(["-device", "virtio-net-pci,netdev=net0"]);
         }
         if let Some(q) = &self.qmp {
             c.arg("-qmp").arg(format!("unix:{},server=on,wait=off", q.display()));
@@ -373,5 +402,14 @@ pub fn send_ctrl_alt_del(qmp: &Path) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("QMP refused send-key: {reply}"))
+    }
+}
+
+/// A free TCP port on the host's loopback: `preferred` if it is free, else one the kernel
+/// picks.
+pub fn free_port(preferred: u16) -> std::io::Result<u16> {
+    match std::net::TcpListener::bind(("127.0.0.1", preferred)) {
+        Ok(l) => Ok(l.local_addr()?.port()),
+        Err(_) => Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port()),
     }
 }

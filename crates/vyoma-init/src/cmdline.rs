@@ -2,7 +2,82 @@
 //! the kernel's and are ignored; a malformed `vyoma.` option is reported and its default
 //! used, so a typo never stops the machine from booting.
 
+use std::net::{Ipv4Addr, SocketAddr};
+
 use crate::sys::PowerAction;
+
+/// How the machine's network is set up (`vyoma.net=`). `lo` is always brought up.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NetConfig {
+    /// `vyoma.net=off`, or no option: only `lo`.
+    #[default]
+    Off,
+    /// `vyoma.net=dhcp[,dev=NAME]`: an address from a DHCP server on the interface (the
+    /// first Ethernet interface by default).
+    Dhcp {
+        /// The interface, if named.
+        dev: Option<String>,
+    },
+    /// `vyoma.net=ADDR/PREFIX[,gw=GATEWAY][,dev=NAME]`: a fixed IPv4 address.
+    Static {
+        /// The address.
+        addr: Ipv4Addr,
+        /// Its prefix length.
+        prefix: u8,
+        /// The default gateway, if any.
+        gateway: Option<Ipv4Addr>,
+        /// The interface, if named.
+        dev: Option<String>,
+    },
+}
+
+/// The management API's address in the image by default: every interface, port 7443
+/// (HTTPS).
+pub const DEFAULT_API: &str = "0.0.0.0:7443";
+
+/// Parses the value of `vyoma.net=`.
+fn net(value: &str) -> Result<NetConfig, String> {
+    let usage = "write `vyoma.net=off`, `vyoma.net=dhcp` or `vyoma.net=10.0.2.15/24,gw=10.0.2.2` (add `,dev=eth0` to pick the interface)";
+    let mut parts = value.split(',');
+    let first = parts.next().unwrap_or_default();
+    let mut gateway = None;
+    let mut dev = None;
+    for p in parts {
+        match p.split_once('=') {
+            Some(("gw", g)) => {
+                gateway = Some(
+                    g.parse::<Ipv4Addr>()
+                        .map_err(|_| format!("`gw={}` is not an IPv4 address: {usage}", shown(g)))?,
+                );
+            }
+            Some(("dev", d)) if !d.is_empty() && d.len() < 16 && !d.contains('/') => dev = Some(d.to_string()),
+            _ => return Err(format!("unknown part `{}`: {usage}", shown(p))),
+        }
+    }
+    match first {
+        "off" if gateway.is_none() && dev.is_none() => Ok(NetConfig::Off),
+        "dhcp" if gateway.is_none() => Ok(NetConfig::Dhcp { dev }),
+        cidr => {
+            let (addr, prefix) = cidr
+                .split_once('/')
+                .ok_or_else(|| format!("`{}` is not ADDR/PREFIX: {usage}", shown(cidr)))?;
+            let addr = addr
+                .parse::<Ipv4Addr>()
+                .map_err(|_| format!("`{}` is not an IPv4 address: {usage}", shown(addr)))?;
+            let prefix = prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= 32)
+                .ok_or_else(|| format!("`/{}` is not a prefix length from 0 to 32: {usage}", shown(prefix)))?;
+            Ok(NetConfig::Static {
+                addr,
+                prefix,
+                gateway,
+                dev,
+            })
+        }
+    }
+}
 
 /// What the kernel command line asks of VyomaOS.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +95,11 @@ pub struct BootOptions {
     /// `vyoma.memory=SIZE`: the memory all apps together may hold (e.g. `384MiB`). `None`:
     /// the machine's memory less what the supervisor keeps.
     pub memory_budget: Option<u64>,
+    /// `vyoma.net=`: the network.
+    pub net: NetConfig,
+    /// `vyoma.api=ADDR:PORT|off`: where the management API listens ([`DEFAULT_API`] by
+    /// default; `None`: off).
+    pub api: Option<SocketAddr>,
 }
 
 impl Default for BootOptions {
@@ -30,6 +110,8 @@ impl Default for BootOptions {
             on_panic: PowerAction::Reboot,
             apps_dir: "/apps".into(),
             memory_budget: None,
+            net: NetConfig::Off,
+            api: DEFAULT_API.parse().ok(),
         }
     }
 }
@@ -108,13 +190,26 @@ pub fn parse(cmdline: &str) -> (BootOptions, Vec<String>) {
                     "`vyoma.memory={v}` is not a size: write e.g. `vyoma.memory=384MiB` (using the machine's memory less an eighth)"
                 )),
             },
+            "net" => match net(value) {
+                Ok(n) => o.net = n,
+                Err(e) => problems.push(format!("`vyoma.net={v}`: {e} (the network stays off)")),
+            },
+            "api" => match value {
+                "off" => o.api = None,
+                _ => match value.parse::<SocketAddr>() {
+                    Ok(a) => o.api = Some(a),
+                    Err(_) => problems.push(format!(
+                        "`vyoma.api={v}` is not an address: write e.g. `vyoma.api=0.0.0.0:7443` or `vyoma.api=off` (using {DEFAULT_API})"
+                    )),
+                },
+            },
             "log" | "dir" => problems.push(format!(
                 "`vyoma.{k}={v}` needs a value{}: using {}",
                 if key == "dir" { " that is an absolute path" } else { "" },
                 if key == "dir" { &o.apps_dir } else { &o.log }
             )),
             _ => problems.push(format!(
-                "unknown option `vyoma.{k}`: VyomaOS reads vyoma.log, vyoma.apps, vyoma.panic, vyoma.dir and vyoma.memory"
+                "unknown option `vyoma.{k}`: VyomaOS reads vyoma.log, vyoma.apps, vyoma.panic, vyoma.dir, vyoma.memory, vyoma.net and vyoma.api"
             )),
         }
     }
@@ -139,6 +234,44 @@ mod tests {
             ]
         );
         assert_eq!(parse("vyoma.memory=0").1.len(), 1, "a budget of nothing is refused");
+    }
+
+    #[test]
+    fn network_and_api_options() {
+        let (o, p) = parse("vyoma.net=10.0.2.15/24,gw=10.0.2.2 vyoma.api=0.0.0.0:9443");
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(
+            o.net,
+            NetConfig::Static {
+                addr: Ipv4Addr::new(10, 0, 2, 15),
+                prefix: 24,
+                gateway: Some(Ipv4Addr::new(10, 0, 2, 2)),
+                dev: None
+            }
+        );
+        assert_eq!(o.api, Some("0.0.0.0:9443".parse().unwrap()));
+        assert_eq!(
+            parse("vyoma.net=dhcp,dev=eth1").0.net,
+            NetConfig::Dhcp {
+                dev: Some("eth1".into())
+            }
+        );
+        assert_eq!(parse("vyoma.net=off vyoma.api=off").0.api, None);
+        assert_eq!(parse("").0.net, NetConfig::Off);
+        assert_eq!(parse("").0.api, Some(DEFAULT_API.parse().unwrap()));
+        for (bad, says) in [
+            ("vyoma.net=10.0.2.15", "`10.0.2.15` is not ADDR/PREFIX"),
+            ("vyoma.net=10.0.2.300/24", "`10.0.2.300` is not an IPv4 address"),
+            ("vyoma.net=10.0.2.15/33", "`/33` is not a prefix length"),
+            ("vyoma.net=10.0.2.15/24,gw=router", "`gw=router` is not an IPv4 address"),
+            ("vyoma.net=dhcp,mtu=9000", "unknown part `mtu=9000`"),
+            ("vyoma.api=everywhere", "`vyoma.api=everywhere` is not an address"),
+        ] {
+            let (o, p) = parse(bad);
+            assert_eq!(p.len(), 1, "{bad}: {p:?}");
+            assert!(p[0].contains(says), "{bad}: {}", p[0]);
+            assert_eq!(o.net, NetConfig::Off, "{bad}");
+        }
     }
 
     #[test]

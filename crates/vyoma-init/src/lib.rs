@@ -7,11 +7,17 @@
 //! and a power-off or reboot, never a hang. Outside PID 1 (hosted mode, tests) the same
 //! binary skips the mounts and the power-off, adopts orphans as a subreaper, and exits.
 //!
+//! With the supervisor, it also sets up the network over netlink ([`net`], [`dhcp`]).
+//!
 //! What it is not for: running apps (`vyoma-supervisor`) or building the image
 //! (`vyoma-image`). The system calls are behind [`Sys`], so everything here is tested with a
 //! fake; the real calls go through rustix, with no `unsafe`.
 
 pub mod cmdline;
+#[cfg(feature = "supervisor")]
+pub mod dhcp;
+#[cfg(feature = "supervisor")]
+pub mod net;
 pub mod sys;
 
 use std::fmt;
@@ -129,6 +135,8 @@ pub enum Shutdown {
     EndOfInput,
     /// A signal.
     Signal(ShutdownSignal),
+    /// `POST /v1/shutdown` on the management API.
+    Api,
 }
 
 impl fmt::Display for Shutdown {
@@ -139,6 +147,7 @@ impl fmt::Display for Shutdown {
             Shutdown::Signal(ShutdownSignal::Term) => "SIGTERM",
             Shutdown::Signal(ShutdownSignal::Int) => "SIGINT (Ctrl-Alt-Del)",
             Shutdown::Signal(ShutdownSignal::Pwr) => "SIGPWR (power failing)",
+            Shutdown::Api => "shutdown requested through the management API",
         })
     }
 }

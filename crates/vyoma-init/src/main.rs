@@ -1,7 +1,9 @@
 //! `vyoma-init`: `/init` of the VyomaOS image. As PID 1 it mounts the early file systems,
 //! routes Ctrl-Alt-Del to an orderly shutdown, boots the supervisor from `/apps` (apps
 //! precompiled by `vyoma image build`), serves the operator console on `/dev/console` (the
-//! serial line), reaps children, and on `shutdown`, SIGTERM, SIGINT or SIGPWR stops every
+//! serial line) and the management API (HTTPS, with the credentials `vyoma image build` put
+//! in `/etc/vyoma/api`), sets up the network (`vyoma.net=`), reaps children, and on
+//! `shutdown` (console or API), SIGTERM, SIGINT or SIGPWR stops every
 //! app in reverse dependency order, syncs and powers off. A supervisor panic is logged on
 //! the console and ends in a reboot (or power-off, `vyoma.panic=poweroff`), never a hang.
 //!
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use vyoma_init::cmdline::{self, BootOptions};
+use vyoma_init::net;
 use vyoma_init::{
     LinuxSys, PanicResponse, PowerAction, Shutdown, ShutdownSignal, Sys, early_mounts, panic_response, power_down,
     raise_limits, reap_all,
@@ -154,12 +157,73 @@ fn install_panic_hook(pid1: bool, on_panic: PowerAction) {
     }));
 }
 
+/// Where the image keeps the management API's credentials.
+const API_DIR: &str = "/etc/vyoma/api";
+
+/// Sets up `lo` and the interface `vyoma.net=` asks for, saying what it did; a DHCP lease
+/// is renewed in the background.
+async fn network(opts: &BootOptions) {
+    let nl = match net::RtNetlink::connect() {
+        Ok(nl) => nl,
+        Err(e) => {
+            say(&format!("vyoma-init: network not set up: {e}"));
+            return;
+        }
+    };
+    let lease = |link: net::Link| async move { vyoma_init::dhcp::acquire(&link.name, &link.mac).await };
+    match net::configure(&nl, &opts.net, lease).await {
+        Ok(c) => {
+            say(&format!("vyoma-init: network: {c}"));
+            if let net::Configured::Interface {
+                dev,
+                dhcp: Some((mac, l)),
+                ..
+            } = c
+            {
+                tokio::spawn(vyoma_init::dhcp::renew(dev, mac, l));
+            }
+        }
+        Err(e) => say(&format!("vyoma-init: network: {e}; only lo is up")),
+    }
+}
+
+/// Serves the management API on `vyoma.api=` (HTTPS) when the image has credentials.
+fn serve_api(sup: &vyoma_supervisor::Supervisor, opts: &BootOptions) -> Option<vyoma_api::Api> {
+    let addr = opts.api?;
+    let dir = std::path::Path::new(API_DIR);
+    if !dir.join(vyoma_api::files::TOKEN_DIGEST).exists() {
+        say(&format!(
+            "vyoma-init: no management API: the image has no credentials in {API_DIR} (vyoma image build makes them)"
+        ));
+        return None;
+    }
+    let started = vyoma_api::ServerCredentials::load(dir, true)
+        .map_err(|e| e.to_string())
+        .and_then(|credentials| {
+            let listener = vyoma_api::bind(addr).map_err(|e| e.to_string())?;
+            vyoma_api::Api::spawn(sup, vyoma_api::ApiConfig { listener, credentials }).map_err(|e| e.to_string())
+        });
+    match started {
+        Ok(api) => {
+            say(&format!("vyoma: management API on {}", api.url()));
+            Some(api)
+        }
+        Err(e) => {
+            say(&format!("vyoma-init: no management API: {e}"));
+            None
+        }
+    }
+}
+
 async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shutdown> {
     // Handlers first: a signal during start-up still gets an orderly shutdown.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigpwr = signal(SignalKind::from_raw(rustix::process::Signal::POWER.as_raw()))?;
     let mut sigchld = signal(SignalKind::child())?;
+    if pid1 {
+        network(opts).await;
+    }
     let dir = PathBuf::from(&opts.apps_dir);
     let config = RuntimeConfig {
         // The image's app set is fixed at boot, so the pool is sized to it (boot makes room
@@ -213,6 +277,8 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
     for problem in booted.problems() {
         say(&problem.to_string());
     }
+    // The API is up before the apps start: probes see it live, and ready once they run.
+    let mut api = if pid1 { serve_api(&sup, opts) } else { None };
     // Start the apps while serving signals: one during start-up stops what has started.
     let starting = async {
         booted.start(opts.apps.as_deref()).await;
@@ -263,6 +329,9 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
         ));
     }
 
+    if let Some(a) = &api {
+        a.set_started();
+    }
     let interactive = std::io::stdin().is_terminal();
     if interactive {
         say("type `help` for commands, `shutdown` to power off");
@@ -286,14 +355,20 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
                 }
             },
             s = next_signal(&mut sigterm, &mut sigint, &mut sigpwr) => break Shutdown::Signal(s),
+            () = async {
+                match api.as_mut() {
+                    Some(a) => a.shutdown_requested().await,
+                    None => std::future::pending().await,
+                }
+            } => break Shutdown::Api,
             _ = sigchld.recv() => {
                 let n = reap_all(&SYS);
                 tracing::debug!(reaped = n, "reaped exited children");
             }
         }
     };
-    // The console's `shutdown` has already stopped them (and said so).
-    if cause != Shutdown::Console {
+    // The console's and the API's `shutdown` have already stopped them.
+    if !matches!(cause, Shutdown::Console | Shutdown::Api) {
         say(&format!("vyoma: {cause}: stopping all apps"));
         sup.shutdown().await;
     }
