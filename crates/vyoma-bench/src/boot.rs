@@ -68,6 +68,8 @@ fn build(apps: &Path, out: &Path, cache: &Path) -> anyhow::Result<ImageReport> {
         init: default_init(),
         out: out.to_path_buf(),
         cache_root: cache.to_path_buf(),
+        oci: false,
+        api_names: Vec::new(),
     })?)
 }
 

@@ -28,6 +28,14 @@ pub(crate) struct BuildArgs {
     /// `./dev image` build in the source tree].
     #[arg(long)]
     init: Option<PathBuf>,
+    /// Also write the image as an OCI image archive (vyoma-image.oci.tar: /boot/bzImage and
+    /// /boot/initramfs, for KubeVirt's kernelBoot; see docs/fleet.md).
+    #[arg(long)]
+    oci: bool,
+    /// A host name (wildcards allowed) or IP address clients reach the image's API under,
+    /// added to its certificate; repeat for several. Changing them makes new credentials.
+    #[arg(long = "api-name", value_name = "NAME")]
+    api_names: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -98,6 +106,8 @@ pub(crate) fn image(cmd: ImageCmd) -> anyhow::Result<Exit> {
                 out: args.out.unwrap_or_else(default_image),
                 cache_root: vyoma_runtime::default_cache_dir()
                     .context("no cache folder: set VYOMA_CACHE_DIR or HOME")?,
+                oci: args.oci,
+                api_names: args.api_names,
             };
             match vyoma_image::build(&opts) {
                 Ok(report) => {

@@ -16,12 +16,17 @@ const BOOT: Duration = Duration::from_secs(240);
 const STEP: Duration = Duration::from_secs(60);
 
 fn build_image(out: &Path) -> String {
+    build_image_with(out, &[])
+}
+
+fn build_image_with(out: &Path, extra: &[&str]) -> String {
     let apps = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/default");
     let o = Command::new(env!("CARGO_BIN_EXE_vyoma"))
         .args(["image", "build"])
         .arg(&apps)
         .arg("--out")
         .arg(out)
+        .args(extra)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -79,7 +84,8 @@ fn state<'a>(rows: &'a [(String, Vec<String>)], app: &str) -> &'a [String] {
 fn the_image_boots_runs_its_apps_and_powers_off() {
     let d = tempfile::tempdir().unwrap();
     let image = d.path().join("image");
-    let report = build_image(&image);
+    let report = build_image_with(&image, &["--oci", "--api-name", "*.vyoma.default.svc.cluster.local"]);
+    check_oci(&image, d.path());
     for part in [
         "bzImage",
         "initramfs.cpio.zst",
@@ -287,4 +293,61 @@ fn the_image_is_managed_over_its_network_and_apps_use_lo() {
         .wait_exit(STEP)
         .unwrap_or_else(|| panic!("QEMU did not exit:\n{}", s.transcript()));
     assert!(status.success(), "QEMU exited with {status}:\n{}", s.transcript());
+}
+
+fn run_tool(cmd: &mut Command) -> String {
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (./dev test installs skopeo and umoci)"));
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The OCI archive, read by the real tools: skopeo reads its manifest and config, umoci
+/// unpacks it, and the files are the image's, where KubeVirt's kernelBoot looks.
+fn check_oci(image: &Path, work: &Path) {
+    let archive = image.join("vyoma-image.oci.tar");
+    let info = run_tool(
+        Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("oci-archive:{}", archive.display())),
+    );
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["Architecture"], "amd64", "{info}");
+    assert_eq!(info["Os"], "linux", "{info}");
+    assert_eq!(info["Labels"]["org.vyomaos.kernel-path"], "/boot/bzImage", "{info}");
+    assert_eq!(info["Layers"].as_array().map(Vec::len), Some(1), "{info}");
+    // umoci reads a layout folder: unpack the archive into one first.
+    let layout = work.join("layout");
+    std::fs::create_dir_all(&layout).unwrap();
+    run_tool(Command::new("tar").arg("-xf").arg(&archive).arg("-C").arg(&layout));
+    let bundle = work.join("bundle");
+    let mut umoci = Command::new("umoci");
+    umoci.arg("unpack");
+    let root = rustix::process::geteuid().is_root();
+    if !root {
+        umoci.arg("--rootless");
+    }
+    run_tool(
+        umoci
+            .arg("--image")
+            .arg(format!("{}:latest", layout.display()))
+            .arg(&bundle),
+    );
+    let rootfs = bundle.join("rootfs");
+    for (inside, outside) in [("boot/bzImage", "bzImage"), ("boot/initramfs", "initramfs.cpio.zst")] {
+        let a = std::fs::read(rootfs.join(inside)).unwrap();
+        let b = std::fs::read(image.join(outside)).unwrap();
+        assert!(a == b, "{inside} differs from the image's {outside}");
+        if root {
+            use std::os::unix::fs::MetadataExt as _;
+            let m = std::fs::metadata(rootfs.join(inside)).unwrap();
+            assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (107, 107, 0o444), "{inside}");
+        }
+    }
 }

@@ -13,6 +13,7 @@
 pub mod accel;
 pub mod initramfs;
 pub mod kernel;
+pub mod oci;
 pub mod qemu;
 pub mod stage;
 
@@ -120,6 +121,10 @@ pub struct BuildOptions {
     pub out: PathBuf,
     /// The cache root (the kernel is kept under `kernel/`).
     pub cache_root: PathBuf,
+    /// Also write the OCI image archive ([`oci::OCI_ARCHIVE`]).
+    pub oci: bool,
+    /// Names (or addresses) clients reach the API under, for its certificate.
+    pub api_names: Vec<String>,
 }
 
 /// What was built.
@@ -141,6 +146,8 @@ pub struct ImageReport {
     pub init_size: u64,
     /// The apps.
     pub apps: Vec<StagedApp>,
+    /// The OCI archive, when asked for.
+    pub oci: Option<oci::OciReport>,
 }
 
 impl ImageReport {
@@ -212,7 +219,20 @@ impl fmt::Display for ImageReport {
             "total",
             size(self.total()),
             self.apps.len()
-        )
+        )?;
+        if let Some(o) = &self.oci {
+            write!(
+                f,
+                "\n  {:<26}{:>10}  OCI image archive ({}, {} and {}), manifest {}",
+                oci::OCI_ARCHIVE,
+                size(o.size),
+                "owner 107:107",
+                oci::KERNEL_PATH,
+                oci::INITRD_PATH,
+                o.manifest_digest
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -229,7 +249,7 @@ pub fn build(opts: &BuildOptions) -> Result<ImageReport, ImageError> {
             data: init,
         },
     );
-    let api = credentials(&opts.out)?;
+    let api = credentials(&opts.out, &opts.api_names)?;
     for name in [
         vyoma_api::files::SERVER_CERT,
         vyoma_api::files::SERVER_KEY,
@@ -254,6 +274,18 @@ pub fn build(opts: &BuildOptions) -> Result<ImageReport, ImageError> {
     let unpacked = cpio.len() as u64;
     let packed = initramfs::compress(&cpio)?;
     write(&opts.out, &kernel.path, &packed)?;
+    let oci = if opts.oci {
+        let kernel_bytes =
+            std::fs::read(&kernel.path).map_err(|e| ImageError::io(format!("reading {}", kernel.path.display()), e))?;
+        Some(oci::write_archive(
+            &opts.out.join(oci::OCI_ARCHIVE),
+            &kernel_bytes,
+            &packed,
+            DEFAULT_CMDLINE,
+        )?)
+    } else {
+        None
+    };
     Ok(ImageReport {
         dir: opts.out.clone(),
         kernel_key: kernel.key,
@@ -263,21 +295,28 @@ pub fn build(opts: &BuildOptions) -> Result<ImageReport, ImageError> {
         initramfs_unpacked: unpacked,
         init_size,
         apps,
+        oci,
     })
 }
 
 /// The image's API credentials in `out/api`: kept from an earlier build when the client
-/// config next to them still holds the matching token, else made afresh (and the client
-/// config rewritten). Returns the folder.
-fn credentials(out: &Path) -> Result<PathBuf, ImageError> {
+/// config next to them still holds the matching token and the certificate was made for
+/// `names`, else made afresh (and the client config rewritten). Returns the folder.
+fn credentials(out: &Path, names: &[String]) -> Result<PathBuf, ImageError> {
     let dir = out.join(API_DIR);
     let config_path = out.join(CLIENT_CONFIG);
     let config = vyoma_api::ClientConfig::load(&config_path)?;
+    // The names the certificate was made for, one per line.
+    let names_file = dir.join("names");
+    let wanted = names.join("\n");
     let kept = vyoma_api::ServerCredentials::load(&dir, true)
         .ok()
-        .is_some_and(|c| config.endpoints.get("image").is_some_and(|e| c.token.matches(&e.token)));
+        .is_some_and(|c| config.endpoints.get("image").is_some_and(|e| c.token.matches(&e.token)))
+        && std::fs::read_to_string(&names_file).unwrap_or_default() == wanted;
     if !kept {
-        let made = vyoma_api::credentials::generate(&dir, &[])?;
+        let made = vyoma_api::credentials::generate(&dir, names)?;
+        std::fs::write(&names_file, &wanted)
+            .map_err(|e| ImageError::io(format!("writing {}", names_file.display()), e))?;
         let mut config = vyoma_api::ClientConfig::default();
         config.set(
             "image",
