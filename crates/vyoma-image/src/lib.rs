@@ -223,10 +223,9 @@ impl fmt::Display for ImageReport {
         if let Some(o) = &self.oci {
             write!(
                 f,
-                "\n  {:<26}{:>10}  OCI image archive ({}, {} and {}), manifest {}",
+                "\n  {:<26}{:>10}  OCI image archive (owner 107:107, {} and {}), manifest {}",
                 oci::OCI_ARCHIVE,
                 size(o.size),
-                "owner 107:107",
                 oci::KERNEL_PATH,
                 oci::INITRD_PATH,
                 o.manifest_digest
