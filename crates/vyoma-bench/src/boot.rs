@@ -25,6 +25,10 @@ pub(crate) struct BenchBootArgs {
     /// How QEMU runs the guest: `kvm`, `tcg`, or `auto` [default: $VYOMA_ACCEL, else auto].
     #[arg(long, value_name = "auto|kvm|tcg")]
     accel: Option<vyoma_image::accel::AccelChoice>,
+    /// Also boot the default set with this (older) static /init, side by side: a
+    /// before/after comparison of the supervisor itself.
+    #[arg(long, value_name = "PATH")]
+    before_init: Option<PathBuf>,
 }
 
 /// The line the trivial init prints.
@@ -62,10 +66,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn build(apps: &Path, out: &Path, cache: &Path) -> anyhow::Result<ImageReport> {
+fn build(apps: &Path, out: &Path, cache: &Path, init: PathBuf) -> anyhow::Result<ImageReport> {
     Ok(vyoma_image::build(&BuildOptions {
         apps: apps.to_path_buf(),
-        init: default_init(),
+        init,
         out: out.to_path_buf(),
         cache_root: cache.to_path_buf(),
         oci: false,
@@ -92,10 +96,19 @@ fn kib(n: u64) -> String {
 pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
     let cache = vyoma_runtime::default_cache_dir().context("no cache folder: set VYOMA_CACHE_DIR or HOME")?;
     let work = tempfile::tempdir()?;
-    let default = build(&crate::default_apps(), &work.path().join("default"), &cache)?;
+    let default = build(&crate::default_apps(), &work.path().join("default"), &cache, default_init())?;
     let many_apps = work.path().join("many");
     crate::common::write_apps(&many_apps, args.apps, &crate::default_apps().join("ticker/ticker.wasm"))?;
-    let many = build(&many_apps, &work.path().join("many-image"), &cache)?;
+    let many = build(&many_apps, &work.path().join("many-image"), &cache, default_init())?;
+    let before = match &args.before_init {
+        Some(init) => Some(build(
+            &crate::default_apps(),
+            &work.path().join("before"),
+            &cache,
+            init.clone(),
+        )?),
+        None => None,
+    };
 
     // The baseline: the same kernel, an initramfs holding only the trivial init.
     let trivial_bin = musl_binary("vyoma-trivial-init");
@@ -127,19 +140,31 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
     };
     let vm = |dir: &PathBuf| -> anyhow::Result<Vm> { Ok(Vm::from_image_with(dir, "", choice)?) };
     let (vt, vd, vm_many) = (vm(&trivial)?, vm(&default.dir)?, vm(&many.dir)?);
+    // The default set as `vyoma boot` runs it: a virtio-net device, DHCP, the API forwarded.
+    let vnet = vd.clone().with_network(vyoma_image::qemu::free_port(0)?);
+    let vbefore = before.as_ref().map(|b| vm(&b.dir)).transpose()?;
     let accel = vt.accel.clone();
     let (mut t, mut d, mut m, mut dg, mut mg) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut n, mut ng, mut b, mut bg) = (vec![], vec![], vec![], vec![]);
     // Interleaved so drift on the machine affects every image alike.
     for _ in 0..args.runs.max(1) {
         t.push(boot_once(&vt, |l| l.contains(TRIVIAL_MARK), false)?.0);
         let (ms, g) = boot_once(&vd, is_boot_mark, true)?;
         d.push(ms);
         dg.extend(g.map(|g| g as f64));
+        let (ms, g) = boot_once(&vnet, is_boot_mark, true)?;
+        n.push(ms);
+        ng.extend(g.map(|g| g as f64));
         let (ms, g) = boot_once(&vm_many, is_boot_mark, true)?;
         m.push(ms);
         mg.extend(g.map(|g| g as f64));
+        if let Some(vb) = &vbefore {
+            let (ms, g) = boot_once(vb, is_boot_mark, true)?;
+            b.push(ms);
+            bg.extend(g.map(|g| g as f64));
+        }
     }
-    let (t, d, m) = (median(t), median(d), median(m));
+    let (t, d, m, n) = (median(t), median(d), median(m), median(n));
     let in_guest = |v: Vec<f64>| {
         if v.is_empty() {
             "-".to_string()
@@ -161,7 +186,11 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
     );
     println!("| image | kernel | initramfs | total | of which /init | apps (precompiled) |");
     println!("|---|---:|---:|---:|---:|---:|");
-    for (name, r) in [("default set", &default), ("tickers", &many)] {
+    let mut sized = vec![("default set", &default), ("tickers", &many)];
+    if let Some(b) = &before {
+        sized.push(("default set, the older /init", b));
+    }
+    for (name, r) in sized {
         println!(
             "| {name} ({} apps) | {} | {} | {} | {} | {} |",
             r.apps.len(),
@@ -185,10 +214,23 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
         in_guest(dg)
     );
     println!(
+        "| default set with the network (virtio-net, DHCP) and the API forwarded | {n:.0} ms | {:.0} ms | {} |",
+        n - t,
+        in_guest(ng)
+    );
+    println!(
         "| {} apps | {m:.0} ms | {:.0} ms | {} |",
         args.apps,
         m - t,
         in_guest(mg)
     );
+    if !b.is_empty() {
+        let b = median(b);
+        println!(
+            "| default set, the older /init | {b:.0} ms | {:.0} ms | {} |",
+            b - t,
+            in_guest(bg)
+        );
+    }
     Ok(Exit::Ok)
 }

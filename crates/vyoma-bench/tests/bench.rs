@@ -122,3 +122,26 @@ fn zoo_runs_every_arrangement_and_prints_its_table() {
         assert!(measured > 0, "{line}");
     }
 }
+
+#[test]
+fn bench_boot_boots_every_image_and_prints_its_tables() {
+    // Keeps `vyoma-bench boot` working (real boots in QEMU, one of each image); the figures
+    // go to docs/PERFORMANCE.md.
+    // The kernel is cached in the user's cache folder (built once, as by the image tests),
+    // not in the tests' compile cache.
+    let out = bench(&["boot", "--runs", "1", "--apps", "3"])
+        .env_remove("VYOMA_CACHE_DIR")
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for row in [
+        "| default set (7 apps) |",
+        "| tickers (3 apps) |",
+        "| trivial init (`trivial init: up`) |",
+        "| default set with the network (virtio-net, DHCP) and the API forwarded |",
+        "| 3 apps |",
+    ] {
+        assert!(stdout.lines().any(|l| l.starts_with(row)), "no row {row}:\n{stdout}");
+    }
+}

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use vyoma_testkit::{shared_cache, write_app};
+use vyoma_testkit::write_app;
 
 fn app(root: &Path, name: &str, component: &str, extra: &str) {
     write_app(root, name, component, extra);
@@ -15,25 +15,8 @@ fn app(root: &Path, name: &str, component: &str, extra: &str) {
 /// port whose credentials and client config live in a folder of their own (never the
 /// user's).
 fn vyoma(args: &[&str]) -> Command {
-    let home = tempfile::Builder::new()
-        .prefix("home")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .unwrap()
-        .keep();
-    vyoma_in(&home, args)
-}
-
-/// `vyoma ARGS` with its client config and API credentials in `home`.
-fn vyoma_in(home: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vyoma"));
-    c.args(args)
-        .env("VYOMA_CACHE_DIR", shared_cache(env!("CARGO_TARGET_TMPDIR")))
-        .env("VYOMA_API", "127.0.0.1:0")
-        .env("VYOMA_CONFIG", home.join("client.toml"))
-        .env("XDG_STATE_HOME", home.join("state"))
-        .env_remove("VYOMA_TOKEN")
-        .env_remove("VYOMA_LOG");
-    c
+    let tmp = env!("CARGO_TARGET_TMPDIR");
+    vyoma_testkit::vyoma_command(env!("CARGO_BIN_EXE_vyoma"), tmp, &vyoma_testkit::fresh_home(tmp), args)
 }
 
 fn session(dir: &Path, script: &str) -> Output {

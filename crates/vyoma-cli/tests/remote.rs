@@ -6,7 +6,7 @@ use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use vyoma_testkit::{shared_cache, write_app};
+use vyoma_testkit::write_app;
 
 /// A running `vyoma run --no-console` with its own client config and credentials.
 struct Instance {
@@ -23,23 +23,11 @@ impl Drop for Instance {
 }
 
 fn home() -> PathBuf {
-    tempfile::Builder::new()
-        .prefix("home")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .unwrap()
-        .keep()
+    vyoma_testkit::fresh_home(env!("CARGO_TARGET_TMPDIR"))
 }
 
 fn vyoma(home: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vyoma"));
-    c.args(args)
-        .env("VYOMA_CACHE_DIR", shared_cache(env!("CARGO_TARGET_TMPDIR")))
-        .env("VYOMA_API", "127.0.0.1:0")
-        .env("VYOMA_CONFIG", home.join("client.toml"))
-        .env("XDG_STATE_HOME", home.join("state"))
-        .env_remove("VYOMA_TOKEN")
-        .env_remove("VYOMA_LOG");
-    c
+    vyoma_testkit::vyoma_command(env!("CARGO_BIN_EXE_vyoma"), env!("CARGO_TARGET_TMPDIR"), home, args)
 }
 
 /// Starts `vyoma run` over `apps` and waits for its API line.

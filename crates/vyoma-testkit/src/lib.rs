@@ -71,3 +71,27 @@ pub fn write_hanging_app(root: &Path, name: &str, extra: &str) -> PathBuf {
     .expect("writing app.toml");
     dir
 }
+
+/// A fresh folder under `target_tmpdir` standing for a user's home: the client config and
+/// API credentials a `vyoma` under test writes go there, never into the real home.
+pub fn fresh_home(target_tmpdir: &str) -> PathBuf {
+    tempfile::Builder::new()
+        .prefix("home")
+        .tempdir_in(target_tmpdir)
+        .expect("a folder under the test's target dir")
+        .keep()
+}
+
+/// `binary ARGS` set up for tests: the shared compile cache, a management API on a free
+/// loopback port, and its client config and credentials in `home` (see [`fresh_home`]).
+pub fn vyoma_command(binary: &str, target_tmpdir: &str, home: &Path, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(binary);
+    c.args(args)
+        .env("VYOMA_CACHE_DIR", shared_cache(target_tmpdir))
+        .env("VYOMA_API", "127.0.0.1:0")
+        .env("VYOMA_CONFIG", home.join("client.toml"))
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env_remove("VYOMA_TOKEN")
+        .env_remove("VYOMA_LOG");
+    c
+}
