@@ -96,7 +96,12 @@ fn kib(n: u64) -> String {
 pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
     let cache = vyoma_runtime::default_cache_dir().context("no cache folder: set VYOMA_CACHE_DIR or HOME")?;
     let work = tempfile::tempdir()?;
-    let default = build(&crate::default_apps(), &work.path().join("default"), &cache, default_init())?;
+    let default = build(
+        &crate::default_apps(),
+        &work.path().join("default"),
+        &cache,
+        default_init(),
+    )?;
     let many_apps = work.path().join("many");
     crate::common::write_apps(&many_apps, args.apps, &crate::default_apps().join("ticker/ticker.wasm"))?;
     let many = build(&many_apps, &work.path().join("many-image"), &cache, default_init())?;

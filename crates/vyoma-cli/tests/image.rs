@@ -245,13 +245,29 @@ fn the_image_is_managed_over_its_network_and_apps_use_lo() {
     let vm = Vm::from_image(&image, "").unwrap().with_network(port);
     let url = vm.api_url().unwrap();
     let mut s = Serial::start(&vm).unwrap();
-    let (_, net) = ok(s.wait_for(BOOT, |l| l.starts_with("vyoma-init: network")));
+    // The interface is set up beside the apps' start: its line may come before or after
+    // the API's and the boot's.
+    let (is_net, is_api) = (
+        |l: &str| l.starts_with("vyoma-init: network"),
+        |l: &str| l == "vyoma: management API on https://0.0.0.0:7443",
+    );
+    let is_boot = |l: &str| text(l).starts_with("vyoma: ") && l.contains("boot complete");
+    let (mut net, mut api, mut booted) = (None, false, false);
+    while net.is_none() || !api || !booted {
+        let (_, l) = ok(s.wait_for(BOOT, |l| is_net(l) || is_api(l) || is_boot(l)));
+        if is_net(&l) {
+            net = Some(l);
+        } else if is_api(&l) {
+            api = true;
+        } else {
+            booted = true;
+        }
+    }
+    let net = net.unwrap_or_default();
     assert!(
         net.starts_with("vyoma-init: network: eth0 10.0.2.15/24 via 10.0.2.2 (dhcp from 10.0.2.2"),
         "{net}"
     );
-    ok(s.wait_for(BOOT, |l| l == "vyoma: management API on https://0.0.0.0:7443"));
-    ok(s.wait_for(BOOT, |l| text(l).starts_with("vyoma: ") && l.contains("boot complete")));
 
     // The host reaches the API through the port forward, over TLS, with the built config.
     let (good, out, err) = remote(&image, &url, &["wait", "ticker", "running", "1m"]);

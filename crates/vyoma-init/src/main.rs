@@ -160,8 +160,9 @@ fn install_panic_hook(pid1: bool, on_panic: PowerAction) {
 /// Where the image keeps the management API's credentials.
 const API_DIR: &str = "/etc/vyoma/api";
 
-/// Sets up `lo` and the interface `vyoma.net=` asks for, saying what it did; a DHCP lease
-/// is renewed in the background.
+/// Brings `lo` up now, then sets up the interface `vyoma.net=` asks for in the background
+/// (beside the apps' start: a slow or absent DHCP server never holds the boot up), saying
+/// what it did; a DHCP lease is then renewed in the background.
 async fn network(opts: &BootOptions) {
     let nl = match net::RtNetlink::connect() {
         Ok(nl) => nl,
@@ -170,21 +171,31 @@ async fn network(opts: &BootOptions) {
             return;
         }
     };
-    let lease = |link: net::Link| async move { vyoma_init::dhcp::acquire(&link.name, &link.mac).await };
-    match net::configure(&nl, &opts.net, lease).await {
-        Ok(c) => {
-            say(&format!("vyoma-init: network: {c}"));
-            if let net::Configured::Interface {
-                dev,
-                dhcp: Some((mac, l)),
-                ..
-            } = c
-            {
-                tokio::spawn(vyoma_init::dhcp::renew(dev, mac, l));
-            }
+    let links = match net::loopback(&nl).await {
+        Ok(links) => links,
+        Err(e) => {
+            say(&format!("vyoma-init: network: {e}"));
+            return;
         }
-        Err(e) => say(&format!("vyoma-init: network: {e}; only lo is up")),
-    }
+    };
+    let cfg = opts.net.clone();
+    tokio::spawn(async move {
+        let lease = |link: net::Link| async move { vyoma_init::dhcp::acquire(&link.name, &link.mac).await };
+        match net::configure(&nl, &cfg, &links, lease).await {
+            Ok(c) => {
+                say(&format!("vyoma-init: network: {c}"));
+                if let net::Configured::Interface {
+                    dev,
+                    dhcp: Some((mac, l)),
+                    ..
+                } = c
+                {
+                    vyoma_init::dhcp::renew(dev, mac, l).await;
+                }
+            }
+            Err(e) => say(&format!("vyoma-init: network: {e}; only lo is up")),
+        }
+    });
 }
 
 /// Serves the management API on `vyoma.api=` (HTTPS) when the image has credentials.

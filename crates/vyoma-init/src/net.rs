@@ -92,20 +92,26 @@ fn pick<'a>(links: &'a [Link], dev: Option<&str>) -> Result<&'a Link, String> {
     }
 }
 
-/// Brings `lo` up, then sets the rest up as `cfg` says. A DHCP configuration asks
-/// `lease` for an address on the interface once it is up.
-pub async fn configure<N, F, Fut>(nl: &N, cfg: &NetConfig, lease: F) -> Result<Configured, String>
-where
-    N: Netlink,
-    F: FnOnce(Link) -> Fut,
-    Fut: std::future::Future<Output = Result<crate::dhcp::Lease, String>>,
-{
+/// Brings `lo` up (quick: PID 1 does it before the apps start). Returns every interface.
+pub async fn loopback<N: Netlink>(nl: &N) -> Result<Vec<Link>, String> {
     let links = nl.links().await?;
     for l in links.iter().filter(|l| l.loopback) {
         nl.set_up(l.index)
             .await
             .map_err(|e| format!("bringing up {}: {e}", l.name))?;
     }
+    Ok(links)
+}
+
+/// Sets the interfaces up as `cfg` says (`links` from [`loopback`]). A DHCP configuration
+/// asks `lease` for an address on the interface once it is up. PID 1 runs this beside the
+/// apps' start, so a slow or absent DHCP server never holds the boot up.
+pub async fn configure<N, F, Fut>(nl: &N, cfg: &NetConfig, links: &[Link], lease: F) -> Result<Configured, String>
+where
+    N: Netlink,
+    F: FnOnce(Link) -> Fut,
+    Fut: std::future::Future<Output = Result<crate::dhcp::Lease, String>>,
+{
     match cfg {
         NetConfig::Off => Ok(Configured::LoopbackOnly),
         NetConfig::Static {
@@ -114,7 +120,7 @@ where
             gateway,
             dev,
         } => {
-            let link = pick(&links, dev.as_deref())?;
+            let link = pick(links, dev.as_deref())?;
             nl.set_up(link.index)
                 .await
                 .map_err(|e| format!("bringing up {}: {e}", link.name))?;
@@ -136,7 +142,7 @@ where
             })
         }
         NetConfig::Dhcp { dev } => {
-            let link = pick(&links, dev.as_deref())?.clone();
+            let link = pick(links, dev.as_deref())?.clone();
             nl.set_up(link.index)
                 .await
                 .map_err(|e| format!("bringing up {}: {e}", link.name))?;
@@ -310,13 +316,20 @@ mod tests {
             .block_on(f)
     }
 
+    /// Loopback first, then the rest, as PID 1 does.
+    async fn setup<F, Fut>(nl: &Fake, cfg: &NetConfig, lease: F) -> Result<Configured, String>
+    where
+        F: FnOnce(Link) -> Fut,
+        Fut: std::future::Future<Output = Result<Lease, String>>,
+    {
+        let links = loopback(nl).await?;
+        configure(nl, cfg, &links, lease).await
+    }
+
     #[test]
     fn lo_is_always_up() {
         let nl = machine();
-        assert_eq!(
-            run(configure(&nl, &NetConfig::Off, no_dhcp)),
-            Ok(Configured::LoopbackOnly)
-        );
+        assert_eq!(run(setup(&nl, &NetConfig::Off, no_dhcp)), Ok(Configured::LoopbackOnly));
         assert_eq!(*nl.calls.lock().unwrap(), ["up 1"]);
     }
 
@@ -329,7 +342,7 @@ mod tests {
             gateway: Some(Ipv4Addr::new(10, 0, 2, 2)),
             dev: None,
         };
-        let c = run(configure(&nl, &cfg, no_dhcp)).unwrap();
+        let c = run(setup(&nl, &cfg, no_dhcp)).unwrap();
         assert_eq!(c.to_string(), "eth0 10.0.2.15/24 via 10.0.2.2 (static); lo");
         assert_eq!(
             *nl.calls.lock().unwrap(),
@@ -350,13 +363,13 @@ mod tests {
                 lease_secs: 86400,
             })
         };
-        let c = run(configure(&nl, &NetConfig::Dhcp { dev: None }, lease)).unwrap();
+        let c = run(setup(&nl, &NetConfig::Dhcp { dev: None }, lease)).unwrap();
         assert_eq!(
             c.to_string(),
             "eth0 10.0.2.15/24 via 10.0.2.2 (dhcp from 10.0.2.2, lease 86400 s); lo"
         );
         let failing = |_: Link| async { Err::<Lease, _>("no answer from a DHCP server in 6 s".to_string()) };
-        let e = run(configure(&machine(), &NetConfig::Dhcp { dev: None }, failing)).unwrap_err();
+        let e = run(setup(&machine(), &NetConfig::Dhcp { dev: None }, failing)).unwrap_err();
         assert_eq!(e, "DHCP on eth0: no answer from a DHCP server in 6 s");
     }
 
@@ -372,7 +385,7 @@ mod tests {
             gateway: None,
             dev: None,
         };
-        let e = run(configure(&only_lo, &cfg, no_dhcp)).unwrap_err();
+        let e = run(setup(&only_lo, &cfg, no_dhcp)).unwrap_err();
         assert!(e.starts_with("no network interface besides lo"), "{e}");
         let named = NetConfig::Static {
             addr: Ipv4Addr::new(10, 0, 2, 15),
@@ -380,7 +393,7 @@ mod tests {
             gateway: None,
             dev: Some("wlan0".into()),
         };
-        let e = run(configure(&machine(), &named, no_dhcp)).unwrap_err();
+        let e = run(setup(&machine(), &named, no_dhcp)).unwrap_err();
         assert_eq!(e, "no interface named `wlan0` (interfaces: lo, eth0)");
         let nl = Fake {
             fail_route: true,
@@ -392,7 +405,7 @@ mod tests {
             gateway: Some(Ipv4Addr::new(192, 168, 9, 1)),
             dev: None,
         };
-        let e = run(configure(&nl, &cfg, no_dhcp)).unwrap_err();
+        let e = run(setup(&nl, &cfg, no_dhcp)).unwrap_err();
         assert_eq!(
             e,
             "adding the default route via 192.168.9.1: Network is unreachable (os error 101)"
