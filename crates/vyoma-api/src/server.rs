@@ -324,13 +324,23 @@ pub fn api_error(e: &SupervisorError) -> ApiError {
 }
 
 async fn handle(st: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
-    match respond(st, req).await {
+    // A request refused before its body was read leaves that body on the connection: the
+    // connection cannot carry another request, and the client is told so.
+    let has_body = !hyper::body::Body::is_end_stream(req.body());
+    let mut body_read = false;
+    let mut response = match respond(st, req, &mut body_read).await {
         Ok(r) => r,
         Err(e) => error(&e),
+    };
+    if has_body && !body_read {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    response
 }
 
-async fn respond(st: &Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+async fn respond(st: &Arc<State>, req: Request<Incoming>, body_read: &mut bool) -> Result<Response<Body>, ApiError> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or("");
@@ -359,6 +369,7 @@ async fn respond(st: &Arc<State>, req: Request<Incoming>) -> Result<Response<Bod
         .await
         .map_err(|_| too_large())?
         .to_bytes();
+    *body_read = true;
     let call = http::route(&http::Request {
         method: parts.method.as_str(),
         path,
