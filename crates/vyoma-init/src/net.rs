@@ -96,11 +96,35 @@ fn pick<'a>(links: &'a [Link], dev: Option<&str>) -> Result<&'a Link, String> {
 pub async fn loopback<N: Netlink>(nl: &N) -> Result<Vec<Link>, String> {
     let links = nl.links().await?;
     for l in links.iter().filter(|l| l.loopback) {
-        nl.set_up(l.index)
-            .await
-            .map_err(|e| format!("bringing up {}: {e}", l.name))?;
+        up(nl, l).await?;
     }
     Ok(links)
+}
+
+/// Brings `link` up.
+async fn up<N: Netlink>(nl: &N, link: &Link) -> Result<(), String> {
+    nl.set_up(link.index)
+        .await
+        .map_err(|e| format!("bringing up {}: {e}", link.name))
+}
+
+/// Gives `link` the address `addr/prefix`, and the default route through `gateway`.
+async fn assign<N: Netlink>(
+    nl: &N,
+    link: &Link,
+    addr: Ipv4Addr,
+    prefix: u8,
+    gateway: Option<Ipv4Addr>,
+) -> Result<(), String> {
+    nl.add_address(link.index, addr, prefix)
+        .await
+        .map_err(|e| format!("adding {addr}/{prefix} to {}: {e}", link.name))?;
+    if let Some(g) = gateway {
+        nl.add_default_route(g)
+            .await
+            .map_err(|e| format!("adding the default route via {g}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Sets the interfaces up as `cfg` says (`links` from [`loopback`]). A DHCP configuration
@@ -121,17 +145,8 @@ where
             dev,
         } => {
             let link = pick(links, dev.as_deref())?;
-            nl.set_up(link.index)
-                .await
-                .map_err(|e| format!("bringing up {}: {e}", link.name))?;
-            nl.add_address(link.index, *addr, *prefix)
-                .await
-                .map_err(|e| format!("adding {addr}/{prefix} to {}: {e}", link.name))?;
-            if let Some(g) = gateway {
-                nl.add_default_route(*g)
-                    .await
-                    .map_err(|e| format!("adding the default route via {g}: {e}"))?;
-            }
+            up(nl, link).await?;
+            assign(nl, link, *addr, *prefix, *gateway).await?;
             Ok(Configured::Interface {
                 dev: link.name.clone(),
                 addr: *addr,
@@ -142,29 +157,19 @@ where
             })
         }
         NetConfig::Dhcp { dev } => {
-            let link = pick(links, dev.as_deref())?.clone();
-            nl.set_up(link.index)
+            let link = pick(links, dev.as_deref())?;
+            up(nl, link).await?;
+            let l = lease(link.clone())
                 .await
-                .map_err(|e| format!("bringing up {}: {e}", link.name))?;
-            let name = link.name.clone();
-            let index = link.index;
-            let mac = link.mac.clone();
-            let l = lease(link).await.map_err(|e| format!("DHCP on {name}: {e}"))?;
-            nl.add_address(index, l.addr, l.prefix)
-                .await
-                .map_err(|e| format!("adding {}/{} to {name}: {e}", l.addr, l.prefix))?;
-            if let Some(g) = l.router {
-                nl.add_default_route(g)
-                    .await
-                    .map_err(|e| format!("adding the default route via {g}: {e}"))?;
-            }
+                .map_err(|e| format!("DHCP on {}: {e}", link.name))?;
+            assign(nl, link, l.addr, l.prefix, l.router).await?;
             Ok(Configured::Interface {
-                dev: name,
+                dev: link.name.clone(),
                 addr: l.addr,
                 prefix: l.prefix,
                 gateway: l.router,
                 source: format!("dhcp from {}, lease {} s", l.server, l.lease_secs),
-                dhcp: Some((mac, l)),
+                dhcp: Some((link.mac.clone(), l)),
             })
         }
     }
