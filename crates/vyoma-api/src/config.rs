@@ -51,6 +51,16 @@ pub struct ClientConfig {
     pub endpoints: BTreeMap<String, Endpoint>,
 }
 
+/// VyomaOS's folder in an XDG base directory: `$VAR/vyoma` when `VAR` is an absolute path,
+/// else `~/FALLBACK/vyoma` (`vyoma_dir("XDG_STATE_HOME", ".local/state")`).
+pub fn vyoma_dir(var: &str, fallback: &str) -> Option<PathBuf> {
+    let base = std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(fallback)))?;
+    Some(base.join("vyoma"))
+}
+
 impl ClientConfig {
     /// Where the config lives by default: `$VYOMA_CONFIG`, else
     /// `$XDG_CONFIG_HOME/vyoma/client.toml`, else `~/.config/vyoma/client.toml`.
@@ -58,11 +68,7 @@ impl ClientConfig {
         if let Some(p) = std::env::var_os("VYOMA_CONFIG") {
             return Some(PathBuf::from(p));
         }
-        let base = std::env::var_os("XDG_CONFIG_HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-        Some(base.join("vyoma").join("client.toml"))
+        Some(vyoma_dir("XDG_CONFIG_HOME", ".config")?.join("client.toml"))
     }
 
     /// Reads `path`; a missing file is an empty config.

@@ -329,11 +329,7 @@ const DEFAULT_API: &str = "127.0.0.1:7420";
 
 /// The API's credentials folder by default.
 fn default_api_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
-    Some(base.join("vyoma").join("api"))
+    Some(vyoma_api::config::vyoma_dir("XDG_STATE_HOME", ".local/state")?.join("api"))
 }
 
 /// Starts the management API for `vyoma run`, making its credentials on first start and
