@@ -12,6 +12,7 @@
 //! The format is documented in `docs/manifest.md`.
 
 mod diagnostic;
+mod http;
 mod raw;
 mod set;
 mod validate;
@@ -23,6 +24,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use http::{
+    Destination, HostPattern, HostRule, INTERNAL_SUFFIX, OutboundRule, PortRule, RESERVED_PATH_PREFIX, Route,
+    RoutePattern, SchemeRule, Segment, Specificity,
+};
 pub use set::{AppSet, PartialSet, Rejected, app_folders};
 pub use validate::parse_addr_pattern;
 
@@ -60,6 +65,8 @@ pub struct Manifest {
     pub limits: Limits,
     /// Everything the app may touch outside its own memory. Empty by default.
     pub capabilities: Capabilities,
+    /// How the HTTP gateway serves the app, if its component is an HTTP handler.
+    pub http: HttpConfig,
     /// Where this manifest came from, for diagnostics.
     pub source: Source,
 }
@@ -200,6 +207,33 @@ impl Default for Limits {
     }
 }
 
+/// The `[http]` table: how the gateway serves an app whose component exports
+/// `wasi:http/incoming-handler`. Each request runs in a fresh instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    /// The requests the gateway sends this app. None: the app is reached only by other
+    /// apps (`http://NAME.vyoma.internal`).
+    pub routes: Vec<Located<Route>>,
+    /// Most requests handled at once; more get `503`.
+    pub max_in_flight: usize,
+    /// Largest request body, in bytes; larger gets `413`.
+    pub max_body: u64,
+    /// From the request's arrival to the end of its response; past it the request is
+    /// ended (`504` if no response was started).
+    pub timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            routes: Vec::new(),
+            max_in_flight: 32,
+            max_body: 1 << 20,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Deny-by-default grants.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Capabilities {
@@ -214,6 +248,8 @@ pub struct Capabilities {
     pub network: Option<NetworkGrant>,
     /// Which apps this app may message and accept messages from.
     pub ipc: IpcGrant,
+    /// Where the app may send HTTP requests (`wasi:http/outgoing-handler`); empty: nowhere.
+    pub http_outbound: Vec<Located<OutboundRule>>,
 }
 
 /// IPC grants: both sides must agree for a message to be delivered.

@@ -17,6 +17,31 @@ pub(crate) struct RawManifest {
     pub lifecycle: Option<RawLifecycle>,
     pub limits: Option<RawLimits>,
     pub capabilities: Option<RawCapabilities>,
+    pub http: Option<RawHttp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHttp {
+    #[serde(default)]
+    pub routes: Vec<Spanned<RawRoute>>,
+    pub max_in_flight: Option<Spanned<i64>>,
+    pub max_body: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub path: Option<Spanned<String>>,
+    pub host: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHttpGrant {
+    #[serde(default)]
+    pub outbound: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,6 +100,7 @@ pub(crate) struct RawCapabilities {
     pub stdin: Option<Spanned<String>>,
     pub network: Option<RawNetwork>,
     pub ipc: Option<RawIpc>,
+    pub http: Option<RawHttpGrant>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -124,6 +124,7 @@ impl AppSet {
                 }
             }
         }
+        let (mut keep, mut rejected) = route_conflicts(keep, rejected);
         // Rejecting an app can strand the apps that depend on it, and breaking a cycle
         // rejects its members: repeat until nothing changes.
         loop {
@@ -439,4 +440,49 @@ pub fn app_folders(dir: &Path) -> Result<Vec<std::path::PathBuf>, Diagnostic> {
         ));
     }
     Ok(out)
+}
+
+/// Routes are addresses too: an app whose route matches the same requests as an earlier
+/// app's (in start-folder order) cannot run, and each clash points at both routes.
+fn route_conflicts(apps: Vec<Manifest>, mut rejected: Vec<Rejected>) -> (Vec<Manifest>, Vec<Rejected>) {
+    let mut keep: Vec<Manifest> = Vec::new();
+    for m in apps {
+        let mut problems = Vec::new();
+        for r in &m.http.routes {
+            let clash = keep.iter().find_map(|k| {
+                k.http
+                    .routes
+                    .iter()
+                    .find(|x| x.value.conflicts_with(&r.value))
+                    .map(|x| (k, x))
+            });
+            if let Some((other, x)) = clash {
+                let line = crate::diagnostic::line_col(&other.source.text, x.span.start).0;
+                problems.push(
+                    m.source
+                        .diagnostic(
+                            r.span.clone(),
+                            format!(
+                                "route `{}` matches the same requests as app `{}`'s route `{}` ({}:{line})",
+                                r.value,
+                                other.name,
+                                x.value,
+                                other.source.path.display()
+                            ),
+                        )
+                        .with_help("give one of the apps another path or a `host`, or remove the route"),
+                );
+            }
+        }
+        if problems.is_empty() {
+            keep.push(m);
+        } else {
+            rejected.push(Rejected {
+                name: m.name.clone(),
+                manifest: m.source.path.clone(),
+                problems: Diagnostics(problems),
+            });
+        }
+    }
+    (keep, rejected)
 }

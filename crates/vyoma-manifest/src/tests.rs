@@ -310,3 +310,62 @@ fn a_lone_app_folder_loads_as_a_lone_app() {
     let broken = p.rejected.iter().find(|r| r.name == "broken").unwrap();
     assert!(broken.problems.iter().next().unwrap().line > 0);
 }
+
+fn http_app(name: &str, http: &str) -> Manifest {
+    Manifest::parse(
+        &format!("manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"0.1.0\"\ncomponent = \"a.wasm\"\n{http}"),
+        format!("{name}/app.toml"),
+    )
+    .unwrap_or_else(|d| panic!("{d}"))
+}
+
+#[test]
+fn http_tables_parse_with_defaults() {
+    let m = http_app(
+        "web",
+        "[http]\nroutes = [{ path = \"/api/...\" }, { path = \"/\", host = \"Example.COM\" }]\nmax_in_flight = 4\nmax_body = \"64 KiB\"\ntimeout = \"2s\"\n[capabilities.http]\noutbound = [\"https://api.example.com\", \"http://store.vyoma.internal\"]\n",
+    );
+    let routes: Vec<String> = m.http.routes.iter().map(|r| r.value.to_string()).collect();
+    assert_eq!(routes, ["/api/...", "example.com/"]);
+    assert_eq!(m.http.max_in_flight, 4);
+    assert_eq!(m.http.max_body, 64 << 10);
+    assert_eq!(m.http.timeout, Duration::from_secs(2));
+    let out: Vec<String> = m
+        .capabilities
+        .http_outbound
+        .iter()
+        .map(|r| r.value.to_string())
+        .collect();
+    assert_eq!(out, ["https://api.example.com", "http://store.vyoma.internal"]);
+    // Without the tables: no routes, sane limits, no outbound HTTP.
+    let plain = app("plain", &[]);
+    assert_eq!(plain.http, HttpConfig::default());
+    assert!(plain.capabilities.http_outbound.is_empty());
+}
+
+#[test]
+fn routes_that_clash_between_apps_reject_the_later_app() {
+    let a = http_app(
+        "a",
+        "[[http.routes]]\npath = \"/users/:id\"\n[[http.routes]]\npath = \"/a\"\n",
+    );
+    let b = http_app(
+        "b",
+        "[[http.routes]]\npath = \"/b\"\n\n[[http.routes]]\npath = \"/users/:name\"\n",
+    );
+    let c = http_app(
+        "c",
+        "[[http.routes]]\npath = \"/users/:id\"\nhost = \"admin.example.com\"\n",
+    );
+    let p = AppSet::partial(vec![a.clone(), b.clone(), c]);
+    assert_eq!(names(p.set.apps()), ["a", "c"]);
+    assert_eq!(p.rejected.len(), 1);
+    let d = p.rejected[0].problems.iter().next().unwrap();
+    assert_eq!(
+        d.message,
+        "route `/users/:name` matches the same requests as app `a`'s route `/users/:id` (a/app.toml:7)"
+    );
+    assert_eq!((d.file.to_str().unwrap(), d.line, d.column), ("b/app.toml", 10, 8));
+    let e = AppSet::new(vec![a, b]).unwrap_err();
+    assert_eq!(e.len(), 1);
+}

@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use crate::raw::{RawCapabilities, RawDir, RawIpc, RawLifecycle, RawLimits, RawManifest, RawNetwork, RawRestart};
+use crate::raw::{
+    RawCapabilities, RawDir, RawHttp, RawIpc, RawLifecycle, RawLimits, RawManifest, RawNetwork, RawRestart, RawRoute,
+};
 use crate::{
-    AddrPattern, Capabilities, Diagnostic, Diagnostics, DirGrant, IpcGrant, Limits, Located, MANIFEST_VERSION,
-    Manifest, NetworkGrant, Peers, RESERVED_NAMES, RestartMode, RestartPolicy, Source, Timeouts,
+    AddrPattern, Capabilities, Diagnostic, Diagnostics, DirGrant, HostPattern, HttpConfig, IpcGrant, Limits, Located,
+    MANIFEST_VERSION, Manifest, NetworkGrant, OutboundRule, Peers, RESERVED_NAMES, RestartMode, RestartPolicy, Route,
+    RoutePattern, Source, Timeouts,
 };
 
 /// Largest memory limit accepted: the whole 32-bit address space of a wasm32 memory.
@@ -27,6 +30,11 @@ const MAX_MESSAGE_SIZE: u64 = 16 << 20;
 const MAX_HANDLES: i64 = 16_384;
 /// Longest start or stop timeout.
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Bounds on the `[http]` limits.
+const MAX_IN_FLIGHT: i64 = 10_000;
+const MAX_HTTP_BODY: u64 = 1 << 30;
+/// Most routes one app may declare.
+const MAX_ROUTES: usize = 1000;
 /// The operator console's IPC address: apps may be granted sending to it.
 const CONSOLE: &str = "console";
 
@@ -185,6 +193,7 @@ pub(crate) fn manifest(source: Source) -> Result<Manifest, Diagnostics> {
         .as_ref()
         .map(|c| capabilities(&mut cx, c))
         .unwrap_or_default();
+    let http = raw.http.as_ref().map(|h| http(&mut cx, h)).unwrap_or_default();
 
     for d in &capabilities.inherit_env {
         if env.contains_key(d) {
@@ -217,6 +226,7 @@ pub(crate) fn manifest(source: Source) -> Result<Manifest, Diagnostics> {
         lifecycle,
         limits,
         capabilities,
+        http,
         source: cx.source,
     })
 }
@@ -524,7 +534,118 @@ fn capabilities(cx: &mut Ctx, c: &RawCapabilities) -> Capabilities {
     if let Some(i) = &c.ipc {
         out.ipc = ipc(cx, i);
     }
+    for r in c.http.iter().flat_map(|h| &h.outbound) {
+        match OutboundRule::parse(r.get_ref()) {
+            Ok(rule) if out.http_outbound.iter().any(|x| x.value == rule) => cx.error(
+                r.span(),
+                format!("outbound rule `{}` is listed twice", r.get_ref()),
+                "list each rule once",
+            ),
+            Ok(rule) => out.http_outbound.push(located(r, rule)),
+            Err(why) => cx.error(
+                r.span(),
+                format!("invalid outbound rule `{}`: {why}", r.get_ref()),
+                "write SCHEME://HOST[:PORT]: e.g. \"https://api.example.com\", \"http://10.0.0.5:8080\", \"https://*.example.com\", or \"http://counter.vyoma.internal\" for another app; see docs/http.md",
+            ),
+        }
+    }
     out
+}
+
+fn http(cx: &mut Ctx, h: &RawHttp) -> HttpConfig {
+    let mut out = HttpConfig::default();
+    if h.routes.len() > MAX_ROUTES {
+        cx.error(
+            h.routes[MAX_ROUTES].span(),
+            format!("more than {MAX_ROUTES} routes"),
+            "route a prefix (`/api/...`) and dispatch inside the app",
+        );
+    }
+    for r in h.routes.iter().take(MAX_ROUTES) {
+        if let Some(route) = route(cx, r) {
+            // Diagnostics point at the route's path.
+            let span = r.get_ref().path.as_ref().map_or(r.span(), |p| p.span());
+            match out.routes.iter().find(|x| x.value.conflicts_with(&route)) {
+                Some(first) => {
+                    let line = crate::diagnostic::line_col(&cx.source.text, first.span.start).0;
+                    cx.error(
+                        span,
+                        format!(
+                            "route `{route}` matches the same requests as `{}` on line {line}",
+                            first.value
+                        ),
+                        "remove one of them (`:name` parameters with different names match the same segments)",
+                    );
+                }
+                None => out.routes.push(Located { value: route, span }),
+            }
+        }
+    }
+    if let Some(n) = h
+        .max_in_flight
+        .as_ref()
+        .and_then(|v| count(cx, "max_in_flight", v, 1, MAX_IN_FLIGHT))
+    {
+        out.max_in_flight = n as usize;
+    }
+    if let Some(m) = h
+        .max_body
+        .as_ref()
+        .and_then(|s| size(cx, "max_body", s, 0, MAX_HTTP_BODY))
+    {
+        out.max_body = m;
+    }
+    if let Some(s) = &h.timeout
+        && let Some(d) = duration(cx, "timeout", s)
+    {
+        if d.is_zero() || d > MAX_TIMEOUT {
+            cx.error(
+                s.span(),
+                format!("`timeout` = \"{}\" is out of range", s.get_ref()),
+                format!("use a duration from 1ms to {}", humantime::format_duration(MAX_TIMEOUT)),
+            );
+        }
+        out.timeout = d;
+    }
+    out
+}
+
+fn route(cx: &mut Ctx, r: &Spanned<RawRoute>) -> Option<Route> {
+    let raw = r.get_ref();
+    let Some(path) = &raw.path else {
+        cx.error(
+            r.span(),
+            "route has no `path`",
+            "add `path = \"/hello\"` (or `/api/...` for everything under /api)",
+        );
+        return None;
+    };
+    let pattern = match RoutePattern::parse(path.get_ref()) {
+        Ok(p) => p,
+        Err(why) => {
+            cx.error(
+                path.span(),
+                format!("invalid route `{}`: {why}", path.get_ref()),
+                "write a path such as \"/hello\", \"/users/:id\" or \"/static/...\"; see docs/http.md",
+            );
+            return None;
+        }
+    };
+    let host = match &raw.host {
+        None => None,
+        Some(h) => match HostPattern::parse(h.get_ref()) {
+            Ok(p) => Some(p),
+            Err(why) => {
+                cx.error(
+                    h.span(),
+                    format!("invalid route host `{}`: {why}", h.get_ref()),
+                    "write a host name without scheme or port, e.g. \"example.com\" or \"*.example.com\"",
+                );
+                return None;
+            }
+        },
+    };
+    Some(Route { path: pattern, host })
 }
 
 fn ipc(cx: &mut Ctx, i: &RawIpc) -> IpcGrant {
