@@ -12,6 +12,7 @@
 //! - the instance pool, when there is one: its slots;
 //! - an operator's own cap, if set.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Memory mappings one idle instance adds, measured with 1,000 and 2,000 bundled tickers
@@ -110,14 +111,14 @@ impl Capacity {
 #[derive(Debug)]
 pub(crate) struct Instances {
     pub(crate) capacity: Capacity,
-    live: AtomicUsize,
+    live: Arc<AtomicUsize>,
 }
 
 /// Holds one instance's place; gives it back when dropped.
 #[derive(Debug)]
-pub(crate) struct Place<'a>(&'a AtomicUsize);
+pub(crate) struct Place(Arc<AtomicUsize>);
 
-impl Drop for Place<'_> {
+impl Drop for Place {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -127,16 +128,16 @@ impl Instances {
     pub(crate) fn new(capacity: Capacity) -> Instances {
         Instances {
             capacity,
-            live: AtomicUsize::new(0),
+            live: Arc::new(AtomicUsize::new(0)),
         }
     }
 
     /// A place for one more instance, or the error that says why there is none.
-    pub(crate) fn take(&self) -> Result<Place<'_>, String> {
+    pub(crate) fn take(&self) -> Result<Place, String> {
         let max = self.capacity.instances;
         self.live
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
-            .map(|_| Place(&self.live))
+            .map(|_| Place(self.live.clone()))
             .map_err(|_| {
                 format!(
                     "not started: {max} instances are running, the most this machine can hold ({}); stop an app first",

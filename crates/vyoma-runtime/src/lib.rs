@@ -23,6 +23,7 @@ mod capacity;
 mod engine;
 mod exit;
 mod host;
+mod http;
 mod ipc;
 mod lifecycle;
 mod pace;
@@ -33,7 +34,7 @@ mod stdio;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use vyoma_ipc::Endpoint;
@@ -42,6 +43,7 @@ use vyoma_manifest::Manifest;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 pub use budget::{BudgetExceeded, MemoryBudget};
 pub use cache::{CacheOutcome, CompileCache, IMAGE_ARTIFACTS, IMAGE_TARGET, image_artifact_name, sha256_hex};
@@ -50,6 +52,7 @@ pub use cache::{engine_fingerprint, precompile_for_image};
 pub use capacity::{Capacity, MachineFacts, maps_per_instance};
 pub use engine::{Allocator, MAX_APP_MEMORY, MAX_TABLE_ELEMENTS, PoolingChoice};
 pub use host::{FdLimit, raise_fd_limit};
+pub use http::{BoxError, ChainError, HandleError, HttpApp, HttpBody, HttpChain, INCOMING_HANDLER, RequestEnd};
 pub use ipc::{IPC_INTERFACE, IpcView};
 pub use lifecycle::{LIFECYCLE_INTERFACE, LifecycleView, StopRequest, StopSignal};
 pub use pace::{Lane, Pace, PacePolicy};
@@ -124,8 +127,8 @@ pub enum RuntimeError {
         /// Wasmtime's explanation.
         message: String,
     },
-    /// The component does not export `wasi:cli/run`.
-    #[error("{} does not export `wasi:cli/run`: {message}; build it as a command (a Rust `fn main` for wasm32-wasip2)", path.display())]
+    /// The component exports neither `wasi:cli/run` nor `wasi:http/incoming-handler`.
+    #[error("{} exports neither `wasi:cli/run` nor `wasi:http/incoming-handler` ({message}): build it as a command (a Rust `fn main` for wasm32-wasip2) or as an HTTP handler", path.display())]
     NotACommand {
         /// The file.
         path: PathBuf,
@@ -238,7 +241,44 @@ pub struct Loaded {
     pub outcome: CacheOutcome,
     /// Its imports and exports.
     pub info: ComponentInfo,
-    pre: CommandPre<InstanceState>,
+    kind: Kind,
+}
+
+/// What a component is for, pre-instantiated.
+#[derive(Clone)]
+enum Kind {
+    /// A command: `wasi:cli/run` runs once per instance.
+    Command(CommandPre<InstanceState>),
+    /// An HTTP handler: one instance per request, served by the gateway.
+    Http(ProxyPre<InstanceState>),
+}
+
+impl Loaded {
+    /// Whether the component is an HTTP handler (exports `wasi:http/incoming-handler` and
+    /// not `wasi:cli/run`): the gateway serves it, one instance per request.
+    pub fn is_http(&self) -> bool {
+        matches!(self.kind, Kind::Http(_))
+    }
+
+    /// The pieces every request of an HTTP app shares, if this is an HTTP handler.
+    pub fn http_app(
+        &self,
+        manifest: Arc<Manifest>,
+        log: Arc<AppLog>,
+        memory: Arc<AtomicU64>,
+        cpu: Arc<AtomicU64>,
+    ) -> Option<HttpApp> {
+        match &self.kind {
+            Kind::Http(pre) => Some(HttpApp {
+                manifest,
+                pre: pre.clone(),
+                log,
+                memory,
+                cpu,
+            }),
+            Kind::Command(_) => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Loaded {
@@ -265,6 +305,8 @@ pub struct Runtime {
     policy: PacePolicy,
     budget: Arc<MemoryBudget>,
     instances: capacity::Instances,
+    /// Where apps' requests to other apps by name go (set once by the supervisor).
+    chain: OnceLock<Arc<dyn HttpChain>>,
     _ticker: Option<engine::EpochTicker>,
 }
 
@@ -293,6 +335,10 @@ impl Runtime {
             InstanceState::lifecycle_view,
         )
         .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        // Every app links against wasi:http (toolchains import it whether or not the app
+        // uses it); what its manifest does not grant is refused when called.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let cache = CompileCache::new(config.cache_dir.as_deref(), &engine);
         let (ticker, lanes, slice) = match config.scheduling {
             Scheduling::Shared { slice, batch_threads } => (
@@ -335,8 +381,15 @@ impl Runtime {
                 },
                 config.max_instances,
             )),
+            chain: OnceLock::new(),
             _ticker: ticker,
         })
+    }
+
+    /// Where apps' requests to other apps (`http://NAME.vyoma.internal`) go. Set once, by
+    /// the supervisor; before it is set (or without one) such requests find no app.
+    pub fn set_http_chain(&self, chain: Arc<dyn HttpChain>) {
+        let _ = self.chain.set(chain);
     }
 
     /// The engine (shared by every app).
@@ -424,17 +477,25 @@ impl Runtime {
                 path: path.to_path_buf(),
                 message: format!("{e:#}"),
             })?;
-        let pre = CommandPre::new(pre).map_err(|e| RuntimeError::NotACommand {
-            path: path.to_path_buf(),
-            message: format!("{e:#}"),
-        })?;
+        let kind = match CommandPre::new(pre.clone()) {
+            Ok(c) => Kind::Command(c),
+            Err(e) => match ProxyPre::new(pre) {
+                Ok(p) => Kind::Http(p),
+                Err(_) => {
+                    return Err(RuntimeError::NotACommand {
+                        path: path.to_path_buf(),
+                        message: format!("{e:#}"),
+                    });
+                }
+            },
+        };
         let loaded = Arc::new(Loaded {
             path: path.to_path_buf(),
             sha256: sha.clone(),
             size: wasm.len() as u64,
             outcome,
             info,
-            pre,
+            kind,
         });
         let mut map = self.lock_loaded();
         map.retain(|_, w| w.strong_count() > 0);
@@ -494,7 +555,22 @@ impl Runtime {
             Ok(p) => p,
             Err(why) => return ExitReason::Error(why),
         };
-        let state = match sandbox::instance_state(manifest, log, memory, ipc, stop, &self.protected, &self.budget) {
+        let Kind::Command(pre) = &component.kind else {
+            return ExitReason::Error(format!(
+                "{} is an HTTP handler: it is served by the HTTP gateway, one instance per request",
+                component.path.display()
+            ));
+        };
+        let state = match sandbox::instance_state(
+            manifest,
+            log,
+            sandbox::Publish::Alone(memory),
+            ipc,
+            stop,
+            &self.protected,
+            &self.budget,
+            self.chain.get().cloned(),
+        ) {
             Ok(s) => s,
             Err(e) => return ExitReason::Error(e),
         };
@@ -512,7 +588,7 @@ impl Runtime {
                 UpdateDeadline::Continue(1)
             })
         });
-        let command = match component.pre.instantiate_async(&mut store).await {
+        let command = match pre.instantiate_async(&mut store).await {
             Ok(c) => c,
             Err(e) => return exit::classify(&e),
         };

@@ -13,9 +13,11 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::AppLog;
 use crate::budget::MemoryBudget;
+use crate::http::{HttpChain, Outbound};
 use crate::ipc::IpcView;
 use crate::lifecycle::{LifecycleView, StopRequest};
 use crate::stdio::LogOutput;
@@ -26,6 +28,9 @@ pub const MAX_STDIN: u64 = 16 << 20;
 /// its own part, through its view.
 pub struct InstanceState {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    /// The app's outgoing HTTP, checked against its grants.
+    outbound: Outbound,
     table: ResourceTable,
     pub(crate) limiter: Limiter,
     /// The app's connection to the IPC broker.
@@ -72,6 +77,26 @@ impl WasiView for InstanceState {
     }
 }
 
+impl WasiHttpView for InstanceState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
+}
+
+/// How an instance's linear memory in use is published for `ps`.
+#[derive(Debug, Clone)]
+pub(crate) enum Publish {
+    /// The app's one instance: the count is this instance's.
+    Alone(Arc<AtomicU64>),
+    /// One of many at once (an HTTP app's requests): each adds its growth and takes its
+    /// total back when it ends.
+    Shared(Arc<AtomicU64>),
+}
+
 /// The error that stops an app which tries to grow past its memory limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("memory limit exceeded: asked for {requested} bytes, limit is {limit} bytes")]
@@ -86,15 +111,17 @@ pub struct MemoryLimitExceeded {
 /// linear memory in use to the supervisor.
 pub(crate) struct Limiter {
     limits: Limits,
-    /// Bytes of linear memory across this instance's memories; shared with `ps`.
-    pub(crate) in_use: Arc<AtomicU64>,
+    /// Bytes of linear memory across this instance's memories, published for `ps`.
+    pub(crate) in_use: Publish,
     total: u64,
     budget: Arc<MemoryBudget>,
 }
 
 impl Limiter {
-    pub(crate) fn new(limits: Limits, in_use: Arc<AtomicU64>, budget: Arc<MemoryBudget>) -> Self {
-        in_use.store(0, Ordering::Relaxed);
+    pub(crate) fn new(limits: Limits, in_use: Publish, budget: Arc<MemoryBudget>) -> Self {
+        if let Publish::Alone(n) = &in_use {
+            n.store(0, Ordering::Relaxed);
+        }
         Limiter {
             limits,
             in_use,
@@ -108,6 +135,10 @@ impl Drop for Limiter {
     /// The instance's memories are freed with its store, which owns this.
     fn drop(&mut self) {
         self.budget.release(self.total);
+        if let Publish::Shared(n) = &self.in_use {
+            let total = self.total;
+            let _ = n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(total)));
+        }
     }
 }
 
@@ -127,7 +158,12 @@ impl ResourceLimiter for Limiter {
         // Then the budget all apps share: the same precise end if it cannot cover this.
         self.budget.try_charge(grow)?;
         self.total = requested;
-        self.in_use.store(self.total, Ordering::Relaxed);
+        match &self.in_use {
+            Publish::Alone(n) => n.store(self.total, Ordering::Relaxed),
+            Publish::Shared(n) => {
+                n.fetch_add(grow, Ordering::Relaxed);
+            }
+        }
         Ok(true)
     }
 
@@ -150,14 +186,16 @@ impl ResourceLimiter for Limiter {
 
 /// Builds the store data for one instance of `m`. Grants that cannot be honoured (a missing
 /// directory, an unreadable stdin file) are errors, never silently dropped.
+#[allow(clippy::too_many_arguments, reason = "one instance's every input, each distinct")]
 pub(crate) fn instance_state(
     m: &Manifest,
     log: &Arc<AppLog>,
-    memory: Arc<AtomicU64>,
+    memory: Publish,
     ipc: Endpoint,
     stop: StopRequest,
     protected: &[PathBuf],
     budget: &Arc<MemoryBudget>,
+    chain: Option<Arc<dyn HttpChain>>,
 ) -> Result<InstanceState, String> {
     let mut b = WasiCtxBuilder::new();
     let mut argv = Vec::with_capacity(m.args.len() + 1);
@@ -209,6 +247,8 @@ pub(crate) fn instance_state(
     table.set_max_capacity(m.limits.handles);
     Ok(InstanceState {
         wasi: b.build(),
+        http: WasiHttpCtx::new(),
+        outbound: Outbound::new(m, log, chain),
         table,
         limiter: Limiter::new(m.limits, memory, budget.clone()),
         ipc,
