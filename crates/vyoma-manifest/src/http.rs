@@ -141,19 +141,19 @@ impl RoutePattern {
     /// How specifically this pattern matches `path` (the request's path, without query),
     /// or `None` if it does not.
     pub fn matches(&self, path: &str) -> Option<Specificity> {
-        let rest = path.strip_prefix('/')?;
-        let parts: Vec<&str> = if rest.is_empty() {
-            Vec::new()
-        } else {
-            rest.split('/').collect()
-        };
+        self.matches_segments(&split_path(path)?)
+    }
+
+    /// [`RoutePattern::matches`] on a path already split with [`split_path`] (a router
+    /// splits each request's path once, not once per route).
+    pub fn matches_segments(&self, parts: &[&str]) -> Option<Specificity> {
         if parts.len() < self.segments.len() || (!self.wildcard && parts.len() != self.segments.len()) {
             return None;
         }
         let mut key = Vec::with_capacity(parts.len() + 1);
-        for (seg, part) in self.segments.iter().zip(&parts) {
+        for (seg, part) in self.segments.iter().zip(parts) {
             match seg {
-                Segment::Literal(l) if l == part => key.push(RANK_LITERAL),
+                Segment::Literal(l) if l == *part => key.push(RANK_LITERAL),
                 Segment::Param(_) if !part.is_empty() => key.push(RANK_PARAM),
                 _ => return None,
             }
@@ -176,6 +176,17 @@ impl RoutePattern {
             })
             .collect()
     }
+}
+
+/// A request path's segments (`/` is none; `/a/` is `a` and an empty one), or `None` if
+/// it does not start with `/`.
+pub fn split_path(path: &str) -> Option<Vec<&str>> {
+    let rest = path.strip_prefix('/')?;
+    Some(if rest.is_empty() {
+        Vec::new()
+    } else {
+        rest.split('/').collect()
+    })
 }
 
 impl std::fmt::Display for RoutePattern {
@@ -268,12 +279,17 @@ impl Route {
     /// How specifically this route matches a request for `host` and `path`, or `None`.
     /// A route that names its host beats one that does not.
     pub fn matches(&self, host: &str, path: &str) -> Option<(bool, Specificity)> {
+        self.matches_segments(host, &split_path(path)?)
+    }
+
+    /// [`Route::matches`] on a path already split with [`split_path`].
+    pub fn matches_segments(&self, host: &str, parts: &[&str]) -> Option<(bool, Specificity)> {
         let named = match &self.host {
             Some(h) if !h.matches(host) => return None,
             Some(_) => true,
             None => false,
         };
-        Some((named, self.path.matches(path)?))
+        Some((named, self.path.matches_segments(parts)?))
     }
 
     /// Two routes conflict when they would match exactly the same requests.

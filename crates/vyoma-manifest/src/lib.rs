@@ -26,7 +26,7 @@ use std::time::Duration;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use http::{
     Destination, HostPattern, HostRule, INTERNAL_SUFFIX, OutboundRule, PortRule, RESERVED_PATH_PREFIX, Route,
-    RoutePattern, SchemeRule, Segment, Specificity,
+    RoutePattern, SchemeRule, Segment, Specificity, split_path,
 };
 pub use set::{AppSet, PartialSet, Rejected, app_folders};
 pub use validate::parse_addr_pattern;

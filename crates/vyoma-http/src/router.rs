@@ -1,0 +1,159 @@
+//! The routing table: every app's routes, and which app a request goes to. Pure: built
+//! from manifests, asked with a host and a path; the rules are `vyoma_manifest`'s
+//! (the most specific route wins; a route naming its host beats one that does not).
+
+use vyoma_manifest::{Route, Specificity, split_path};
+
+/// Routes to apps, in no particular order: every request is matched against each route,
+/// and the most specific match wins (routes of different apps never tie: clashing routes
+/// are refused when the app set is checked).
+#[derive(Debug, Clone, Default)]
+pub struct Router {
+    routes: Vec<(Route, String)>,
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Match<'a> {
+    /// The app.
+    pub app: &'a str,
+    /// The route that matched.
+    pub route: &'a Route,
+}
+
+impl Router {
+    /// A table of `(route, app)` pairs.
+    pub fn new(routes: impl IntoIterator<Item = (Route, String)>) -> Router {
+        Router {
+            routes: routes.into_iter().collect(),
+        }
+    }
+
+    /// Every app's routes from their manifests.
+    pub fn from_manifests<'m>(apps: impl IntoIterator<Item = &'m vyoma_manifest::Manifest>) -> Router {
+        Router::new(
+            apps.into_iter()
+                .flat_map(|m| m.http.routes.iter().map(|r| (r.value.clone(), m.name.clone()))),
+        )
+    }
+
+    /// How many routes the table holds.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// The app a request for `host` (without port) and `path` (without query) goes to.
+    pub fn find(&self, host: &str, path: &str) -> Option<Match<'_>> {
+        let parts = split_path(path)?;
+        let mut best: Option<((bool, Specificity), &(Route, String))> = None;
+        for entry in &self.routes {
+            if let Some(m) = entry.0.matches_segments(host, &parts)
+                && best.as_ref().is_none_or(|(b, _)| m > *b)
+            {
+                best = Some((m, entry));
+            }
+        }
+        best.map(|(_, (route, app))| Match { app, route })
+    }
+}
+
+/// The host a request names, lowercase, without port: from the URI's authority (absolute
+/// form) or the `Host` header. Empty if neither is there.
+pub fn request_host<B>(req: &http::Request<B>) -> String {
+    let raw = req
+        .uri()
+        .host()
+        .map(str::to_string)
+        .or_else(|| req.headers().get(http::header::HOST)?.to_str().ok().map(str::to_string))
+        .unwrap_or_default();
+    strip_port(&raw).to_ascii_lowercase()
+}
+
+fn strip_port(h: &str) -> &str {
+    if let Some(rest) = h.strip_prefix('[') {
+        // [v6]:port
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match h.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => h,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vyoma_manifest::{HostPattern, RoutePattern};
+
+    use super::*;
+
+    fn table(list: &[(&str, Option<&str>, &str)]) -> Router {
+        Router::new(list.iter().map(|(p, h, app)| {
+            (
+                Route {
+                    path: RoutePattern::parse(p).unwrap(),
+                    host: h.map(|h| HostPattern::parse(h).unwrap()),
+                },
+                app.to_string(),
+            )
+        }))
+    }
+
+    #[test]
+    fn requests_go_to_the_most_specific_route_across_apps() {
+        let r = table(&[
+            ("/...", None, "site"),
+            ("/api/...", None, "api"),
+            ("/api/users/:id", None, "users"),
+            ("/hello", None, "hello"),
+            ("/...", Some("admin.local"), "admin"),
+        ]);
+        let app = |host: &str, path: &str| r.find(host, path).map(|m| m.app.to_string());
+        assert_eq!(app("x", "/").as_deref(), Some("site"));
+        assert_eq!(app("x", "/hello").as_deref(), Some("hello"));
+        assert_eq!(app("x", "/hello/there").as_deref(), Some("site"));
+        assert_eq!(app("x", "/api").as_deref(), Some("api"));
+        assert_eq!(app("x", "/api/users/3").as_deref(), Some("users"));
+        assert_eq!(app("x", "/api/users/3/posts").as_deref(), Some("api"));
+        assert_eq!(app("admin.local", "/api/users/3").as_deref(), Some("admin"));
+        assert_eq!(app("x", "no-slash"), None);
+    }
+
+    #[test]
+    fn no_route_is_no_match() {
+        let r = table(&[("/hello", None, "hello")]);
+        assert!(r.find("x", "/").is_none());
+        assert!(Router::default().find("x", "/").is_none());
+    }
+
+    #[test]
+    fn the_host_comes_from_the_uri_or_the_header_without_port() {
+        let req = |uri: &str, host: Option<&str>| {
+            let mut b = http::Request::builder().uri(uri);
+            if let Some(h) = host {
+                b = b.header("host", h);
+            }
+            b.body(()).unwrap()
+        };
+        assert_eq!(request_host(&req("/x", Some("Example.com:8080"))), "example.com");
+        assert_eq!(request_host(&req("/x", Some("[::1]:80"))), "::1");
+        assert_eq!(request_host(&req("http://a.b:1/x", Some("other"))), "a.b");
+        assert_eq!(request_host(&req("/x", None)), "");
+    }
+
+    proptest::proptest! {
+        /// Whatever the path, the router answers without panicking, and a match is one of
+        /// the routes that match on their own.
+        #[test]
+        fn find_agrees_with_each_route(path in "/[a-z/:.]{0,24}") {
+            let r = table(&[("/...", None, "a"), ("/a/:x", None, "b"), ("/a/b/...", None, "c"), ("/a", None, "d")]);
+            if let Some(m) = r.find("h", &path) {
+                proptest::prop_assert!(m.route.matches("h", &path).is_some());
+            }
+        }
+    }
+}
