@@ -12,6 +12,9 @@ pub struct Router {
     routes: Vec<(Route, String)>,
 }
 
+/// How specifically a route matches: whether it named the host, then the path's rank.
+type HostAndPath = (bool, Specificity);
+
 /// Where a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Match<'a> {
@@ -50,15 +53,18 @@ impl Router {
     /// The app a request for `host` (without port) and `path` (without query) goes to.
     pub fn find(&self, host: &str, path: &str) -> Option<Match<'_>> {
         let parts = split_path(path)?;
-        let mut best: Option<((bool, Specificity), &(Route, String))> = None;
-        for entry in &self.routes {
-            if let Some(m) = entry.0.matches_segments(host, &parts)
+        let mut best: Option<(HostAndPath, usize)> = None;
+        for (i, (route, _)) in self.routes.iter().enumerate() {
+            if let Some(m) = route.matches_segments(host, &parts)
                 && best.as_ref().is_none_or(|(b, _)| m > *b)
             {
-                best = Some((m, entry));
+                best = Some((m, i));
             }
         }
-        best.map(|(_, (route, app))| Match { app, route })
+        best.map(|(_, i)| Match {
+            app: &self.routes[i].1,
+            route: &self.routes[i].0,
+        })
     }
 }
 
