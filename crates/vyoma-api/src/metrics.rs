@@ -308,6 +308,7 @@ mod tests {
             cpu: Duration::from_millis(250),
             last_exit: Some(ExitReason::Code(1)),
             ipc: vyoma_ipc_counters(),
+            http: None,
         };
         let s = Snapshot {
             rows: vec![row("echo", AppState::Running, 0), row("crasher", AppState::Backoff, 3)],

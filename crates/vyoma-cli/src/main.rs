@@ -10,15 +10,14 @@
 mod check;
 mod image;
 mod remote;
+mod run;
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use vyoma_runtime::{PoolingChoice, RuntimeConfig};
-use vyoma_supervisor::{BootError, RealClock, console, prepare};
+use vyoma_supervisor::console;
 
 /// Exit codes of `vyoma`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,27 +48,8 @@ struct Cli {
     command: Cmd,
 }
 
-/// The management API's settings for `vyoma run`.
 #[derive(clap::Args, Debug, Clone)]
-struct ApiArgs {
-    /// Serve the management API on ADDR [default: 127.0.0.1:7420; if that port is taken,
-    /// the instance runs without the API and says so]
-    #[arg(long, value_name = "ADDR", env = "VYOMA_API", conflicts_with = "no_api")]
-    api: Option<std::net::SocketAddr>,
-    /// Do not serve the management API.
-    #[arg(long)]
-    no_api: bool,
-    /// Serve HTTPS on loopback too (it always is on any other address).
-    #[arg(long)]
-    api_tls: bool,
-    /// The API's credentials folder (token digest, certificates), made on first start
-    /// [default: $XDG_STATE_HOME/vyoma/api, else ~/.local/state/vyoma/api]
-    #[arg(long, value_name = "DIR")]
-    api_dir: Option<PathBuf>,
-}
-
-#[derive(clap::Args, Debug, Clone)]
-struct RuntimeArgs {
+pub(crate) struct RuntimeArgs {
     /// Most app instances alive at once (size of the instance pool).
     #[arg(long, default_value_t = 1024)]
     capacity: u32,
@@ -127,7 +107,9 @@ enum Cmd {
         #[command(flatten)]
         runtime: RuntimeArgs,
         #[command(flatten)]
-        api: ApiArgs,
+        api: run::ApiArgs,
+        #[command(flatten)]
+        http: run::HttpArgs,
     },
     /// Validate manifests and components without running them.
     Check {
@@ -181,7 +163,18 @@ fn main() -> ExitCode {
                 no_console,
                 runtime,
                 api,
-            } => run(dir.unwrap_or_else(default_apps), no_console, &runtime, &api, cli.config).await,
+                http,
+            } => {
+                run::run(
+                    dir.unwrap_or_else(default_apps),
+                    no_console,
+                    &runtime,
+                    &api,
+                    &http,
+                    cli.config,
+                )
+                .await
+            }
             Cmd::Check { path, runtime } => check::check(&path.unwrap_or_else(default_apps), &runtime.config()),
             Cmd::Image { command } => image::image(command),
             Cmd::Boot(args) => image::boot(args),
@@ -196,188 +189,4 @@ fn main() -> ExitCode {
             ExitCode::from(Exit::Error as u8)
         }
     }
-}
-
-async fn run(
-    dir: PathBuf,
-    no_console: bool,
-    args: &RuntimeArgs,
-    api_args: &ApiArgs,
-    config: Option<PathBuf>,
-) -> anyhow::Result<Exit> {
-    // Handlers first: a signal during start-up still gets an orderly shutdown.
-    let (int_tx, int_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut booted = match prepare(&dir, args.config(), Arc::new(RealClock::default())).await {
-        Ok(b) => b,
-        Err(BootError::Apps(d)) => {
-            eprintln!("{}", console::terminal_safe(&d.to_string()));
-            eprintln!("error: no apps to run in {}", dir.display());
-            return Ok(Exit::InvalidApps);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let sup = booted.supervisor.clone();
-    let runtime = sup.runtime().clone();
-    println!(
-        "VyomaOS: {} apps from {}; allocator: {}; app memory budget: {}; compile cache: {}",
-        sup.names().len(),
-        dir.display(),
-        runtime.allocator(),
-        bytesize::ByteSize(runtime.memory_budget().limit()).display().iec(),
-        match (runtime.cache().dir(), runtime.cache().refused()) {
-            (Some(d), _) => d.display().to_string(),
-            (None, Some(why)) => format!("off ({why})"),
-            (None, None) => "off".into(),
-        }
-    );
-    let capacity = runtime.capacity();
-    if sup.names().len() > capacity.instances {
-        eprintln!(
-            "warning: {} apps, but this machine can hold {} instances at once ({}); the apps past that fail to start",
-            sup.names().len(),
-            capacity.instances,
-            capacity.limited_by
-        );
-    }
-    // Invalid apps are not started, and apps with missing files or unloadable components
-    // fail on start; the rest run.
-    for problem in booted.problems() {
-        eprintln!("{}", console::terminal_safe(&problem.to_string()));
-    }
-    let cannot = sup.rejected().count();
-    if cannot > 0 {
-        eprintln!(
-            "note: {cannot} app(s) cannot run (they show as failed in `ps`, with their problems in `log APP`); the others start"
-        );
-    }
-    let mut api = serve_api(&sup, api_args, config)?;
-    // Start the apps while serving signals: one during start-up stops what has started.
-    tokio::select! {
-        () = booted.start(None) => {}
-        _ = sigint.recv() => {
-            sup.shutdown().await;
-            println!("SIGINT during start-up: all apps stopped");
-            return Ok(Exit::Ok);
-        }
-        _ = sigterm.recv() => {
-            sup.shutdown().await;
-            println!("SIGTERM during start-up: all apps stopped");
-            return Ok(Exit::Ok);
-        }
-    }
-
-    if let Some(a) = &api {
-        a.set_started();
-    }
-    // Resolves when a client shut the instance down through the API.
-    let api_shutdown = async {
-        match api.as_mut() {
-            Some(a) => a.shutdown_requested().await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(api_shutdown);
-    if no_console {
-        tokio::select! {
-            _ = sigint.recv() => {}
-            _ = sigterm.recv() => {}
-            () = &mut api_shutdown => {
-                println!("shut down through the management API: all apps stopped");
-                return Ok(Exit::Ok);
-            }
-        }
-        sup.shutdown().await;
-        return Ok(Exit::Ok);
-    }
-    let interactive = std::io::stdin().is_terminal();
-    if interactive {
-        println!("type `help` for commands, `shutdown` to stop");
-    }
-    // The console has a thread of its own: busy apps cannot slow the operator down.
-    let mut console = console::spawn_stdio(&sup, int_rx)?;
-    let end = loop {
-        tokio::select! {
-            r = &mut console => break Some(console_result(r)?),
-            _ = sigint.recv() => { let _ = int_tx.send(()); }
-            _ = sigterm.recv() => break None,
-            () = &mut api_shutdown => {
-                println!("shut down through the management API: all apps stopped");
-                return Ok(Exit::Ok);
-            }
-        }
-    };
-    if end != Some(console::ConsoleEnd::Shutdown) {
-        sup.shutdown().await;
-        if end.is_none() {
-            println!("SIGTERM: all apps stopped");
-        }
-    }
-    Ok(Exit::Ok)
-}
-
-/// What the console thread reported (its end, or that it is gone).
-fn console_result(
-    r: Result<std::io::Result<console::ConsoleEnd>, tokio::sync::oneshot::error::RecvError>,
-) -> std::io::Result<console::ConsoleEnd> {
-    r.unwrap_or_else(|_| Err(std::io::Error::other("the console thread ended unexpectedly")))
-}
-
-/// The default address of the hosted management API.
-const DEFAULT_API: &str = "127.0.0.1:7420";
-
-/// The API's credentials folder by default.
-fn default_api_dir() -> Option<PathBuf> {
-    Some(vyoma_api::config::vyoma_dir("XDG_STATE_HOME", ".local/state")?.join("api"))
-}
-
-/// Starts the management API for `vyoma run`, making its credentials on first start and
-/// recording the endpoint as `local` in the client config. `None` when off, or when the
-/// default port is taken (said on stderr); an address given explicitly must work.
-fn serve_api(
-    sup: &vyoma_supervisor::Supervisor,
-    args: &ApiArgs,
-    config: Option<PathBuf>,
-) -> anyhow::Result<Option<vyoma_api::Api>> {
-    use anyhow::Context as _;
-    if args.no_api {
-        return Ok(None);
-    }
-    let explicit = args.api.is_some();
-    let addr = args
-        .api
-        .unwrap_or_else(|| DEFAULT_API.parse().expect("a valid address"));
-    let tls = args.api_tls || !addr.ip().is_loopback();
-    let dir = args
-        .api_dir
-        .clone()
-        .or_else(default_api_dir)
-        .context("no folder for the API's credentials: pass --api-dir DIR")?;
-    let config = config
-        .or_else(vyoma_api::ClientConfig::default_path)
-        .context("no client config path: pass --config FILE or set VYOMA_CONFIG")?;
-    // Bind first (the port may be 0, or taken), then record the URL clients use.
-    let listener = match vyoma_api::bind(addr) {
-        Ok(l) => l,
-        Err(e) if !explicit => {
-            eprintln!("warning: management API not served: {e}; pass --api ADDR to use another address");
-            return Ok(None);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let bound = listener.local_addr()?;
-    let mut reach = bound;
-    if reach.ip().is_unspecified() {
-        reach.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let url = format!("{}://{reach}", if tls { "https" } else { "http" });
-    let credentials = vyoma_api::credentials::prepare_hosted(&dir, &config, "local", &url, tls)?;
-    let api = vyoma_api::Api::spawn(sup, vyoma_api::ApiConfig { listener, credentials })?;
-    println!(
-        "management API: {} (endpoint `local` in {}; try `vyoma ps`)",
-        api.url(),
-        config.display()
-    );
-    Ok(Some(api))
 }

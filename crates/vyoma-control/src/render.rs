@@ -113,10 +113,20 @@ pub fn fmt_uptime(d: Duration) -> String {
 /// The `ps` table.
 pub fn render_ps(rows: &[AppStatus]) -> String {
     let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    // HTTP columns only when some app is served by the gateway.
+    let http = rows.iter().any(|r| r.http.is_some());
     let mut s = format!(
-        "{:<name_w$}  {:<8}  {:>8}  {:>8}  {:>8}  {:>7}  {:>6}  {:>6}  {:>7}  {:>6}  LAST EXIT\n",
+        "{:<name_w$}  {:<8}  {:>8}  {:>8}  {:>8}  {:>7}  {:>6}  {:>6}  {:>7}  {:>6}  ",
         "NAME", "STATE", "RESTARTS", "UPTIME", "MEMORY", "CPU", "SENT", "RECV", "REFUSED", "QUEUED"
     );
+    if http {
+        let _ = write!(
+            s,
+            "{:>8}  {:>6}  {:>8}  {:>8}  ",
+            "REQUESTS", "ERRORS", "REJECTED", "INFLIGHT"
+        );
+    }
+    s.push_str("LAST EXIT\n");
     for r in rows {
         let uptime = r.uptime.map(fmt_uptime).unwrap_or_else(|| "-".into());
         let mem = r.memory.map(fmt_bytes).unwrap_or_else(|| "-".into());
@@ -126,9 +136,9 @@ pub fn render_ps(rows: &[AppStatus]) -> String {
             .map(|e| e.to_string())
             .unwrap_or_else(|| "-".into());
         let i = &r.ipc;
-        let _ = writeln!(
+        let _ = write!(
             s,
-            "{:<name_w$}  {:<8}  {:>8}  {:>8}  {:>8}  {:>7}  {:>6}  {:>6}  {:>7}  {:>6}  {}",
+            "{:<name_w$}  {:<8}  {:>8}  {:>8}  {:>8}  {:>7}  {:>6}  {:>6}  {:>7}  {:>6}  ",
             r.name,
             r.state.to_string(),
             r.restarts,
@@ -139,8 +149,22 @@ pub fn render_ps(rows: &[AppStatus]) -> String {
             i.received,
             i.refused,
             i.queued,
-            exit
         );
+        if http {
+            match &r.http {
+                Some(h) => {
+                    let _ = write!(
+                        s,
+                        "{:>8}  {:>6}  {:>8}  {:>8}  ",
+                        h.requests, h.errors, h.rejected, h.in_flight
+                    );
+                }
+                None => {
+                    let _ = write!(s, "{:>8}  {:>6}  {:>8}  {:>8}  ", "-", "-", "-", "-");
+                }
+            }
+        }
+        let _ = writeln!(s, "{exit}");
     }
     s
 }
@@ -299,6 +323,24 @@ pub fn render_inspect(d: &AppReport) -> String {
     let i = &st.ipc;
     let _ = writeln!(s, "  ipc send:  {}", c.ipc_send);
     let _ = writeln!(s, "  ipc accept: {} (and the console)", c.ipc_accept);
+    if !c.http_outbound.is_empty() {
+        let _ = writeln!(s, "  http out:  {}", c.http_outbound.join(", "));
+    }
+    if !c.http_routes.is_empty() || st.http.is_some() {
+        let routes = if c.http_routes.is_empty() {
+            "(none: reached by other apps only)".to_string()
+        } else {
+            c.http_routes.join(", ")
+        };
+        let _ = writeln!(s, "http:        routes {routes}");
+        if let Some(h) = &st.http {
+            let _ = writeln!(
+                s,
+                "             {} requests, {} errors, {} rejected, {} in flight",
+                h.requests, h.errors, h.rejected, h.in_flight
+            );
+        }
+    }
     let _ = writeln!(
         s,
         "ipc:         inbox {} messages / {}, messages up to {}; sent {}, received {}, refused {}, queued {}",

@@ -128,6 +128,23 @@ pub struct AppStatus {
     pub last_exit: Option<ExitReason>,
     /// IPC counters: sent, received, refused, queued.
     pub ipc: Counters,
+    /// Request counts, for an app the HTTP gateway serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpStatus>,
+}
+
+/// An HTTP app's request counts since the supervisor started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpStatus {
+    /// Requests handed to the app.
+    pub requests: u64,
+    /// Of those, how many ended in a server error (a trap, a timeout, a 5xx answer).
+    pub errors: u64,
+    /// Requests refused before reaching it: too large, over its limit in flight, or while
+    /// it was not running.
+    pub rejected: u64,
+    /// Requests running now.
+    pub in_flight: u64,
 }
 
 /// The CPU lane an instance runs in.
@@ -265,6 +282,12 @@ pub struct CapabilitiesReport {
     pub ipc_send: String,
     /// Apps it accepts messages from.
     pub ipc_accept: String,
+    /// Where it may send HTTP requests (outbound rules as written).
+    #[serde(default)]
+    pub http_outbound: Vec<String>,
+    /// The routes the gateway sends it, as written (`HOST/PATH` when a host is named).
+    #[serde(default)]
+    pub http_routes: Vec<String>,
 }
 
 /// Everything `inspect` shows of one app.
@@ -373,6 +396,8 @@ impl AppReport {
                 }),
                 ipc_send: c.ipc.send.to_string(),
                 ipc_accept: c.ipc.accept.to_string(),
+                http_outbound: c.http_outbound.iter().map(|r| r.value.to_string()).collect(),
+                http_routes: m.http.routes.iter().map(|r| r.value.to_string()).collect(),
             },
         }
     }

@@ -168,6 +168,17 @@ impl Gateway {
         *write(&slot.handler) = Some(handler);
     }
 
+    /// Stops sending `app` requests if `handler` is still the one attached (a handler that
+    /// replaced it stays), without waiting for requests in flight.
+    pub fn release(&self, app: &str, handler: &Arc<dyn Handler>) {
+        if let Some(slot) = read(&self.inner.slots).get(app) {
+            let mut h = write(&slot.handler);
+            if h.as_ref().is_some_and(|h| Arc::ptr_eq(h, handler)) {
+                *h = None;
+            }
+        }
+    }
+
     /// Stops sending `app` requests (they get `503` until it is attached again) and waits
     /// until its requests in flight have ended, at most `within`. Returns how many were
     /// still running at the deadline.

@@ -566,6 +566,17 @@ impl Endpoint {
         &self.me.name
     }
 
+    /// Another endpoint of the same instance (an HTTP app's instances, one per request,
+    /// share their app's endpoint): it supersedes nothing and is superseded with this one.
+    pub fn share(&self) -> Endpoint {
+        Endpoint {
+            broker: self.broker.clone(),
+            me: self.me.clone(),
+            routes: HashMap::new(),
+            generation: self.generation,
+        }
+    }
+
     /// Whether this is still the app's newest endpoint (the only one that takes messages).
     pub fn is_current(&self) -> bool {
         self.generation

@@ -254,8 +254,8 @@ enum Kind {
 }
 
 impl Loaded {
-    /// Whether the component is an HTTP handler (exports `wasi:http/incoming-handler` and
-    /// not `wasi:cli/run`): the gateway serves it, one instance per request.
+    /// Whether the component is an HTTP handler (exports `wasi:http/incoming-handler`):
+    /// the gateway serves it, one instance per request.
     pub fn is_http(&self) -> bool {
         matches!(self.kind, Kind::Http(_))
     }
@@ -477,11 +477,13 @@ impl Runtime {
                 path: path.to_path_buf(),
                 message: format!("{e:#}"),
             })?;
-        let kind = match CommandPre::new(pre.clone()) {
-            Ok(c) => Kind::Command(c),
-            Err(e) => match ProxyPre::new(pre) {
-                Ok(p) => Kind::Http(p),
-                Err(_) => {
+        // An HTTP handler first: toolchains that build one (wstd's `http_server`) also
+        // export a `wasi:cli/run` that only says to call the handler instead.
+        let kind = match ProxyPre::new(pre.clone()) {
+            Ok(p) => Kind::Http(p),
+            Err(_) => match CommandPre::new(pre) {
+                Ok(c) => Kind::Command(c),
+                Err(e) => {
                     return Err(RuntimeError::NotACommand {
                         path: path.to_path_buf(),
                         message: format!("{e:#}"),

@@ -41,6 +41,13 @@ impl StopRequest {
     fn raised(&self) -> bool {
         *self.0.borrow()
     }
+
+    /// Waits until the instance is asked to end (forever if the signal is dropped unraised).
+    pub async fn requested(mut self) {
+        if self.0.wait_for(|r| *r).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// What `vyoma:app/lifecycle` sees of the store: the instance's stop request and the

@@ -57,7 +57,8 @@ pub struct Booted {
 }
 
 /// Loads the apps in `dir` and starts them. The pool gets room for at least twice the
-/// number of apps (`config.capacity` is a floor), so a restart or update never waits for a
+/// number of apps plus every routed HTTP app's `max_in_flight` (`config.capacity` is a
+/// floor), so a restart or update never waits for a
 /// free slot.
 pub async fn boot(dir: &Path, config: RuntimeConfig, clock: Arc<dyn Clock>) -> Result<Booted, BootError> {
     boot_selected(dir, config, clock, None).await
@@ -89,7 +90,15 @@ pub async fn prepare(dir: &Path, mut config: RuntimeConfig, clock: Arc<dyn Clock
     let partial = AppSet::load_dir_partial(dir).map_err(BootError::Apps)?;
     let t_manifests = t0.elapsed();
     let warnings = partial.set.warnings().to_vec();
-    let wanted = u32::try_from(partial.set.apps().len().saturating_mul(2)).unwrap_or(u32::MAX);
+    // Each HTTP app may have its whole `max_in_flight` of request instances at once.
+    let http: usize = partial
+        .set
+        .apps()
+        .iter()
+        .filter(|m| !m.http.routes.is_empty())
+        .map(|m| m.http.max_in_flight)
+        .sum();
+    let wanted = u32::try_from(partial.set.apps().len().saturating_mul(2).saturating_add(http)).unwrap_or(u32::MAX);
     config.capacity = config.capacity.max(wanted);
     let runtime = Arc::new(Runtime::new(&config)?);
     let t_engine = t0.elapsed();

@@ -184,6 +184,7 @@ impl Supervisor {
         let manifest = entry.manifest.clone();
         let log = entry.log.clone();
         let memory = entry.memory.clone();
+        let cpu = entry.cpu.clone();
         // The instance runs in the lane its CPU use puts it in; its polls are timed into
         // the app's CPU time.
         let pacer = self.inner.runtime.pacer(entry.cpu.clone());
@@ -210,6 +211,11 @@ impl Supervisor {
                         Err(e) => return exited(&sup, &name, ExitReason::Error(e)),
                     },
                 };
+                if let Some(app) = loaded.http_app(manifest.clone(), log.clone(), memory.clone(), cpu.clone()) {
+                    // An HTTP handler: each request runs in an instance of its own.
+                    let reason = sup.serve_http(&name, generation, app, ipc, request).await;
+                    return exited(&sup, &name, reason);
+                }
                 let instance = {
                     let (sup, name, pacer) = (sup.clone(), name.clone(), pacer.clone());
                     async move {

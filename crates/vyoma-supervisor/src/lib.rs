@@ -25,6 +25,7 @@ mod component;
 pub mod console;
 mod driver;
 mod events;
+mod http;
 mod order;
 mod registry;
 
@@ -218,6 +219,8 @@ struct Inner {
     tasks: TaskTracker,
     /// The runtime the apps run on (the console may call from another).
     rt: tokio::runtime::Handle,
+    /// The HTTP gateway's routes and apps (its listener is the front end's).
+    gateway: vyoma_http::Gateway,
 }
 
 /// A cheap, cloneable handle to the supervisor.
@@ -273,13 +276,14 @@ impl Supervisor {
             InboxLimits::default(),
             runtime.memory_budget().clone(),
         );
+        let gateway = vyoma_http::Gateway::new(vyoma_http::Router::from_manifests(apps.apps()));
         let mut map = BTreeMap::new();
         let mut order = Vec::new();
         for m in apps.into_apps() {
             order.push(m.name.clone());
             map.insert(m.name.clone(), Entry::new(m, now));
         }
-        Supervisor {
+        let sup = Supervisor {
             inner: Arc::new(Inner {
                 runtime,
                 invalid,
@@ -292,8 +296,13 @@ impl Supervisor {
                 event_seq: AtomicU64::new(0),
                 tasks: TaskTracker::new(),
                 rt: tokio::runtime::Handle::current(),
+                gateway,
             }),
-        }
+        };
+        sup.inner
+            .runtime
+            .set_http_chain(Arc::new(http::Chain(Arc::downgrade(&sup.inner))));
+        sup
     }
 
     /// Every state change from now on, in the order they happened (see
@@ -394,7 +403,12 @@ impl Supervisor {
     pub fn status(&self) -> Vec<AppStatus> {
         let now = self.inner.clock.now();
         let broker = &self.inner.broker;
-        let mut rows: Vec<AppStatus> = self.registry().iter().map(|(n, e)| row(n, e, now, broker)).collect();
+        let gateway = &self.inner.gateway;
+        let mut rows: Vec<AppStatus> = self
+            .registry()
+            .iter()
+            .map(|(n, e)| row(n, e, now, broker, gateway))
+            .collect();
         if !self.inner.invalid.is_empty() {
             rows.extend(self.inner.invalid.iter().map(|(n, i)| AppStatus {
                 name: n.clone(),
@@ -408,6 +422,7 @@ impl Supervisor {
                     i.rejected.problems.iter().next().map_or(String::new(), |d| d.message.clone())
                 ))),
                 ipc: Counters::default(),
+                http: None,
             }));
             rows.sort_by(|a, b| a.name.cmp(&b.name));
         }
@@ -440,7 +455,7 @@ impl Supervisor {
         let apps = self.registry();
         let e = apps.get(name).ok_or_else(|| self.not_here(name))?;
         Ok(AppDetail {
-            status: row(name, e, now, &self.inner.broker),
+            status: row(name, e, now, &self.inner.broker, &self.inner.gateway),
             manifest: e.manifest.clone(),
             component: e.component.as_ref().map(|c| c.loaded.clone()),
             generation: e.lifecycle().generation(),
@@ -492,7 +507,7 @@ pub fn ipc_spec(m: &Manifest) -> AppSpec {
     }
 }
 
-fn row(name: &str, e: &Entry, now: Duration, broker: &Broker) -> AppStatus {
+fn row(name: &str, e: &Entry, now: Duration, broker: &Broker, gateway: &vyoma_http::Gateway) -> AppStatus {
     let state = e.state();
     let l = e.lifecycle();
     AppStatus {
@@ -504,5 +519,14 @@ fn row(name: &str, e: &Entry, now: Duration, broker: &Broker) -> AppStatus {
         cpu: Duration::from_nanos(e.cpu.load(Ordering::Relaxed)),
         last_exit: l.last_exit().cloned(),
         ipc: broker.counters(name).unwrap_or_default(),
+        http: e.is_http().then(|| {
+            let c = gateway.counts(name).unwrap_or_default();
+            vyoma_control::HttpStatus {
+                requests: c.requests,
+                errors: c.errors,
+                rejected: c.rejected,
+                in_flight: c.in_flight,
+            }
+        }),
     }
 }

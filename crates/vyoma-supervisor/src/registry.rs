@@ -72,7 +72,13 @@ impl Entry {
     /// Whether its component listens for stop requests (`vyoma:app/lifecycle`). If it was
     /// asked wrongly (not loaded yet, and it does not listen), the stop timeout kills it.
     pub(crate) fn listens_for_stop(&self) -> bool {
-        self.may_import(vyoma_runtime::LIFECYCLE_INTERFACE)
+        // An HTTP app stops by draining its requests in flight.
+        self.may_import(vyoma_runtime::LIFECYCLE_INTERFACE) || self.is_http()
+    }
+
+    /// Whether its component is an HTTP handler (served by the gateway).
+    pub(crate) fn is_http(&self) -> bool {
+        self.component.as_ref().is_some_and(|c| c.loaded.is_http())
     }
 }
 

@@ -25,6 +25,7 @@ fn ps_table_snapshot() {
                 refused: 1,
                 queued: 2,
             },
+            http: None,
         },
         AppStatus {
             name: "crasher".into(),
@@ -38,6 +39,7 @@ fn ps_table_snapshot() {
                 message: "in crasher::main".into(),
             }),
             ipc: Counters::default(),
+            http: None,
         },
         AppStatus {
             name: "hello".into(),
@@ -48,6 +50,7 @@ fn ps_table_snapshot() {
             cpu: Duration::ZERO,
             last_exit: Some(ExitReason::Code(0)),
             ipc: Counters::default(),
+            http: None,
         },
     ];
     let want = "\
@@ -94,4 +97,36 @@ fn terminal_safe_escapes_every_control_sequence_but_newline_and_tab() {
     );
     assert_eq!(terminal_safe("line\n\tindented"), "line\n\tindented");
     assert!(matches!(terminal_safe("plain"), std::borrow::Cow::Borrowed(_)));
+}
+
+#[test]
+fn ps_shows_http_columns_only_when_an_app_serves_http() {
+    let plain = AppStatus {
+        name: "ticker".into(),
+        state: AppState::Running,
+        restarts: 0,
+        uptime: Some(Duration::from_secs(5)),
+        memory: Some(65_536),
+        cpu: Duration::from_millis(3),
+        last_exit: None,
+        ipc: Counters::default(),
+        http: None,
+    };
+    let web = AppStatus {
+        name: "hello-http".into(),
+        http: Some(crate::HttpStatus {
+            requests: 1200,
+            errors: 3,
+            rejected: 7,
+            in_flight: 2,
+        }),
+        ..plain.clone()
+    };
+    let want = "\
+NAME        STATE     RESTARTS    UPTIME    MEMORY      CPU    SENT    RECV  REFUSED  QUEUED  REQUESTS  ERRORS  REJECTED  INFLIGHT  LAST EXIT
+hello-http  running          0      5.0s  64.0 KiB      3ms       0       0        0       0      1200       3         7         2  -
+ticker      running          0      5.0s  64.0 KiB      3ms       0       0        0       0         -       -         -         -  -
+";
+    assert_eq!(render_ps(&[web, plain.clone()]), want);
+    assert!(!render_ps(&[plain]).contains("REQUESTS"));
 }

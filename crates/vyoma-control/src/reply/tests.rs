@@ -27,6 +27,7 @@ fn row() -> AppStatus {
             refused: 1,
             queued: 2,
         },
+        http: None,
     }
 }
 
