@@ -8,6 +8,7 @@
 mod apps;
 mod common;
 mod hostile;
+mod http;
 mod ipc;
 mod lifecycle;
 mod zoo;
