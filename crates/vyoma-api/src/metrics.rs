@@ -5,7 +5,8 @@
 //! `vyoma_app_running`, `vyoma_app_restarts_total`, `vyoma_app_uptime_seconds`,
 //! `vyoma_app_memory_bytes`, `vyoma_app_cpu_seconds_total`, `vyoma_app_ipc_sent_total`,
 //! `..._received_total`, `..._refused_total`, `vyoma_app_ipc_queued`,
-//! `vyoma_app_log_dropped_lines_total`. Supervisor-wide: `vyoma_apps` (by state),
+//! `vyoma_app_log_dropped_lines_total`; for HTTP apps `vyoma_app_http_requests_total`,
+//! `..._errors_total`, `..._rejected_total`, `vyoma_app_http_in_flight`. Supervisor-wide: `vyoma_apps` (by state),
 //! `vyoma_ready`, `vyoma_instances`, `vyoma_instance_capacity`,
 //! `vyoma_memory_budget_bytes`, `vyoma_memory_budget_used_bytes`,
 //! `vyoma_supervisor_resident_bytes`, `vyoma_supervisor_uptime_seconds`.
@@ -111,6 +112,34 @@ where
     for (i, r) in s.rows.iter().enumerate() {
         let labels = [("app", r.name.as_str())];
         let v = value(i, r);
+        if counter {
+            ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
+        } else {
+            ConstGauge::new(v).encode(m.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
+}
+
+/// One per-app metric for the HTTP apps only (the rows with request counts).
+fn per_http_app(
+    enc: &mut DescriptorEncoder<'_>,
+    s: &Snapshot,
+    name: &str,
+    help: &str,
+    counter: bool,
+    value: impl Fn(&vyoma_control::HttpStatus) -> u64,
+) -> fmt::Result {
+    let ty = if counter {
+        MetricType::Counter
+    } else {
+        MetricType::Gauge
+    };
+    let mut m = enc.encode_descriptor(name, help, None, ty)?;
+    for r in &s.rows {
+        let Some(h) = &r.http else { continue };
+        let labels = [("app", r.name.as_str())];
+        let v = value(h) as f64;
         if counter {
             ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
         } else {
@@ -230,6 +259,38 @@ impl Collector for Snapshot {
             true,
             |i, _| s.log_dropped.get(i).copied().unwrap_or(0) as f64,
         )?;
+        per_http_app(
+            &mut enc,
+            s,
+            "vyoma_app_http_requests",
+            "HTTP requests handed to the app.",
+            true,
+            |h| h.requests,
+        )?;
+        per_http_app(
+            &mut enc,
+            s,
+            "vyoma_app_http_errors",
+            "HTTP requests that ended in a server error (trap, timeout, 5xx).",
+            true,
+            |h| h.errors,
+        )?;
+        per_http_app(
+            &mut enc,
+            s,
+            "vyoma_app_http_rejected",
+            "HTTP requests refused before reaching the app (too large, overloaded, not running).",
+            true,
+            |h| h.rejected,
+        )?;
+        per_http_app(
+            &mut enc,
+            s,
+            "vyoma_app_http_in_flight",
+            "HTTP requests running now.",
+            false,
+            |h| h.in_flight,
+        )?;
         {
             let mut m = enc.encode_descriptor("vyoma_apps", "Apps in each state.", None, MetricType::Gauge)?;
             for state in AppState::ALL {
@@ -310,9 +371,22 @@ mod tests {
             ipc: vyoma_ipc_counters(),
             http: None,
         };
+        let web = AppStatus {
+            http: Some(vyoma_control::HttpStatus {
+                requests: 120,
+                errors: 2,
+                rejected: 5,
+                in_flight: 3,
+            }),
+            ..row("web", AppState::Running, 0)
+        };
         let s = Snapshot {
-            rows: vec![row("echo", AppState::Running, 0), row("crasher", AppState::Backoff, 3)],
-            log_dropped: vec![0, 7],
+            rows: vec![
+                row("echo", AppState::Running, 0),
+                row("crasher", AppState::Backoff, 3),
+                web,
+            ],
+            log_dropped: vec![0, 7, 0],
             ready: false,
             instances: 1,
             capacity: 11_000,
@@ -332,7 +406,12 @@ mod tests {
             "vyoma_app_ipc_sent_total{app=\"echo\"} 4.0\n",
             "vyoma_app_ipc_queued{app=\"echo\"} 1.0\n",
             "vyoma_app_log_dropped_lines_total{app=\"crasher\"} 7.0\n",
-            "vyoma_apps{state=\"running\"} 1\nvyoma_apps{state=\"stopping\"} 0\n",
+            // Only HTTP apps have request counts.
+            "# TYPE vyoma_app_http_requests counter\nvyoma_app_http_requests_total{app=\"web\"} 120.0\n# HELP",
+            "vyoma_app_http_errors_total{app=\"web\"} 2.0\n",
+            "vyoma_app_http_rejected_total{app=\"web\"} 5.0\n",
+            "vyoma_app_http_in_flight{app=\"web\"} 3.0\n",
+            "vyoma_apps{state=\"running\"} 2\nvyoma_apps{state=\"stopping\"} 0\n",
             "vyoma_ready 0.0\n",
             "vyoma_instance_capacity 11000.0\n",
             "vyoma_memory_budget_bytes 1073741824.0\n",

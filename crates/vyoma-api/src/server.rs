@@ -340,6 +340,17 @@ async fn handle(st: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
     response
 }
 
+/// The largest refused body read to its end (so its sender gets the refusal rather than a
+/// reset connection); larger ones close the connection.
+const DRAIN_LIMIT: usize = 1 << 20;
+
+/// Reads and discards a refused body (at most [`DRAIN_LIMIT`], within the header
+/// timeout); whether it was read to its end.
+async fn drain(body: Incoming) -> bool {
+    let read = Limited::new(body, DRAIN_LIMIT).collect();
+    matches!(tokio::time::timeout(HEADER_TIMEOUT, read).await, Ok(Ok(_)))
+}
+
 async fn respond(st: &Arc<State>, req: Request<Incoming>, body_read: &mut bool) -> Result<Response<Body>, ApiError> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
@@ -361,6 +372,11 @@ async fn respond(st: &Arc<State>, req: Request<Incoming>, body_read: &mut bool) 
     if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
         let len: u64 = len.to_str().ok().and_then(|l| l.parse().ok()).unwrap_or(u64::MAX);
         if len > MAX_BODY as u64 {
+            // A client still sending a body it was refused would see the connection reset
+            // instead of the answer: read a moderately large one to its end first.
+            if len <= DRAIN_LIMIT as u64 && drain(body).await {
+                *body_read = true;
+            }
             return Err(too_large());
         }
     }

@@ -8,6 +8,7 @@
 //! - `console`: `ps` latency while every app busy-loops;
 //! - `api`: management API latency (`GET /v1/apps`, log follow) with many apps, quiet and
 //!   busy, beside the supervisor's own work for the same answer;
+//! - `http`: HTTP apps through the gateway against `wasmtime serve`, with 1 and 50 apps;
 //! - `zoo`: wake-up latency of well-behaved apps next to hostile ones;
 //! - `boot`: image size and boot time in QEMU.
 //!
@@ -19,6 +20,7 @@ mod apps;
 mod boot;
 mod common;
 mod console;
+mod http;
 mod ipc;
 mod lone;
 mod zoo;
@@ -59,6 +61,8 @@ enum Cmd {
     Console(console::BenchConsoleArgs),
     /// Management API latency (`GET /v1/apps`, log follow) with many apps, quiet and busy.
     Api(api::BenchApiArgs),
+    /// HTTP requests through the gateway against `wasmtime serve` on the same component.
+    Http(http::BenchHttpArgs),
     /// Wake-up latency of well-behaved apps next to CPU hogs, against one process per app.
     Zoo(zoo::ZooArgs),
     /// Image size and boot time (default set and 200 apps) against a trivial init.
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
             Cmd::Ipc(args) => ipc::bench_ipc(args).await,
             Cmd::Console(args) => console::bench_console(args).await,
             Cmd::Api(args) => api::bench_api(args).await,
+            Cmd::Http(args) => http::bench_http(args).await,
             Cmd::Zoo(args) => zoo::bench_zoo(args).await,
             Cmd::Boot(args) => boot::bench_boot(args),
             Cmd::UdsPeer { socket, mode, size } => ipc::uds_peer(&socket, &mode, size),

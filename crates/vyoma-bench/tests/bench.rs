@@ -48,6 +48,41 @@ fn bench_api_times_every_row() {
 }
 
 #[test]
+fn bench_http_drives_the_gateway_and_prints_its_tables() {
+    // Keeps `vyoma-bench http` working at a small size, without the `wasmtime serve`
+    // baseline (building it takes minutes; `./dev bench` does); figures in PERFORMANCE.md.
+    let out = bench(&[
+        "http",
+        "--duration",
+        "1s",
+        "--apps",
+        "3",
+        "--connections",
+        "4",
+        "--wasmtime",
+        "none",
+    ])
+    .output()
+    .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| VyomaOS gateway |"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    for r in rows {
+        let cells: Vec<&str> = r.split('|').map(str::trim).collect();
+        let rate: f64 = cells[3].parse().unwrap();
+        assert!(rate > 0.0, "{r}");
+        assert_eq!(cells[8], "0", "no failed requests: {r}");
+    }
+    for routes in ["| 1 routes |", "| 4 routes |"] {
+        assert!(stdout.contains(routes), "{stdout}");
+    }
+}
+
+#[test]
 fn bench_runs_end_to_end_and_prints_its_table() {
     // Keeps `vyoma-bench apps` working; the figures themselves go to docs/PERFORMANCE.md.
     let out = bench(&["apps", "--apps", "10", "--runs", "1", "--compare-cow"])
@@ -136,7 +171,7 @@ fn bench_boot_boots_every_image_and_prints_its_tables() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     for row in [
-        "| default set (7 apps) |",
+        "| default set (10 apps) |",
         "| tickers (3 apps) |",
         "| trivial init (`trivial init: up`) |",
         "| default set with the network (virtio-net, DHCP) and the API forwarded |",

@@ -35,16 +35,27 @@ pub(crate) fn check(path: &Path, config: &RuntimeConfig) -> anyhow::Result<Exit>
     for m in set.apps() {
         // A missing component is reported by `check_paths`; only load what exists.
         let loaded = m.component.value.is_file().then(|| runtime.load(&m.component.value));
-        if let Some(Ok(c)) = &loaded {
+        if let Some(Ok(c)) = &loaded
+            && c.fits(m).is_ok()
+        {
+            let kind = if c.is_http() {
+                format!(", an HTTP handler with {} route(s)", m.http.routes.len())
+            } else {
+                String::new()
+            };
             println!(
-                "ok: {} {} ({}, {} imports)",
+                "ok: {} {} ({}, {} imports{kind})",
                 m.name,
                 m.version,
                 terminal_safe(&m.component.value.display().to_string()),
                 c.info.imports.len()
             );
         }
-        let load_error = loaded.and_then(Result::err).map(|e| e.to_string());
+        let load_error = match loaded {
+            Some(Ok(c)) => c.fits(m).err(),
+            Some(Err(e)) => Some(e.to_string()),
+            None => None,
+        };
         for d in app_problems(m, load_error.as_deref())
             .into_iter()
             .chain(runtime.grant_problems(m))

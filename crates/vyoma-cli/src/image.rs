@@ -55,8 +55,11 @@ pub(crate) struct BootArgs {
     /// 7443, or a free one if that is taken].
     #[arg(long, value_name = "PORT")]
     api_port: Option<u16>,
-    /// No network device (the guest has only lo; no management API from the host).
-    #[arg(long, conflicts_with = "api_port")]
+    /// The host port forwarded to the guest's HTTP gateway [default: 8080, or a free one]
+    #[arg(long, value_name = "PORT")]
+    http_port: Option<u16>,
+    /// No network device (the guest has only lo; no management API or HTTP from the host).
+    #[arg(long, conflicts_with_all = ["api_port", "http_port"])]
     no_network: bool,
     #[command(flatten)]
     pub(crate) accel: AccelArg,
@@ -140,7 +143,12 @@ pub(crate) fn boot(args: BootArgs) -> anyhow::Result<Exit> {
             None => vyoma_image::qemu::free_port(vyoma_image::HOST_API_PORT)
                 .context("finding a free host port for the management API")?,
         };
-        vm = vm.with_network(port);
+        let http = match args.http_port {
+            Some(p) => p,
+            None => vyoma_image::qemu::free_port(vyoma_image::HOST_HTTP_PORT)
+                .context("finding a free host port for the HTTP gateway")?,
+        };
+        vm = vm.with_network(port).with_http(http);
     }
     if let Accel::Tcg(why) = &vm.accel {
         eprintln!("note: {why}; using software emulation (TCG), which is slower");
@@ -151,6 +159,9 @@ pub(crate) fn boot(args: BootArgs) -> anyhow::Result<Exit> {
             "management API: {url} (from another terminal: vyoma --config {} --endpoint {url} ps)",
             config.display()
         );
+    }
+    if let Some(url) = vm.http_url() {
+        eprintln!("HTTP gateway: {url} (the image's HTTP apps, e.g. curl {url}/hello)");
     }
     eprintln!(
         "booting {} ({} MiB, {} CPUs); `shutdown` powers off, Ctrl-A x quits QEMU",

@@ -101,12 +101,23 @@ fn the_image_boots_runs_its_apps_and_powers_off() {
 
     let mut s = boot(&image, "", None);
     let (_, done) = ok(s.wait_for(BOOT, |l| text(l).starts_with("vyoma: ") && l.contains("boot complete")));
-    assert!(done.contains("7 apps"), "{done}");
+    assert!(done.contains("10 apps"), "{done}");
 
-    let apps = ["crasher", "echo", "files", "hello", "logger", "spinner", "ticker"];
+    let apps = [
+        "counter",
+        "crasher",
+        "echo",
+        "files",
+        "front",
+        "hello",
+        "hello-http",
+        "logger",
+        "spinner",
+        "ticker",
+    ];
     let rows = ps(&mut s, &apps);
-    assert_eq!(rows.len(), 7, "{rows:?}");
-    for app in ["echo", "logger", "spinner", "ticker"] {
+    assert_eq!(rows.len(), 10, "{rows:?}");
+    for app in ["echo", "logger", "spinner", "ticker", "hello-http", "counter", "front"] {
         assert_eq!(state(&rows, app)[1], "running", "{app}: {rows:?}");
     }
 
@@ -194,6 +205,20 @@ fn image_app(root: &Path, name: &str, component: &str, extra: &str) {
     .unwrap();
 }
 
+/// `GET PATH` on the host's loopback `port` over HTTP/1.0 (so the body is never chunked):
+/// the status code and the body.
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(STEP)).unwrap();
+    write!(c, "GET {path} HTTP/1.0\r\nHost: device\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    c.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, body.to_string())
+}
+
 /// `vyoma ARGS` against the booted image's API, with the client config the build wrote.
 fn remote(image: &Path, url: &str, args: &[&str]) -> (bool, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_vyoma"))
@@ -230,6 +255,12 @@ fn the_image_is_managed_over_its_network_and_apps_use_lo() {
     };
     image_app(&apps, "granted", "probe", &probe("127.0.0.1:7000"));
     image_app(&apps, "ungranted", "probe", &probe("127.0.0.1:9"));
+    image_app(
+        &apps,
+        "hello-http",
+        "hello-http",
+        "[http]\nroutes = [{ path = \"/hello\" }, { path = \"/hello/:name\" }]\n",
+    );
     let image = d.path().join("image");
     let o = Command::new(env!("CARGO_BIN_EXE_vyoma"))
         .args(["image", "build"])
@@ -242,23 +273,30 @@ fn the_image_is_managed_over_its_network_and_apps_use_lo() {
     assert!(image.join("client.toml").is_file() && image.join("api/ca.pem").is_file());
 
     let port = vyoma_image::qemu::free_port(0).unwrap();
-    let vm = Vm::from_image(&image, "").unwrap().with_network(port);
+    let http_port = vyoma_image::qemu::free_port(0).unwrap();
+    let vm = Vm::from_image(&image, "")
+        .unwrap()
+        .with_network(port)
+        .with_http(http_port);
     let url = vm.api_url().unwrap();
     let mut s = Serial::start(&vm).unwrap();
     // The interface is set up beside the apps' start: its line may come before or after
     // the API's and the boot's.
-    let (is_net, is_api) = (
+    let (is_net, is_api, is_http) = (
         |l: &str| l.starts_with("vyoma-init: network"),
         |l: &str| l == "vyoma: management API on https://0.0.0.0:7443",
+        |l: &str| l == "vyoma: HTTP gateway on http://0.0.0.0:80 (2 routes)",
     );
     let is_boot = |l: &str| text(l).starts_with("vyoma: ") && l.contains("boot complete");
-    let (mut net, mut api, mut booted) = (None, false, false);
-    while net.is_none() || !api || !booted {
-        let (_, l) = ok(s.wait_for(BOOT, |l| is_net(l) || is_api(l) || is_boot(l)));
+    let (mut net, mut api, mut http, mut booted) = (None, false, false, false);
+    while net.is_none() || !api || !http || !booted {
+        let (_, l) = ok(s.wait_for(BOOT, |l| is_net(l) || is_api(l) || is_http(l) || is_boot(l)));
         if is_net(&l) {
             net = Some(l);
         } else if is_api(&l) {
             api = true;
+        } else if is_http(&l) {
+            http = true;
         } else {
             booted = true;
         }
@@ -287,6 +325,15 @@ fn the_image_is_managed_over_its_network_and_apps_use_lo() {
     );
     let (good, out, _) = remote(&image, &url, &["metrics"]);
     assert!(good && out.contains("vyoma_app_running{app=\"ticker\"} 1.0"), "{out}");
+
+    // The host reaches the image's HTTP app through the gateway's port forward.
+    assert_eq!(
+        http_get(http_port, "/hello/host"),
+        (200, "hello, host, from VyomaOS\n".into())
+    );
+    assert_eq!(http_get(http_port, "/nothing").0, 404);
+    let (_, out, _) = remote(&image, &url, &["ps"]);
+    assert!(out.contains("REQUESTS") && out.contains("\nhello-http "), "{out}");
 
     // Apps on lo: the granted one reaches the listener, the other is refused by its sandbox.
     remote(&image, &url, &["wait", "granted", "exited", "1m"]);

@@ -255,18 +255,44 @@ impl Gateway {
     }
 }
 
+/// The largest refused body read to its end before answering (larger: the connection is
+/// closed after the answer).
+const DRAIN_LIMIT: u64 = 1 << 20;
+
+/// Reads and discards a refused body (at most [`DRAIN_LIMIT`] bytes, within 10 s);
+/// whether it was read to its end.
+async fn drain(mut body: Body) -> bool {
+    let read = async {
+        let mut n = 0u64;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return false };
+            n += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if n > DRAIN_LIMIT {
+                return false;
+            }
+        }
+        true
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .unwrap_or(false)
+}
+
+/// A request refused before reaching the app: counted, logged at debug level, answered.
+fn refuse(slot: &Slot, status: StatusCode, msg: &str) -> Response<Body> {
+    slot.rejected.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(app = %slot.name, %status, %msg, "http request refused");
+    text(status, msg)
+}
+
 /// The app's handler, limits and counts around one request.
 async fn serve(slot: &Arc<Slot>, req: Request<Body>) -> Response<Body> {
-    let name = &slot.name;
-    let reject = |status, msg: String| {
-        slot.rejected.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(app = %name, %status, %msg, "http request refused");
-        text(status, &msg)
-    };
+    let name = slot.name.as_str();
     let Some(handler) = read(&slot.handler).clone() else {
-        return reject(
+        return refuse(
+            slot,
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("service unavailable: app `{name}` is not running"),
+            &format!("service unavailable: app `{name}` is not running"),
         );
     };
     let max_body = slot.config.max_body;
@@ -274,16 +300,23 @@ async fn serve(slot: &Arc<Slot>, req: Request<Body>) -> Response<Body> {
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max_body) {
-        return reject(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("payload too large: app `{name}` takes request bodies up to {max_body} bytes"),
-        );
+    if let Some(n) = declared.filter(|n| *n > max_body) {
+        let msg = format!("payload too large: app `{name}` takes request bodies up to {max_body} bytes");
+        // A client still sending the body would see the connection reset instead of this
+        // answer: read a moderately large one to its end; close after a larger one.
+        let drained = n <= DRAIN_LIMIT && drain(req.into_body()).await;
+        let mut r = refuse(slot, StatusCode::PAYLOAD_TOO_LARGE, &msg);
+        if !drained {
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        return r;
     }
     let Ok(permit) = slot.places.clone().try_acquire_owned() else {
-        let mut r = reject(
+        let mut r = refuse(
+            slot,
             StatusCode::SERVICE_UNAVAILABLE,
-            format!(
+            &format!(
                 "service unavailable: app `{name}` is handling its most requests at once ({})",
                 slot.config.max_in_flight
             ),

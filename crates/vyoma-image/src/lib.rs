@@ -49,6 +49,10 @@ pub const IMAGE_API_DIR: &str = "etc/vyoma/api";
 pub const API_PORT: u16 = 7443;
 /// The host port `vyoma boot` forwards to it by default.
 pub const HOST_API_PORT: u16 = 7443;
+/// The guest port of the HTTP gateway (`vyoma.http=` in the image's supervisor).
+pub const HTTP_PORT: u16 = 80;
+/// The host port `vyoma boot` forwards to it by default.
+pub const HOST_HTTP_PORT: u16 = 8080;
 
 /// Why an image could not be built or started.
 #[derive(Debug, thiserror::Error)]

@@ -35,6 +35,9 @@ pub struct Vm {
     /// The network: a virtio-net device on QEMU's user network, with this host port
     /// (on 127.0.0.1) forwarded to the guest's management API. `None`: no network device.
     pub api_forward: Option<u16>,
+    /// With the network, this host port (on 127.0.0.1) forwarded to the guest's HTTP
+    /// gateway (port [`crate::HTTP_PORT`]).
+    pub http_forward: Option<u16>,
 }
 
 impl Vm {
@@ -67,6 +70,7 @@ impl Vm {
             accel,
             qmp: None,
             api_forward: None,
+            http_forward: None,
         })
     }
 
@@ -80,6 +84,20 @@ impl Vm {
         }
         self.api_forward = Some(host_port);
         self
+    }
+
+    /// Forwards `host_port` on the host's loopback to the guest's HTTP gateway (the VM
+    /// needs a network: [`Vm::with_network`]). The URL to use is [`Vm::http_url`].
+    pub fn with_http(mut self, host_port: u16) -> Vm {
+        self.http_forward = Some(host_port);
+        self
+    }
+
+    /// The host-side URL of the guest's HTTP gateway, when forwarded.
+    pub fn http_url(&self) -> Option<String> {
+        self.api_forward
+            .and(self.http_forward)
+            .map(|p| format!("http://127.0.0.1:{p}"))
     }
 
     /// The host-side URL of the guest's management API, when the VM has a network.
@@ -126,11 +144,12 @@ impl Vm {
             c.args(["-serial", "stdio", "-monitor", "none"]);
         }
         if let Some(port) = self.api_forward {
+            let mut netdev = format!("user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:{}", crate::API_PORT);
+            if let Some(http) = self.http_forward {
+                netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{http}-:{}", crate::HTTP_PORT));
+            }
             c.arg("-netdev")
-                .arg(format!(
-                    "user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:{}",
-                    crate::API_PORT
-                ))
+                .arg(netdev)
                 .args(["-device", "virtio-net-pci,netdev=net0"]);
         }
         if let Some(q) = &self.qmp {

@@ -34,6 +34,9 @@ pub enum NetConfig {
 /// The management API's address in the image by default: every interface, port 7443
 /// (HTTPS).
 pub const DEFAULT_API: &str = "0.0.0.0:7443";
+/// Where the HTTP gateway listens unless `vyoma.http=` says otherwise (when some app has
+/// routes).
+pub const DEFAULT_HTTP: &str = "0.0.0.0:80";
 
 /// Parses the value of `vyoma.net=`.
 fn net(value: &str) -> Result<NetConfig, String> {
@@ -100,6 +103,9 @@ pub struct BootOptions {
     /// `vyoma.api=ADDR:PORT|off`: where the management API listens ([`DEFAULT_API`] by
     /// default; `None`: off).
     pub api: Option<SocketAddr>,
+    /// `vyoma.http=ADDR:PORT|off`: where the HTTP gateway listens ([`DEFAULT_HTTP`] by
+    /// default, served when some app has routes; `None`: off).
+    pub http: Option<SocketAddr>,
 }
 
 impl Default for BootOptions {
@@ -112,6 +118,7 @@ impl Default for BootOptions {
             memory_budget: None,
             net: NetConfig::Off,
             api: DEFAULT_API.parse().ok(),
+            http: DEFAULT_HTTP.parse().ok(),
         }
     }
 }
@@ -203,13 +210,22 @@ pub fn parse(cmdline: &str) -> (BootOptions, Vec<String>) {
                     )),
                 },
             },
+            "http" => match value {
+                "off" => o.http = None,
+                _ => match value.parse::<SocketAddr>() {
+                    Ok(a) => o.http = Some(a),
+                    Err(_) => problems.push(format!(
+                        "`vyoma.http={v}` is not an address: write e.g. `vyoma.http=0.0.0.0:80` or `vyoma.http=off` (using {DEFAULT_HTTP})"
+                    )),
+                },
+            },
             "log" | "dir" => problems.push(format!(
                 "`vyoma.{k}={v}` needs a value{}: using {}",
                 if key == "dir" { " that is an absolute path" } else { "" },
                 if key == "dir" { &o.apps_dir } else { &o.log }
             )),
             _ => problems.push(format!(
-                "unknown option `vyoma.{k}`: VyomaOS reads vyoma.log, vyoma.apps, vyoma.panic, vyoma.dir, vyoma.memory, vyoma.net and vyoma.api"
+                "unknown option `vyoma.{k}`: VyomaOS reads vyoma.log, vyoma.apps, vyoma.panic, vyoma.dir, vyoma.memory, vyoma.net, vyoma.api and vyoma.http"
             )),
         }
     }
@@ -259,6 +275,12 @@ mod tests {
         assert_eq!(parse("vyoma.net=off vyoma.api=off").0.api, None);
         assert_eq!(parse("").0.net, NetConfig::Off);
         assert_eq!(parse("").0.api, Some(DEFAULT_API.parse().unwrap()));
+        assert_eq!(parse("").0.http, Some(DEFAULT_HTTP.parse().unwrap()));
+        assert_eq!(parse("vyoma.http=off").0.http, None);
+        assert_eq!(
+            parse("vyoma.http=0.0.0.0:8080").0.http,
+            Some("0.0.0.0:8080".parse().unwrap())
+        );
         for (bad, says) in [
             ("vyoma.net=10.0.2.15", "`10.0.2.15` is not ADDR/PREFIX"),
             ("vyoma.net=10.0.2.300/24", "`10.0.2.300` is not an IPv4 address"),
@@ -266,6 +288,7 @@ mod tests {
             ("vyoma.net=10.0.2.15/24,gw=router", "`gw=router` is not an IPv4 address"),
             ("vyoma.net=dhcp,mtu=9000", "unknown part `mtu=9000`"),
             ("vyoma.api=everywhere", "`vyoma.api=everywhere` is not an address"),
+            ("vyoma.http=80", "`vyoma.http=80` is not an address"),
         ] {
             let (o, p) = parse(bad);
             assert_eq!(p.len(), 1, "{bad}: {p:?}");

@@ -226,6 +226,36 @@ fn serve_api(sup: &vyoma_supervisor::Supervisor, opts: &BootOptions) -> Option<v
     }
 }
 
+/// Serves the HTTP gateway on `vyoma.http=` when some app has routes.
+async fn serve_http(sup: &vyoma_supervisor::Supervisor, opts: &BootOptions) -> Option<vyoma_http::Listening> {
+    let addr = opts.http?;
+    let gw = sup.gateway();
+    if gw.route_count() == 0 {
+        return None;
+    }
+    let listening = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => gw.listen(l),
+        Err(e) => Err(e),
+    };
+    match listening {
+        Ok(l) => {
+            say(&format!(
+                "vyoma: HTTP gateway on http://{} ({} routes)",
+                l.addr(),
+                gw.route_count()
+            ));
+            Some(l)
+        }
+        Err(e) => {
+            say(&format!("vyoma-init: no HTTP gateway: cannot listen on {addr}: {e}"));
+            None
+        }
+    }
+}
+
+/// How long the gateway's open connections have to finish at shutdown.
+const HTTP_DRAIN: Duration = Duration::from_secs(5);
+
 async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shutdown> {
     // Handlers first: a signal during start-up still gets an orderly shutdown.
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -290,6 +320,7 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
     }
     // The API is up before the apps start: probes see it live, and ready once they run.
     let mut api = if pid1 { serve_api(&sup, opts) } else { None };
+    let mut http = if pid1 { serve_http(&sup, opts).await } else { None };
     // Start the apps while serving signals: one during start-up stops what has started.
     let starting = async {
         booted.start(opts.apps.as_deref()).await;
@@ -378,6 +409,10 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
             }
         }
     };
+    // No new requests; those in flight finish (bounded).
+    if let Some(l) = http.take() {
+        l.shutdown(HTTP_DRAIN).await;
+    }
     // The console's and the API's `shutdown` have already stopped them.
     if !matches!(cause, Shutdown::Console | Shutdown::Api) {
         say(&format!("vyoma: {cause}: stopping all apps"));

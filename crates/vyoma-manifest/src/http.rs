@@ -150,14 +150,19 @@ impl RoutePattern {
         if parts.len() < self.segments.len() || (!self.wildcard && parts.len() != self.segments.len()) {
             return None;
         }
-        let mut key = Vec::with_capacity(parts.len() + 1);
-        for (seg, part) in self.segments.iter().zip(parts) {
-            match seg {
-                Segment::Literal(l) if l == *part => key.push(RANK_LITERAL),
-                Segment::Param(_) if !part.is_empty() => key.push(RANK_PARAM),
-                _ => return None,
-            }
+        // Check first, allocate only for a match.
+        let fits = self.segments.iter().zip(parts).all(|(seg, part)| match seg {
+            Segment::Literal(l) => l == part,
+            Segment::Param(_) => !part.is_empty(),
+        });
+        if !fits {
+            return None;
         }
+        let mut key = Vec::with_capacity(parts.len() + 1);
+        key.extend(self.segments.iter().map(|seg| match seg {
+            Segment::Literal(_) => RANK_LITERAL,
+            Segment::Param(_) => RANK_PARAM,
+        }));
         key.resize(parts.len(), RANK_WILDCARD);
         // At equal segments, the route that matched without its wildcard wins.
         key.push(u8::from(!self.wildcard));

@@ -260,6 +260,19 @@ impl Loaded {
         matches!(self.kind, Kind::Http(_))
     }
 
+    /// Whether this component can be the app `m` describes: routes in `[http]` need an
+    /// HTTP handler (a command would never answer them).
+    pub fn fits(&self, m: &Manifest) -> Result<(), String> {
+        if !m.http.routes.is_empty() && !self.is_http() {
+            return Err(format!(
+                "app `{}` has [http] routes, but {} is a command, not an HTTP handler (it does not export `{INCOMING_HANDLER}`): build it as one (e.g. wstd's #[wstd::http_server]) or remove the routes",
+                m.name,
+                self.path.display()
+            ));
+        }
+        Ok(())
+    }
+
     /// The pieces every request of an HTTP app shares, if this is an HTTP handler.
     pub fn http_app(
         &self,

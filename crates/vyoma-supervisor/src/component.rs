@@ -41,6 +41,12 @@ impl Supervisor {
             match result {
                 Ok(loaded) => {
                     for n in names {
+                        if let Some(Err(msg)) = apps.get(&n).map(|e| loaded.fits(&e.manifest)) {
+                            if let Some(e) = apps.get(&n) {
+                                e.log.note(&msg);
+                            }
+                            failures.push((n.clone(), msg));
+                        }
                         if let (Some(e), Some(st)) = (apps.get_mut(&n), st) {
                             e.component = Some(Component {
                                 loaded: loaded.clone(),

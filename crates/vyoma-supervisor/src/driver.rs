@@ -211,6 +211,9 @@ impl Supervisor {
                         Err(e) => return exited(&sup, &name, ExitReason::Error(e)),
                     },
                 };
+                if let Err(why) = loaded.fits(&manifest) {
+                    return exited(&sup, &name, ExitReason::Error(why));
+                }
                 if let Some(app) = loaded.http_app(manifest.clone(), log.clone(), memory.clone(), cpu.clone()) {
                     // An HTTP handler: each request runs in an instance of its own.
                     let reason = sup.serve_http(&name, generation, app, ipc, request).await;

@@ -348,3 +348,23 @@ async fn stop_drains_requests_in_flight_and_kill_cancels_them() {
     assert_eq!(counts(&sup, "probe").in_flight, 0);
     sup.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_on_a_command_are_refused_with_why() {
+    let d = tempfile::tempdir().unwrap();
+    app(
+        d.path(),
+        "cmd",
+        "ticker",
+        "[http]\nroutes = [{ path = \"/cmd\" }]\n[restart]\npolicy = \"never\"\n",
+    );
+    let (sup, _l, base) = serve(d.path()).await;
+    wait(&sup, "cmd", AppState::Failed).await;
+    let why = status(&sup, "cmd").last_exit.unwrap().to_string();
+    assert!(
+        why.contains("app `cmd` has [http] routes, but") && why.contains("is a command, not an HTTP handler"),
+        "{why}"
+    );
+    assert_eq!(get(&format!("{base}/cmd")).await.0, 503);
+    sup.shutdown().await;
+}
