@@ -176,7 +176,11 @@ fn check_accepts_the_bundled_apps() {
     let out = vyoma(&["check", dir.to_str().unwrap()]).output().unwrap();
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("checked 7 app(s): no problems"), "{stdout}");
+    assert!(stdout.contains("checked 10 app(s): no problems"), "{stdout}");
+    assert!(
+        stdout.contains("ok: hello-http 0.1.0 (") && stdout.contains("an HTTP handler with 2 route(s))"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -266,6 +270,66 @@ fn an_unsafe_compile_cache_is_not_used_and_the_banner_says_why() {
         std::fs::read_dir(cache.path()).unwrap().count(),
         0,
         "nothing written there"
+    );
+}
+
+#[test]
+fn run_serves_http_apps_on_the_gateway_and_check_refuses_routes_on_a_command() {
+    use std::io::{BufRead, Read};
+    let d = tempfile::tempdir().unwrap();
+    app(
+        d.path(),
+        "web",
+        "hello-http",
+        "[http]\nroutes = [{ path = \"/hello\" }]\n",
+    );
+    let mut child = vyoma(&["run", "--no-console", "--no-api", d.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let l = lines.next().expect("the banner").unwrap();
+        if let Some(rest) = l.strip_prefix("HTTP gateway: http://") {
+            assert!(rest.ends_with(" (1 routes)"), "{l}");
+            break rest.split(' ').next().unwrap().to_string();
+        }
+    };
+    // Until the app runs the gateway says 503; then the app answers.
+    let get = || {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.write_all(b"GET /hello HTTP/1.0\r\nHost: t\r\n\r\n").unwrap();
+        let mut raw = String::new();
+        c.read_to_string(&mut raw).unwrap();
+        raw
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let answer = loop {
+        let raw = get();
+        if !raw.contains(" 503 ") || std::time::Instant::now() > deadline {
+            break raw;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let status = answer.lines().next().unwrap_or("");
+    assert!(status.ends_with(" 200 OK"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nhello from VyomaOS\n"), "{answer}");
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(child.wait().unwrap().success());
+
+    // Routes on a command: `check` says so, at the component.
+    app(d.path(), "web", "ticker", "[http]\nroutes = [{ path = \"/hello\" }]\n");
+    let out = vyoma(&["check", d.path().to_str().unwrap()]).output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("app `web` has [http] routes, but") && stdout.contains("is a command, not an HTTP handler"),
+        "{stdout}"
     );
 }
 

@@ -82,13 +82,14 @@ pub fn fresh_home(target_tmpdir: &str) -> PathBuf {
         .keep()
 }
 
-/// `binary ARGS` set up for tests: the shared compile cache, a management API on a free
-/// loopback port, and its client config and credentials in `home` (see [`fresh_home`]).
+/// `binary ARGS` set up for tests: the shared compile cache, a management API and an HTTP
+/// gateway on free loopback ports, and the API's client config and credentials in `home` (see [`fresh_home`]).
 pub fn vyoma_command(binary: &str, target_tmpdir: &str, home: &Path, args: &[&str]) -> std::process::Command {
     let mut c = std::process::Command::new(binary);
     c.args(args)
         .env("VYOMA_CACHE_DIR", shared_cache(target_tmpdir))
         .env("VYOMA_API", "127.0.0.1:0")
+        .env("VYOMA_HTTP", "127.0.0.1:0")
         .env("VYOMA_CONFIG", home.join("client.toml"))
         .env("XDG_STATE_HOME", home.join("state"))
         .env_remove("VYOMA_TOKEN")
