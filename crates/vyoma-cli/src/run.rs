@@ -15,9 +15,9 @@ use crate::{Exit, RuntimeArgs};
 pub(crate) struct ApiArgs {
     /// Serve the management API on ADDR [default: 127.0.0.1:7420; if that port is taken,
     /// the instance runs without the API and says so]
-    #[arg(long, value_name = "ADDR", env = "VYOMA_API", conflicts_with = "no_api")]
+    #[arg(long, value_name = "ADDR", env = "VYOMA_API")]
     api: Option<std::net::SocketAddr>,
-    /// Do not serve the management API.
+    /// Do not serve the management API (whatever --api or VYOMA_API say).
     #[arg(long)]
     no_api: bool,
     /// Serve HTTPS on loopback too (it always is on any other address).
@@ -34,9 +34,10 @@ pub(crate) struct ApiArgs {
 pub(crate) struct HttpArgs {
     /// Serve the HTTP apps' routes on ADDR [default: 127.0.0.1:8080 when some app has
     /// routes; if that port is taken, the instance runs without the gateway and says so]
-    #[arg(long, value_name = "ADDR", env = "VYOMA_HTTP", conflicts_with = "no_http")]
+    #[arg(long, value_name = "ADDR", env = "VYOMA_HTTP")]
     http: Option<std::net::SocketAddr>,
-    /// Do not serve the HTTP gateway (HTTP apps still call each other by name).
+    /// Do not serve the HTTP gateway, whatever --http or VYOMA_HTTP say (HTTP apps still
+    /// call each other by name).
     #[arg(long)]
     no_http: bool,
 }

@@ -283,7 +283,7 @@ fn run_serves_http_apps_on_the_gateway_and_check_refuses_routes_on_a_command() {
         "hello-http",
         "[http]\nroutes = [{ path = \"/hello\" }]\n",
     );
-    let mut child = vyoma(&["run", "--no-console", "--no-api", d.path().to_str().unwrap()])
+    let mut child = vyoma(&["run", "--no-console", d.path().to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -45,10 +45,21 @@ async fn http_apps_serve_their_routes_beside_other_apps() {
     app(d.path(), "hello-http", "hello-http", HELLO);
     app(d.path(), "probe", "http-probe", &probe(""));
     app(d.path(), "ticker", "ticker", "");
+    // A cdylib built against the plain `wasi` crate: only `wasi:http/incoming-handler`.
+    app(
+        d.path(),
+        "plain",
+        "hello_wasi",
+        "[http]\nroutes = [{ path = \"/plain/...\" }]\n",
+    );
     let (sup, _l, base) = serve(d.path()).await;
-    for a in ["hello-http", "probe", "ticker"] {
+    for a in ["hello-http", "probe", "ticker", "plain"] {
         wait(&sup, a, AppState::Running).await;
     }
+    assert_eq!(
+        get(&format!("{base}/plain/x?y=1")).await,
+        (200, "hello from the wasi crate: Method::Get /plain/x?y=1\n".into())
+    );
     assert_eq!(
         get(&format!("{base}/hello")).await,
         (200, "hello from VyomaOS\n".into())
