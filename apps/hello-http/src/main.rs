@@ -7,7 +7,9 @@ use wstd::http::{Body, Error, Request, Response, StatusCode};
 #[wstd::http_server]
 async fn main(req: Request<Body>) -> Result<Response<Body>, Error> {
     let path = req.uri().path();
-    let name = path.strip_prefix("/hello/").filter(|n| !n.is_empty() && !n.contains('/'));
+    let name = path
+        .strip_prefix("/hello/")
+        .filter(|n| !n.is_empty() && !n.contains('/'));
     let text = match name {
         Some(n) => format!("hello, {n}, from VyomaOS\n"),
         None if path == "/hello" => "hello from VyomaOS\n".to_string(),

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 fn main() {
     let ms: u64 = std::env::args()
         .nth(1)
-        .map(|a| a.parse().expect("metronome: the argument is an interval in milliseconds"))
+        .map(|a| {
+            a.parse()
+                .expect("metronome: the argument is an interval in milliseconds")
+        })
         .unwrap_or(100);
     let interval = Duration::from_millis(ms);
     let start = Instant::now();

@@ -24,7 +24,10 @@ fn main() {
     // nothing listens. With `PROBE_WAIT_MS`, a refused connection (nothing listening yet)
     // is tried again for that long; a connection the sandbox denies is not.
     let target = std::env::var("PROBE_CONNECT").unwrap_or_else(|_| "127.0.0.1:9".into());
-    let wait_ms: u64 = std::env::var("PROBE_WAIT_MS").ok().and_then(|w| w.parse().ok()).unwrap_or(0);
+    let wait_ms: u64 = std::env::var("PROBE_WAIT_MS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(0);
     let until = std::time::Instant::now() + std::time::Duration::from_millis(wait_ms);
     loop {
         match std::net::TcpStream::connect(&target) {
