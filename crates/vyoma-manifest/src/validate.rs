@@ -309,6 +309,19 @@ fn duration(cx: &mut Ctx, key: &str, s: &Spanned<String>) -> Option<Duration> {
     }
 }
 
+/// A duration from 1ms to [`MAX_TIMEOUT`] (one out of range is an error, and returned).
+fn timeout(cx: &mut Ctx, key: &str, s: &Spanned<String>) -> Option<Duration> {
+    let d = duration(cx, key, s)?;
+    if d.is_zero() || d > MAX_TIMEOUT {
+        cx.error(
+            s.span(),
+            format!("`{key}` = \"{}\" is out of range", s.get_ref()),
+            format!("use a duration from 1ms to {}", humantime::format_duration(MAX_TIMEOUT)),
+        );
+    }
+    Some(d)
+}
+
 fn size(cx: &mut Ctx, key: &str, s: &Spanned<String>, min: u64, max: u64) -> Option<u64> {
     match s.get_ref().parse::<bytesize::ByteSize>() {
         Ok(b) if b.as_u64() < min || b.as_u64() > max => {
@@ -423,16 +436,7 @@ fn lifecycle(cx: &mut Ctx, l: &RawLifecycle) -> Timeouts {
         ("start_timeout", &l.start_timeout, &mut out.start),
         ("stop_timeout", &l.stop_timeout, &mut out.stop),
     ] {
-        if let Some(s) = raw
-            && let Some(d) = duration(cx, key, s)
-        {
-            if d.is_zero() || d > MAX_TIMEOUT {
-                cx.error(
-                    s.span(),
-                    format!("`{key}` = \"{}\" is out of range", s.get_ref()),
-                    format!("use a duration from 1ms to {}", humantime::format_duration(MAX_TIMEOUT)),
-                );
-            }
+        if let Some(d) = raw.as_ref().and_then(|s| timeout(cx, key, s)) {
             *slot = d;
         }
     }
@@ -595,16 +599,7 @@ fn http(cx: &mut Ctx, h: &RawHttp) -> HttpConfig {
     {
         out.max_body = m;
     }
-    if let Some(s) = &h.timeout
-        && let Some(d) = duration(cx, "timeout", s)
-    {
-        if d.is_zero() || d > MAX_TIMEOUT {
-            cx.error(
-                s.span(),
-                format!("`timeout` = \"{}\" is out of range", s.get_ref()),
-                format!("use a duration from 1ms to {}", humantime::format_duration(MAX_TIMEOUT)),
-            );
-        }
+    if let Some(d) = h.timeout.as_ref().and_then(|s| timeout(cx, "timeout", s)) {
         out.timeout = d;
     }
     out

@@ -21,7 +21,6 @@ use http_body_util::combinators::UnsyncBoxBody;
 use vyoma_ipc::Endpoint;
 use vyoma_lifecycle::ExitReason;
 use vyoma_manifest::{Destination, INTERNAL_SUFFIX, Manifest, OutboundRule};
-use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{RequestOptions, WasiHttpHooks};
@@ -150,18 +149,8 @@ impl Runtime {
             self.chain.get().cloned(),
         )
         .map_err(HandleError::Failed)?;
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
         let pacer = Pacer::new(self.policy, app.cpu.clone());
-        store.set_epoch_deadline(1);
-        let ticks = pacer.clone();
-        store.epoch_deadline_callback(move |_| {
-            Ok(if ticks.at_tick() {
-                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
-            } else {
-                UpdateDeadline::Continue(1)
-            })
-        });
+        let mut store = self.store(state, pacer.clone());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let req = req.map(|b| {
             b.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(format!("request body: {e}"))))

@@ -544,6 +544,24 @@ impl Runtime {
             .collect()
     }
 
+    /// A store for one instance: its limiter, and preemption as `pacer` says. At each
+    /// epoch tick the instance yields to the scheduler if it has run a whole slice;
+    /// `yield_now` (not `Yield`) so tokio's LIFO slot cannot resume this same task
+    /// immediately (wasmtime#10667).
+    pub(crate) fn store(&self, state: InstanceState, pacer: Arc<Pacer>) -> Store<InstanceState> {
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if pacer.at_tick() {
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            } else {
+                UpdateDeadline::Continue(1)
+            })
+        });
+        store
+    }
+
     fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<Loaded>>> {
         self.loaded.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -589,20 +607,7 @@ impl Runtime {
             Ok(s) => s,
             Err(e) => return ExitReason::Error(e),
         };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        // At each epoch tick, yield to the scheduler if the pacer says the app has run a
-        // whole slice. `yield_now` (not `Yield`) so tokio's LIFO slot cannot resume this
-        // same task immediately (wasmtime#10667).
-        store.set_epoch_deadline(1);
-        let pacer = pacer.clone();
-        store.epoch_deadline_callback(move |_| {
-            Ok(if pacer.at_tick() {
-                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
-            } else {
-                UpdateDeadline::Continue(1)
-            })
-        });
+        let mut store = self.store(state, pacer.clone());
         let command = match pre.instantiate_async(&mut store).await {
             Ok(c) => c,
             Err(e) => return exit::classify(&e),
