@@ -35,6 +35,18 @@ async fn get(url: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
+/// Waits (at most [`LONG`]) until `app` has `n` requests in flight.
+async fn in_flight(sup: &Supervisor, app: &str, n: u64) {
+    let deadline = tokio::time::Instant::now() + LONG;
+    while counts(sup, app).in_flight < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{n} requests never got in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn counts(sup: &Supervisor, app: &str) -> vyoma_control::HttpStatus {
     status(sup, app).http.expect("an HTTP app has counts")
 }
@@ -158,14 +170,7 @@ async fn limits_refuse_large_bodies_slow_handlers_and_overload() {
     };
     let a = tokio::spawn(slow(client.clone(), base.clone()));
     let b = tokio::spawn(slow(client.clone(), base.clone()));
-    let deadline = tokio::time::Instant::now() + LONG;
-    while counts(&sup, "probe").in_flight < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "two requests never got in flight"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    in_flight(&sup, "probe", 2).await;
     let r = client.get(format!("{base}/probe/sleep/1")).send().await.unwrap();
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["retry-after"], "1");
@@ -329,9 +334,7 @@ async fn stop_drains_requests_in_flight_and_kill_cancels_them() {
             (r.status().as_u16(), r.text().await.unwrap())
         })
     };
-    while counts(&sup, "probe").in_flight < 1 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    in_flight(&sup, "probe", 1).await;
     sup.stop("probe").unwrap();
     // New requests are refused at once; the one in flight finishes.
     assert_eq!(get(&format!("{base}/probe/sleep/1")).await.0, 503);
@@ -351,9 +354,7 @@ async fn stop_drains_requests_in_flight_and_kill_cancels_them() {
                 .status()
         })
     };
-    while counts(&sup, "probe").in_flight < 1 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    in_flight(&sup, "probe", 1).await;
     sup.apply("probe", Event::Kill).unwrap();
     assert_eq!(slow.await.unwrap(), 503);
     assert_eq!(counts(&sup, "probe").in_flight, 0);
