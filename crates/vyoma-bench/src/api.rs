@@ -6,18 +6,15 @@
 //!
 //! Figures are printed as Markdown for `docs/PERFORMANCE.md`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use vyoma_api::client::Remote;
 use vyoma_api::{Api, ApiConfig, Endpoint, ServerCredentials, credentials};
 use vyoma_control::{Command, Reply};
-use vyoma_lifecycle::AppState;
-use vyoma_runtime::RuntimeConfig;
-use vyoma_supervisor::{RealClock, Supervisor, boot};
+use vyoma_supervisor::Supervisor;
 
 use crate::Exit;
-use crate::common::{built_app, percentile, write_app_set};
+use crate::common::{boot_running, built_app, percentile, write_app_set};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct BenchApiArgs {
@@ -62,16 +59,7 @@ async fn instance(dir: &std::path::Path, idle: usize, busy: usize) -> anyhow::Re
     )?;
     write_app_set(dir, "s", busy, &built_app("spinner")?, "[limits]\nmemory = \"2 MiB\"\n")?;
     write_app_set(dir, "pulse", 1, &ticker, "args = [\"10\"]\n")?;
-    let config = RuntimeConfig {
-        cache_dir: vyoma_runtime::default_cache_dir(),
-        ..RuntimeConfig::default()
-    };
-    let sup = boot(dir, config, Arc::new(RealClock::default())).await?.supervisor;
-    anyhow::ensure!(
-        sup.wait_for("all", AppState::Running, Duration::from_secs(300)).await?,
-        "not every app reached running"
-    );
-    Ok(sup)
+    boot_running(dir).await
 }
 
 async fn timed(remote: &Remote, samples: usize, apps: usize) -> anyhow::Result<Vec<Duration>> {

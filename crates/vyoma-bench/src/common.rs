@@ -111,6 +111,23 @@ pub(crate) fn built_app(name: &str) -> anyhow::Result<std::path::PathBuf> {
     Ok(p)
 }
 
+/// The supervisor over the app folders in `dir` (the user's compile cache), once every
+/// app is running.
+pub(crate) async fn boot_running(dir: &Path) -> anyhow::Result<vyoma_supervisor::Supervisor> {
+    let config = vyoma_runtime::RuntimeConfig {
+        cache_dir: vyoma_runtime::default_cache_dir(),
+        ..vyoma_runtime::RuntimeConfig::default()
+    };
+    let clock = std::sync::Arc::new(vyoma_supervisor::RealClock::default());
+    let sup = vyoma_supervisor::boot(dir, config, clock).await?.supervisor;
+    anyhow::ensure!(
+        sup.wait_for("all", vyoma_lifecycle::AppState::Running, Duration::from_secs(300))
+            .await?,
+        "not every app reached running"
+    );
+    Ok(sup)
+}
+
 /// One line describing this machine, for the top of a report.
 pub(crate) fn machine() -> String {
     format!(

@@ -13,15 +13,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vyoma_lifecycle::AppState;
-use vyoma_runtime::RuntimeConfig;
-use vyoma_supervisor::{RealClock, boot};
-
 use crate::Exit;
-use crate::common::{built_app, machine, percentile};
+use crate::common::{boot_running, built_app, machine, percentile};
 
 /// The Wasmtime release the baseline runs: the one VyomaOS is built on.
 pub(crate) const WASMTIME_VERSION: &str = "48.0.8";
@@ -187,15 +182,7 @@ async fn vyoma(
     component: &Path,
 ) -> anyhow::Result<(vyoma_supervisor::Supervisor, vyoma_http::Listening)> {
     write_set(root, apps, component)?;
-    let config = RuntimeConfig {
-        cache_dir: vyoma_runtime::default_cache_dir(),
-        ..RuntimeConfig::default()
-    };
-    let sup = boot(root, config, Arc::new(RealClock::default())).await?.supervisor;
-    anyhow::ensure!(
-        sup.wait_for("all", AppState::Running, Duration::from_secs(300)).await?,
-        "not every app reached running"
-    );
+    let sup = boot_running(root).await?;
     let l = sup
         .gateway()
         .listen(tokio::net::TcpListener::bind("127.0.0.1:0").await?)?;

@@ -346,7 +346,8 @@ async fn serve(slot: &Arc<Slot>, req: Request<Body>) -> Response<Body> {
         }
         Err(f) => {
             slot.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(app = %name, status = %f.status, message = %f.message, "http request failed");
+            // The message can carry app-chosen text (a trap's frames): debug-escaped.
+            tracing::debug!(app = %name, status = %f.status, message = ?f.message, "http request failed");
             let what = match f.status {
                 StatusCode::GATEWAY_TIMEOUT => format!("gateway timeout: app `{name}` did not answer in time"),
                 StatusCode::SERVICE_UNAVAILABLE => {

@@ -123,6 +123,14 @@ impl Default for BootOptions {
     }
 }
 
+/// `ADDR:PORT` to listen on, or `off` (`None`).
+fn listen_addr(value: &str) -> Result<Option<SocketAddr>, ()> {
+    match value {
+        "off" => Ok(None),
+        _ => value.parse().map(Some).map_err(|_| ()),
+    }
+}
+
 /// Splits a command line into words; double quotes group words (as the kernel does).
 fn words(cmdline: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -201,23 +209,17 @@ pub fn parse(cmdline: &str) -> (BootOptions, Vec<String>) {
                 Ok(n) => o.net = n,
                 Err(e) => problems.push(format!("`vyoma.net={v}`: {e} (the network stays off)")),
             },
-            "api" => match value {
-                "off" => o.api = None,
-                _ => match value.parse::<SocketAddr>() {
-                    Ok(a) => o.api = Some(a),
-                    Err(_) => problems.push(format!(
-                        "`vyoma.api={v}` is not an address: write e.g. `vyoma.api=0.0.0.0:7443` or `vyoma.api=off` (using {DEFAULT_API})"
-                    )),
-                },
+            "api" => match listen_addr(value) {
+                Ok(a) => o.api = a,
+                Err(()) => problems.push(format!(
+                    "`vyoma.api={v}` is not an address: write e.g. `vyoma.api=0.0.0.0:7443` or `vyoma.api=off` (using {DEFAULT_API})"
+                )),
             },
-            "http" => match value {
-                "off" => o.http = None,
-                _ => match value.parse::<SocketAddr>() {
-                    Ok(a) => o.http = Some(a),
-                    Err(_) => problems.push(format!(
-                        "`vyoma.http={v}` is not an address: write e.g. `vyoma.http=0.0.0.0:80` or `vyoma.http=off` (using {DEFAULT_HTTP})"
-                    )),
-                },
+            "http" => match listen_addr(value) {
+                Ok(a) => o.http = a,
+                Err(()) => problems.push(format!(
+                    "`vyoma.http={v}` is not an address: write e.g. `vyoma.http=0.0.0.0:80` or `vyoma.http=off` (using {DEFAULT_HTTP})"
+                )),
             },
             "log" | "dir" => problems.push(format!(
                 "`vyoma.{k}={v}` needs a value{}: using {}",

@@ -346,7 +346,8 @@ impl WasiHttpHooks for Outbound {
             }
             Via::Refused(why) => {
                 self.log.note(&format!("http: outgoing request refused: {why}"));
-                tracing::info!(app = %self.app, %why, "outgoing http refused");
+                // The URL is the app's: debug-escaped.
+                tracing::info!(app = %self.app, ?why, "outgoing http refused");
                 Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
             }
         }
