@@ -20,6 +20,13 @@
 //! (which may still run for up to one preemption tick after it was aborted) can no longer
 //! take messages meant for its successor.
 //!
+//! An update hands the inbox over without losing a message ([`Broker::hand_over`]): the
+//! running instance's endpoint is superseded (it takes no more), and the hand-over waits
+//! until that instance is done with the message it took, which is when it asks for the
+//! next one. Every other message waits in the inbox, in order, for the new instance. A
+//! message still held at the hand-over's deadline is reported ([`Settled::Holding`]) and,
+//! if it was a request, its sender is told at once ([`Handover::abandon`]).
+//!
 //! Messages waiting in inboxes are host memory the apps caused: each is charged to a
 //! [`HostMemory`] account (the supervisor's shared memory budget) while it waits, and a
 //! send the account cannot cover is refused as `full`.
@@ -47,8 +54,9 @@ const CONSOLE_PENDING: usize = 1024;
 /// How many ended requests are remembered, so late answers to them are told apart from
 /// answers to requests that never were.
 const GONE_TOKENS: usize = 1024;
-/// Route look-ups an endpoint remembers (grants are fixed at boot, so results never go
-/// stale); the cache is emptied when full so a guest probing random names stays bounded.
+/// Route look-ups an endpoint remembers (emptied when any app's grants change, see
+/// [`Broker::reconfigure`]); the cache is emptied when full so a guest probing random
+/// names stays bounded.
 const ROUTE_CACHE: usize = 256;
 
 /// Which apps a grant covers.
@@ -170,8 +178,9 @@ struct Mailbox {
     /// Where waiting messages' bytes are charged.
     memory: Arc<dyn HostMemory>,
     name: Arc<str>,
-    grants: Grants,
-    limits: InboxLimits,
+    /// Changed only by [`Broker::reconfigure`] (an update).
+    grants: std::sync::RwLock<Grants>,
+    limits: std::sync::RwLock<InboxLimits>,
     queue: Mutex<Queue>,
     /// Bumped by each new endpoint of this app; only the newest may take messages.
     generation: AtomicU64,
@@ -179,6 +188,8 @@ struct Mailbox {
     readable: Notify,
     /// Signalled when a message is taken (room may have come free).
     writable: Notify,
+    /// Signalled when an instance comes back for its next message (a hand-over waits).
+    done_with: Notify,
     sent: AtomicU64,
     received: AtomicU64,
     refused: AtomicU64,
@@ -210,6 +221,20 @@ struct Queue {
     bytes: usize,
     /// What each sender has waiting: (messages, bytes).
     by_sender: HashMap<Arc<str>, (usize, usize)>,
+    /// The message an instance took and has not finished with: it is done with a message
+    /// when it asks for the next one (`recv` or `try-recv`).
+    holding: Option<Held>,
+}
+
+/// A message an instance took, as a hand-over sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// The endpoint that took it.
+    generation: u64,
+    /// Who sent it.
+    pub sender: Arc<str>,
+    /// Its reply token, if its sender waits for an answer.
+    pub reply_token: Option<u64>,
 }
 
 impl Drop for Mailbox {
@@ -224,12 +249,13 @@ impl Mailbox {
         Mailbox {
             memory,
             name: spec.name.into(),
-            grants: spec.grants,
-            limits: spec.limits,
+            grants: std::sync::RwLock::new(spec.grants),
+            limits: std::sync::RwLock::new(spec.limits),
             queue: Mutex::new(Queue::default()),
             generation: AtomicU64::new(0),
             readable: Notify::new(),
             writable: Notify::new(),
+            done_with: Notify::new(),
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
             refused: AtomicU64::new(0),
@@ -241,12 +267,18 @@ impl Mailbox {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn limits(&self) -> InboxLimits {
+        *self.limits.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn grants(&self) -> std::sync::RwLockReadGuard<'_, Grants> {
+        self.grants.read().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn check_size(&self, size: usize) -> Result<(), IpcError> {
-        if size > self.limits.message {
-            return Err(IpcError::TooLarge {
-                size,
-                limit: self.limits.message,
-            });
+        let limit = self.limits().message;
+        if size > limit {
+            return Err(IpcError::TooLarge { size, limit });
         }
         Ok(())
     }
@@ -255,25 +287,26 @@ impl Mailbox {
     /// (counting it) have messages waiting: an equal share with room kept for one more
     /// sender (half the inbox for a lone sender, a third for two, ...), so a newcomer finds
     /// room; at least one message of the largest accepted size.
-    fn fair_share(&self, senders: usize) -> (usize, usize) {
+    fn fair_share(limits: &InboxLimits, senders: usize) -> (usize, usize) {
         let n = senders + 1;
         (
-            (self.limits.messages / n).max(1),
-            (self.limits.bytes / n).max(self.limits.message.min(self.limits.bytes)),
+            (limits.messages / n).max(1),
+            (limits.bytes / n).max(limits.message.min(limits.bytes)),
         )
     }
 
     /// Queues `m` if there is room for it and its sender is within its fair share; gives
     /// it back otherwise.
     fn push(&self, m: Message) -> Result<(), Message> {
+        let limits = self.limits();
         let mut q = self.queue();
         let len = m.body.len();
-        if q.messages.len() >= self.limits.messages || q.bytes + len > self.limits.bytes {
+        if q.messages.len() >= limits.messages || q.bytes + len > limits.bytes {
             return Err(m);
         }
         let (held, held_bytes) = q.by_sender.get(&m.sender).copied().unwrap_or_default();
         let senders = q.by_sender.len() + usize::from(held == 0);
-        let (share, share_bytes) = self.fair_share(senders);
+        let (share, share_bytes) = Self::fair_share(&limits, senders);
         if held + 1 > share || held_bytes + len > share_bytes {
             return Err(m);
         }
@@ -306,9 +339,29 @@ impl Mailbox {
         }
     }
 
-    fn pop(&self) -> Option<Message> {
+    /// Takes the oldest message for the endpoint of `generation` (`None`: the console's),
+    /// which is done with the one it took before; nothing once it is superseded.
+    fn pop_as(&self, generation: Option<u64>) -> Option<Message> {
         let mut q = self.queue();
+        if let Some(g) = generation {
+            if q.holding.as_ref().is_some_and(|h| h.generation == g) {
+                q.holding = None;
+                self.done_with.notify_waiters();
+            }
+            // Checked under the queue lock, which superseding takes too: no message is
+            // taken by an endpoint after it was superseded.
+            if self.generation.load(Ordering::Acquire) != g {
+                return None;
+            }
+        }
         let m = q.messages.pop_front()?;
+        if let Some(generation) = generation {
+            q.holding = Some(Held {
+                generation,
+                sender: m.sender.clone(),
+                reply_token: m.reply_token,
+            });
+        }
         let len = m.body.len();
         q.bytes -= len;
         self.memory.release(len as u64);
@@ -338,6 +391,17 @@ impl Mailbox {
             }
             n.await;
         }
+    }
+
+    /// Supersedes the newest endpoint; returns the new generation. With `forget_held`,
+    /// what an earlier instance held is forgotten (a new instance starts: the old one is
+    /// gone or going).
+    fn supersede(&self, forget_held: bool) -> u64 {
+        let mut q = self.queue();
+        if forget_held {
+            q.holding = None;
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     fn counters(&self) -> Counters {
@@ -387,6 +451,8 @@ pub struct Broker {
     console: Arc<Mailbox>,
     next_token: AtomicU64,
     pending: Mutex<PendingTable>,
+    /// Bumped when any app's grants change: endpoints forget the routes they remember.
+    grants_epoch: AtomicU64,
 }
 
 impl Broker {
@@ -426,6 +492,7 @@ impl Broker {
             console,
             next_token: AtomicU64::new(1),
             pending: Mutex::new(PendingTable::default()),
+            grants_epoch: AtomicU64::new(0),
         })
     }
 
@@ -435,12 +502,27 @@ impl Broker {
     /// successor's messages).
     pub fn endpoint(self: &Arc<Self>, app: &str) -> Option<Endpoint> {
         let me = self.boxes.get(app)?.clone();
-        let generation = me.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let generation = me.supersede(true);
         Some(Endpoint {
             broker: self.clone(),
             me,
             routes: HashMap::new(),
+            routes_epoch: 0,
             generation: Some(generation),
+        })
+    }
+
+    /// Starts handing `app`'s inbox over from its running instance to the next one (an
+    /// update): the instance's endpoint is superseded, so it takes no more messages; the
+    /// [`Handover`] says when it is done with the one it took, if any. `None` for an
+    /// unknown app.
+    pub fn hand_over(self: &Arc<Self>, app: &str) -> Option<Handover> {
+        let me = self.boxes.get(app)?.clone();
+        let from = me.supersede(false);
+        Some(Handover {
+            broker: self.clone(),
+            me,
+            from,
         })
     }
 
@@ -451,8 +533,24 @@ impl Broker {
             broker: self.clone(),
             me: self.console.clone(),
             routes: HashMap::new(),
+            routes_epoch: 0,
             generation: None,
         }
+    }
+
+    /// Gives `spec.name` new grants and inbox bounds (an update with a new manifest).
+    /// Messages already waiting stay, even past smaller bounds; new ones must fit. Returns
+    /// `false` for an unknown app.
+    pub fn reconfigure(&self, spec: &AppSpec) -> bool {
+        let Some(m) = self.boxes.get(spec.name.as_str()) else {
+            return false;
+        };
+        *m.grants.write().unwrap_or_else(|p| p.into_inner()) = spec.grants.clone();
+        *m.limits.write().unwrap_or_else(|p| p.into_inner()) = spec.limits;
+        self.grants_epoch.fetch_add(1, Ordering::AcqRel);
+        // Senders waiting for room may find some under new bounds.
+        m.writable.notify_waiters();
+        true
     }
 
     /// An app's counters, or `None` for an unknown app.
@@ -506,17 +604,68 @@ impl Broker {
             return Ok(target.clone());
         }
         let me = &from.name;
-        if !from.grants.send.allows(to) {
+        if !from.grants().send.allows(to) {
             return Err(IpcError::NotPermitted(format!(
                 "`{me}` may not send to `{to}`: add \"{to}\" to `send` in the `[capabilities.ipc]` of `{me}`'s manifest"
             )));
         }
-        if !Arc::ptr_eq(target, &self.console) && !target.grants.accept.allows(me) {
+        if !Arc::ptr_eq(target, &self.console) && !target.grants().accept.allows(me) {
             return Err(IpcError::NotPermitted(format!(
                 "`{to}` does not accept messages from `{me}`: add \"{me}\" to `accept` in the `[capabilities.ipc]` of `{to}`'s manifest"
             )));
         }
         Ok(target.clone())
+    }
+}
+
+/// An inbox being handed over from an app's outgoing instance: see [`Broker::hand_over`].
+#[derive(Debug)]
+pub struct Handover {
+    broker: Arc<Broker>,
+    me: Arc<Mailbox>,
+    /// The generation superseding the outgoing endpoints.
+    from: u64,
+}
+
+/// How a hand-over ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// The outgoing instance holds no message: every message it took, it finished (it
+    /// asked for the next), and every other one waits in the inbox for the next instance.
+    Quiet,
+    /// At the deadline, the outgoing instance still held this message.
+    Holding(Held),
+}
+
+impl Handover {
+    /// Waits until the outgoing instance is done with the message it took (it asks for
+    /// the next one, and gets none), or until `deadline`.
+    pub async fn settle(&self, deadline: tokio::time::Instant) -> Settled {
+        let outgoing = |q: &Queue| q.holding.as_ref().is_some_and(|h| h.generation < self.from);
+        loop {
+            let done = self.me.done_with.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if !outgoing(&self.me.queue()) {
+                return Settled::Quiet;
+            }
+            if tokio::time::timeout_at(deadline, done).await.is_err() {
+                break;
+            }
+        }
+        let mut q = self.me.queue();
+        match q.holding.take_if(|h| h.generation < self.from) {
+            Some(h) => Settled::Holding(h),
+            None => Settled::Quiet,
+        }
+    }
+
+    /// Ends the request behind `held` (taken by the outgoing instance and not finished):
+    /// its sender stops waiting at once, with an error, instead of at its timeout.
+    pub fn abandon(&self, held: &Held) {
+        if let Some(token) = held.reply_token {
+            self.broker.forget(token);
+        }
     }
 }
 
@@ -556,6 +705,8 @@ pub struct Endpoint {
     broker: Arc<Broker>,
     me: Arc<Mailbox>,
     routes: HashMap<String, Result<Arc<Mailbox>, IpcError>>,
+    /// The broker's grants epoch `routes` was filled under.
+    routes_epoch: u64,
     /// Which of the app's endpoints this is (`None`: the console's, never superseded).
     generation: Option<u64>,
 }
@@ -573,6 +724,7 @@ impl Endpoint {
             broker: self.broker.clone(),
             me: self.me.clone(),
             routes: HashMap::new(),
+            routes_epoch: 0,
             generation: self.generation,
         }
     }
@@ -584,6 +736,11 @@ impl Endpoint {
     }
 
     fn route(&mut self, to: &str) -> Result<Arc<Mailbox>, IpcError> {
+        let epoch = self.broker.grants_epoch.load(Ordering::Acquire);
+        if epoch != self.routes_epoch {
+            self.routes.clear();
+            self.routes_epoch = epoch;
+        }
         if let Some(r) = self.routes.get(to) {
             return r.clone();
         }
@@ -638,10 +795,7 @@ impl Endpoint {
 
     /// Takes the oldest waiting message, if any (never, once superseded).
     pub fn try_recv(&self) -> Option<Message> {
-        if !self.is_current() {
-            return None;
-        }
-        self.me.pop()
+        self.me.pop_as(self.generation)
     }
 
     /// Waits for the next message, up to `timeout` (`None`: no limit). A superseded
@@ -652,13 +806,13 @@ impl Endpoint {
                 let n = self.me.readable.notified();
                 tokio::pin!(n);
                 n.as_mut().enable();
+                if let Some(m) = self.me.pop_as(self.generation) {
+                    return m;
+                }
                 if !self.is_current() {
                     // Pass on a wake-up that may have been meant for the newest endpoint.
                     self.me.readable.notify_one();
                     std::future::pending::<()>().await;
-                }
-                if let Some(m) = self.me.pop() {
-                    return m;
                 }
                 n.await;
             }
@@ -685,7 +839,7 @@ impl Endpoint {
         };
         let (tx, rx) = oneshot::channel();
         let broker = self.broker.clone();
-        let token = broker.file(target.name.clone(), self.me.limits.message, ReplyTo::Waiter(tx));
+        let token = broker.file(target.name.clone(), self.me.limits().message, ReplyTo::Waiter(tx));
         let _guard = PendingGuard { broker: &broker, token };
         let queued = target.push_until(self.message(body, Some(token)), deadline).await;
         self.tally(queued)?;
@@ -749,7 +903,7 @@ impl Endpoint {
         let target = self.target(to, body.len())?;
         let token = self.broker.file(
             target.name.clone(),
-            self.broker.console.limits.message,
+            self.broker.console.limits().message,
             ReplyTo::Console,
         );
         target.push(self.message(body, Some(token))).map_err(|_| {

@@ -459,3 +459,147 @@ fn waiting_messages_are_charged_to_the_shared_memory_account() {
     drop((s, r, b));
     assert_eq!(account.used.load(Ordering::Relaxed), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_hand_over_from_an_idle_instance_is_quiet_at_once_and_keeps_the_inbox() {
+    let b = trio();
+    let mut a = b.endpoint("a").unwrap();
+    let old = b.endpoint("b").unwrap();
+    a.send("b", b"1".to_vec()).unwrap();
+    assert_eq!(old.try_recv().unwrap().body, b"1");
+    // It asks for the next one: done with the first, none waiting.
+    assert!(old.try_recv().is_none());
+    let h = b.hand_over("b").unwrap();
+    assert_eq!(h.settle(tokio::time::Instant::now()).await, Settled::Quiet);
+    a.send("b", b"2".to_vec()).unwrap();
+    a.send("b", b"3".to_vec()).unwrap();
+    // The outgoing instance gets nothing more.
+    assert!(old.try_recv().is_none());
+    let new = b.endpoint("b").unwrap();
+    assert_eq!(new.try_recv().unwrap().body, b"2");
+    assert_eq!(new.try_recv().unwrap().body, b"3");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hand_over_waits_for_the_message_being_handled() {
+    let b = trio();
+    let mut a = b.endpoint("a").unwrap();
+    let old = b.endpoint("b").unwrap();
+    a.send("b", b"work".to_vec()).unwrap();
+    a.send("b", b"next".to_vec()).unwrap();
+    assert_eq!(old.recv(None).await.unwrap().body, b"work");
+    let h = b.hand_over("b").unwrap();
+    let handler = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Done: it asks for the next and, superseded, gets none.
+        old.recv(Some(Duration::from_millis(1))).await
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let (settled, next) = tokio::join!(h.settle(deadline), handler);
+    assert_eq!(settled, Settled::Quiet);
+    assert_eq!(next, None);
+    assert_eq!(b.endpoint("b").unwrap().try_recv().unwrap().body, b"next");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_held_past_the_deadline_is_abandoned_and_its_sender_told_at_once() {
+    let b = trio();
+    let mut a = b.endpoint("a").unwrap();
+    let old = b.endpoint("b").unwrap();
+    let started = tokio::time::Instant::now();
+    let asker = async { a.request("b", b"q".to_vec(), Duration::from_secs(60)).await };
+    let hand_over = async {
+        let m = old.recv(None).await.unwrap();
+        assert!(m.reply_token.is_some());
+        let h = b.hand_over("b").unwrap();
+        let settled = h.settle(tokio::time::Instant::now() + Duration::from_secs(1)).await;
+        let Settled::Holding(held) = settled else {
+            panic!("expected the request to be held, got {settled:?}")
+        };
+        assert_eq!(&*held.sender, "a");
+        assert_eq!(held.reply_token, m.reply_token);
+        h.abandon(&held);
+        // A late answer from the outgoing instance is refused as late.
+        assert_eq!(
+            old.reply(m.reply_token.unwrap(), b"late".to_vec()),
+            Err(IpcError::Timeout)
+        );
+    };
+    let (answer, ()) = tokio::join!(asker, hand_over);
+    assert_eq!(answer, Err(IpcError::Timeout));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the sender waited out its timeout"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_a_killed_instance_held_does_not_delay_a_later_hand_over() {
+    let b = trio();
+    let mut a = b.endpoint("a").unwrap();
+    let killed = b.endpoint("b").unwrap();
+    a.send("b", b"x".to_vec()).unwrap();
+    killed.try_recv().unwrap();
+    drop(killed);
+    let _running = b.endpoint("b").unwrap();
+    let h = b.hand_over("b").unwrap();
+    assert_eq!(h.settle(tokio::time::Instant::now()).await, Settled::Quiet);
+}
+
+/// A sender at full speed while the receiving app's instance is replaced over and over:
+/// every message arrives exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_message_is_lost_or_duplicated_across_hand_overs() {
+    const MESSAGES: u32 = 20_000;
+    let b = sender_and_receiver(InboxLimits {
+        messages: 64,
+        ..InboxLimits::default()
+    });
+    let mut s = b.endpoint("s").unwrap();
+    let sender = tokio::spawn(async move {
+        for i in 0..MESSAGES {
+            s.send_wait("r", i.to_be_bytes().to_vec(), Duration::from_secs(30))
+                .await
+                .unwrap();
+        }
+    });
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let mut hand_overs = 0;
+    while got.lock().unwrap().len() < MESSAGES as usize {
+        let ep = b.endpoint("r").unwrap();
+        let sink = got.clone();
+        // An instance: takes each message, records it, asks for the next.
+        let instance = tokio::spawn(async move {
+            while let Some(m) = ep.recv(None).await {
+                sink.lock()
+                    .unwrap()
+                    .push(u32::from_be_bytes(m.body.try_into().unwrap()));
+                tokio::task::yield_now().await;
+            }
+        });
+        tokio::time::sleep(Duration::from_micros(200)).await;
+        let h = b.hand_over("r").unwrap();
+        let settled = h.settle(tokio::time::Instant::now() + Duration::from_secs(5)).await;
+        assert_eq!(settled, Settled::Quiet);
+        instance.abort();
+        let _ = instance.await;
+        hand_overs += 1;
+    }
+    sender.await.unwrap();
+    let got = got.lock().unwrap();
+    assert!(hand_overs > 10, "only {hand_overs} hand-overs");
+    assert_eq!(*got, (0..MESSAGES).collect::<Vec<_>>());
+}
+
+#[test]
+fn new_grants_take_effect_at_once_for_endpoints_that_remember_old_routes() {
+    let b = trio();
+    let mut c = b.endpoint("c").unwrap();
+    assert!(matches!(c.send("a", b"x".to_vec()), Err(IpcError::NotPermitted(_))));
+    assert!(b.reconfigure(&spec("c", only(&["a"]), Peers::None)));
+    c.send("a", b"x".to_vec()).unwrap();
+    // And taken away again.
+    assert!(b.reconfigure(&spec("c", Peers::None, Peers::None)));
+    assert!(matches!(c.send("a", b"x".to_vec()), Err(IpcError::NotPermitted(_))));
+    assert!(!b.reconfigure(&spec("nobody", Peers::None, Peers::None)));
+}
