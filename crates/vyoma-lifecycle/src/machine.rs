@@ -86,6 +86,15 @@ pub enum Event {
     Start,
     /// The operator asks for a fresh instance now, whatever the state.
     Restart,
+    /// A new version of the app replaces the current one (an update or a rollback): like
+    /// [`Event::Restart`], except that the old instance's end is not an exit of the app,
+    /// and the new version's restart policy and timeouts apply from now on.
+    Replace {
+        /// The new version's restart policy.
+        policy: RestartPolicy,
+        /// The new version's timeouts.
+        timeouts: Timeouts,
+    },
     /// The operator asks for the app to stop now and stay stopped.
     Kill,
     /// The operator (or shutdown) asks for the app to end and stay stopped. With
@@ -311,6 +320,16 @@ impl Lifecycle {
                 actions.extend(self.spawn(now));
                 actions
             }
+            Event::Replace { policy, timeouts } => {
+                self.tracker = RestartTracker::new(policy);
+                self.timeouts = timeouts;
+                let mut actions = Vec::new();
+                if live {
+                    actions.push(Action::Abort);
+                }
+                actions.extend(self.spawn(now));
+                actions
+            }
             Event::Kill | Event::Stop { graceful: false } => match self.state {
                 Stopped => return Err(TransitionError::AlreadyStopped),
                 Starting | Running | Stopping => self.kill_live(now),
@@ -405,6 +424,53 @@ mod tests {
     use super::*;
     use crate::TrapKind;
     use vyoma_manifest::RestartMode;
+
+    #[test]
+    fn a_replaced_version_runs_under_its_own_policy_and_timeouts() {
+        let mut l = lc(RestartMode::Never);
+        l.handle(Duration::ZERO, Event::Start).unwrap();
+        l.handle(Duration::ZERO, Event::Running { generation: 1 }).unwrap();
+        let policy = RestartPolicy {
+            mode: RestartMode::Always,
+            ..*l.policy()
+        };
+        let timeouts = Timeouts {
+            start: 7 * S,
+            ..*l.timeouts()
+        };
+        let actions = l.handle(S, Event::Replace { policy, timeouts }).unwrap();
+        assert_eq!(
+            actions,
+            [
+                Action::Abort,
+                Action::Spawn { generation: 2 },
+                Action::After {
+                    delay: 7 * S,
+                    event: Event::StartTimedOut { generation: 2 }
+                }
+            ]
+        );
+        // The old instance's end is not an exit of the app.
+        assert_eq!(l.last_exit(), None);
+        assert_eq!(l.policy().mode, RestartMode::Always);
+        l.handle(S, Event::Running { generation: 2 }).unwrap();
+        // The new policy restarts a clean exit.
+        l.handle(
+            2 * S,
+            Event::Exited {
+                generation: 2,
+                reason: ExitReason::Code(0),
+            },
+        )
+        .unwrap();
+        assert_eq!(l.state(), AppState::Backoff);
+        // From a state with no instance, a replacement just starts the new version.
+        let mut l = lc(RestartMode::Never);
+        assert_eq!(
+            l.handle(S, Event::Replace { policy, timeouts }).unwrap()[0],
+            Action::Spawn { generation: 1 }
+        );
+    }
 
     const S: Duration = Duration::from_secs(1);
 
