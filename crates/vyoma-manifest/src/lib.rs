@@ -67,6 +67,8 @@ pub struct Manifest {
     pub capabilities: Capabilities,
     /// How the HTTP gateway serves the app, if its component is an HTTP handler.
     pub http: HttpConfig,
+    /// How a new version of the app is tried before it is kept.
+    pub update: UpdateConfig,
     /// Where this manifest came from, for diagnostics.
     pub source: Source,
 }
@@ -232,6 +234,34 @@ impl Default for HttpConfig {
             timeout: Duration::from_secs(30),
         }
     }
+}
+
+/// The `[update]` table: how a new version of the app is tried (see docs/update.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpdateConfig {
+    /// How long a new version runs in probation: if it traps, exits with a failure, does not
+    /// start in time or fails its health check within it, the previous version is put back.
+    /// Zero: kept as soon as it runs.
+    pub probation: Duration,
+    /// How the supervisor checks the new version's health during probation, if at all.
+    pub health: Option<HealthCheck>,
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        UpdateConfig {
+            probation: Duration::from_secs(10),
+            health: None,
+        }
+    }
+}
+
+/// A health check run during probation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthCheck {
+    /// `health = "ipc"`: once a second the supervisor sends the request `health` from
+    /// `console`; the app must answer `ok` within a second.
+    Ipc,
 }
 
 /// Deny-by-default grants.

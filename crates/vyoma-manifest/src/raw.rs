@@ -18,6 +18,14 @@ pub(crate) struct RawManifest {
     pub limits: Option<RawLimits>,
     pub capabilities: Option<RawCapabilities>,
     pub http: Option<RawHttp>,
+    pub update: Option<RawUpdate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpdate {
+    pub probation: Option<Spanned<String>>,
+    pub health: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,11 +9,12 @@ use toml::Spanned;
 
 use crate::raw::{
     RawCapabilities, RawDir, RawHttp, RawIpc, RawLifecycle, RawLimits, RawManifest, RawNetwork, RawRestart, RawRoute,
+    RawUpdate,
 };
 use crate::{
     AddrPattern, Capabilities, Diagnostic, Diagnostics, DirGrant, HostPattern, HttpConfig, IpcGrant, Limits, Located,
     MANIFEST_VERSION, Manifest, NetworkGrant, OutboundRule, Peers, RESERVED_NAMES, RestartMode, RestartPolicy, Route,
-    RoutePattern, Source, Timeouts,
+    HealthCheck, RoutePattern, Source, Timeouts, UpdateConfig,
 };
 
 /// Largest memory limit accepted: the whole 32-bit address space of a wasm32 memory.
@@ -194,6 +195,7 @@ pub(crate) fn manifest(source: Source) -> Result<Manifest, Diagnostics> {
         .map(|c| capabilities(&mut cx, c))
         .unwrap_or_default();
     let http = raw.http.as_ref().map(|h| http(&mut cx, h)).unwrap_or_default();
+    let update = raw.update.as_ref().map(|u| update(&mut cx, u)).unwrap_or_default();
 
     for d in &capabilities.inherit_env {
         if env.contains_key(d) {
@@ -227,6 +229,7 @@ pub(crate) fn manifest(source: Source) -> Result<Manifest, Diagnostics> {
         limits,
         capabilities,
         http,
+        update,
         source: cx.source,
     })
 }
@@ -550,6 +553,36 @@ fn capabilities(cx: &mut Ctx, c: &RawCapabilities) -> Capabilities {
                 r.span(),
                 format!("invalid outbound rule `{}`: {why}", r.get_ref()),
                 "write SCHEME://HOST[:PORT]: e.g. \"https://api.example.com\", \"http://10.0.0.5:8080\", \"https://*.example.com\", or \"http://counter.vyoma.internal\" for another app; see docs/http.md",
+            ),
+        }
+    }
+    out
+}
+
+/// Longest probation.
+const MAX_PROBATION: Duration = Duration::from_secs(24 * 3600);
+
+fn update(cx: &mut Ctx, u: &RawUpdate) -> UpdateConfig {
+    let mut out = UpdateConfig::default();
+    if let Some(p) = &u.probation
+        && let Some(d) = duration(cx, "probation", p)
+    {
+        if d > MAX_PROBATION {
+            cx.error(
+                p.span(),
+                format!("`probation` = \"{}\" is out of range", p.get_ref()),
+                format!("use a duration up to {} (\"0s\": keep a new version as soon as it runs)", humantime::format_duration(MAX_PROBATION)),
+            );
+        }
+        out.probation = d;
+    }
+    if let Some(h) = &u.health {
+        match h.get_ref().as_str() {
+            "ipc" => out.health = Some(HealthCheck::Ipc),
+            other => cx.error(
+                h.span(),
+                format!("unknown health check `{other}`"),
+                "write `health = \"ipc\"` (the app answers the request `health` with `ok`), or remove the key",
             ),
         }
     }
