@@ -11,6 +11,10 @@
 //! - `count:N`              receive N messages, print only `received N from S1,S2,...`
 //!   and `order ok` if each sender's numbers arrived in increasing order
 //! - `serve`                forever: print each message, answer requests with `ack:TEXT`
+//! - `tally`                forever: print `got S N` for each message; answer the request
+//!   `health` with `ok` (an update's health check)
+//! - `stream:TO`            send `0`, `1`, ... to TO as fast as it takes them (waiting for
+//!   room), until asked to stop; then print `streamed N`
 //! - `poll:MS`              wait for a message or an MS timer, print which came first
 //! - `sleep:MS`, `crash`    sleep; panic (to test restarts)
 //! - `graceful:MS`          wait until asked to stop, print `stopping`, take MS to finish
@@ -94,6 +98,25 @@ fn main() {
                     println!("reply -> {}", show(ipc::reply(&m, answer)));
                 }
             },
+            "tally" => loop {
+                let m = ipc::recv();
+                if m.reply_token.is_some() && ipc::text(&m) == "health" {
+                    let _ = ipc::reply(&m, "ok");
+                    continue;
+                }
+                println!("got {} {}", m.sender, ipc::text(&m));
+            },
+            "stream" => {
+                let mut n: u64 = 0;
+                while !lifecycle::stop_requested() {
+                    match ipc::send_wait(parts[1], n.to_string(), Duration::from_millis(100)) {
+                        Ok(()) => n += 1,
+                        Err(ipc::Error::Timeout) => {}
+                        Err(e) => panic!("stream: {e:?}"),
+                    }
+                }
+                println!("streamed {n}");
+            }
             "poll" => {
                 let inbox = ipc::subscribe();
                 let timer = clock::after(Duration::from_millis(num(1)));

@@ -134,14 +134,27 @@ impl Remote {
     }
 
     async fn send(&self, out: &Outgoing, timeout: Option<Duration>) -> Result<reqwest::Response, ClientError> {
+        self.send_with(out, None, timeout).await
+    }
+
+    async fn send_with(
+        &self,
+        out: &Outgoing,
+        raw: Option<Vec<u8>>,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, ClientError> {
         let url = format!("{}{}", self.url, out.path_and_query);
         let mut req = match out.method {
             "POST" => self.http.post(&url),
+            "PUT" => self.http.put(&url),
             _ => self.http.get(&url),
         }
         .bearer_auth(&self.token);
         if let Some(b) = &out.body {
             req = req.header("content-type", "application/json").body(b.clone());
+        }
+        if let Some(bytes) = raw {
+            req = req.header("content-type", "application/octet-stream").body(bytes);
         }
         if let Some(t) = timeout {
             req = req.timeout(t);
@@ -174,6 +187,8 @@ impl Remote {
                 reply_within: Some(w), ..
             } => Some(*w + Duration::from_secs(10)),
             Command::Shutdown | Command::Logf { .. } => None,
+            // The instance compiles the new component first.
+            Command::Update { .. } => Some(Duration::from_secs(600)),
             _ => Some(Duration::from_secs(30)),
         };
         let resp = self.send(&out, timeout).await?;
@@ -186,6 +201,15 @@ impl Remote {
             why: format!("not a reply: {e}"),
         })?;
         Ok((reply, text))
+    }
+
+    /// Uploads `bytes` as the blob named `digest` (their SHA-256, hex): a component an
+    /// update is about to name.
+    pub async fn put_blob(&self, digest: &str, bytes: Vec<u8>) -> Result<(), ClientError> {
+        let out = vyoma_control::http::blob_request(digest);
+        self.send_with(&out, Some(bytes), Some(Duration::from_secs(600)))
+            .await?;
+        Ok(())
     }
 
     /// `GET path` as text (`/metrics`).

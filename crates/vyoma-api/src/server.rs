@@ -6,7 +6,7 @@
 //!
 //! Limits: at most [`MAX_CONNECTIONS`] connections (more are answered 503 and closed),
 //! request headers within [`HEADER_TIMEOUT`], bodies of at most
-//! [`vyoma_control::http::MAX_BODY`] bytes. Every response is logged through `tracing`
+//! [`vyoma_control::http::MAX_BODY`] bytes (a blob upload, [`vyoma_control::http::MAX_BLOB`]). Every response is logged through `tracing`
 //! (target `vyoma_api::access`).
 
 use std::convert::Infallible;
@@ -25,10 +25,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use vyoma_control::http::{
-    self, ApiError, Call, FollowItem, KEEPALIVE, MAX_BODY, credentials_in_query, credentials_in_query_error, is_probe,
+    self, ApiError, Call, FollowItem, KEEPALIVE, credentials_in_query, credentials_in_query_error, is_probe,
 };
 use vyoma_control::{Command, Reply};
-use vyoma_supervisor::{Supervisor, SupervisorError, console};
+use vyoma_supervisor::{Supervisor, SupervisorError, UpdateError, console};
 
 use crate::ServerCredentials;
 use crate::metrics::Snapshot;
@@ -319,6 +319,19 @@ pub fn api_error(e: &SupervisorError) -> ApiError {
         SupervisorError::Ipc { .. } => (409, "ipc_refused"),
         SupervisorError::Transition { .. } => (409, "wrong_state"),
         SupervisorError::WaitTimedOut { .. } => (504, "wait_timed_out"),
+        SupervisorError::Update(u) => match **u {
+            UpdateError::NoStore => (409, "no_store"),
+            UpdateError::ShuttingDown => (503, "shutting_down"),
+            UpdateError::Manifest { .. } | UpdateError::OtherApp { .. } => (422, "invalid_manifest"),
+            UpdateError::Read { .. } => (400, "unreadable"),
+            UpdateError::NoBlob(_) => (404, "no_blob"),
+            UpdateError::BlobMismatch { .. } => (400, "blob_mismatch"),
+            UpdateError::Component { .. } => (422, "invalid_component"),
+            UpdateError::Memory { .. } => (422, "over_memory_budget"),
+            UpdateError::Breaking { .. } => (409, "breaking_change"),
+            UpdateError::Store(vyoma_supervisor::vyoma_store::StoreError::Refused(_)) => (409, "refused"),
+            UpdateError::Store(_) => (500, "store_failed"),
+        },
     };
     ApiError::new(status, code, e.to_string())
 }
@@ -362,16 +375,18 @@ async fn respond(st: &Arc<State>, req: Request<Incoming>, body_read: &mut bool) 
         let header = parts.headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
         check_bearer(header, &st.token).map_err(|r| ApiError::new(401, "unauthorized", r.message()))?;
     }
+    // A blob (a component being uploaded) may be far larger than any other body.
+    let limit = http::body_limit(parts.method.as_str(), path);
     let too_large = || {
         ApiError::new(
             413,
             "too_large",
-            format!("request body over the limit of {MAX_BODY} bytes"),
+            format!("request body over the limit of {limit} bytes"),
         )
     };
     if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
         let len: u64 = len.to_str().ok().and_then(|l| l.parse().ok()).unwrap_or(u64::MAX);
-        if len > MAX_BODY as u64 {
+        if len > limit as u64 {
             // A client still sending a body it was refused would see the connection reset
             // instead of the answer: read a moderately large one to its end first.
             if len <= DRAIN_LIMIT as u64 && drain(body).await {
@@ -380,7 +395,7 @@ async fn respond(st: &Arc<State>, req: Request<Incoming>, body_read: &mut bool) 
             return Err(too_large());
         }
     }
-    let body = Limited::new(body, MAX_BODY)
+    let body = Limited::new(body, limit)
         .collect()
         .await
         .map_err(|_| too_large())?
@@ -414,6 +429,16 @@ async fn respond(st: &Arc<State>, req: Request<Incoming>, body_read: &mut bool) 
             ))
         }
         Call::Follow { app, after, duration } => follow(st, &app, after, duration),
+        Call::PutBlob { digest } => {
+            st.sup
+                .store_blob(&digest, body.to_vec())
+                .await
+                .map_err(|e| api_error(&e))?;
+            Ok(json(
+                StatusCode::CREATED,
+                serde_json::json!({ "stored": digest }).to_string(),
+            ))
+        }
         Call::Command(cmd) => {
             let shutdown = cmd == Command::Shutdown;
             let reply = console::execute(&st.sup, cmd).await.map_err(|e| api_error(&e))?;

@@ -110,6 +110,8 @@ enum Cmd {
         api: run::ApiArgs,
         #[command(flatten)]
         http: run::HttpArgs,
+        #[command(flatten)]
+        store: run::StoreArgs,
     },
     /// Validate manifests and components without running them.
     Check {
@@ -164,6 +166,7 @@ fn main() -> ExitCode {
                 runtime,
                 api,
                 http,
+                store,
             } => {
                 run::run(
                     dir.unwrap_or_else(default_apps),
@@ -171,6 +174,7 @@ fn main() -> ExitCode {
                     &runtime,
                     &api,
                     &http,
+                    &store,
                     cli.config,
                 )
                 .await

@@ -77,6 +77,30 @@ pub(crate) enum RemoteCmd {
         #[arg(long, default_value = "2s")]
         wait: String,
     },
+    /// Replace a running app with the version in DIR (its app.toml and component): it is
+    /// uploaded, checked, and run on probation; a failing version is rolled back by itself.
+    Update {
+        /// The app.
+        app: String,
+        /// The new version's app folder.
+        dir: PathBuf,
+        /// Let a change through that breaks what other apps rely on.
+        #[arg(long)]
+        force: bool,
+        /// Check and report what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Put an app's previous version back.
+    Rollback {
+        /// The app.
+        app: String,
+    },
+    /// The versions of an app the instance keeps, and the last one turned down.
+    Versions {
+        /// The app.
+        app: String,
+    },
     /// Stop every app and shut the instance down.
     Shutdown,
     /// The Prometheus metrics.
@@ -112,6 +136,9 @@ impl RemoteCmd {
             }
             RemoteCmd::Shutdown => "shutdown".to_string(),
             RemoteCmd::Metrics => return Ok(None),
+            RemoteCmd::Update { .. } => return Ok(None),
+            RemoteCmd::Rollback { app } => format!("rollback {app}"),
+            RemoteCmd::Versions { app } => format!("versions {app}"),
         };
         // App names are one word; anything else is refused by the parser as it would be
         // at the console.
@@ -120,6 +147,42 @@ impl RemoteCmd {
         }
         Command::parse(&line).map(Some).map_err(anyhow::Error::msg)
     }
+}
+
+/// Reads the app folder `dir` and uploads its component to every instance; returns the
+/// update command that names it.
+async fn upload(
+    remotes: &[Remote],
+    app: &str,
+    dir: &std::path::Path,
+    force: bool,
+    dry_run: bool,
+) -> anyhow::Result<Command> {
+    use vyoma_supervisor::console::{UpdateOptions, UpdateSource};
+    let file = if dir.is_dir() {
+        dir.join(vyoma_manifest::MANIFEST_FILE)
+    } else {
+        dir.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let manifest = vyoma_manifest::Manifest::parse(&text, &file)
+        .map_err(|d| anyhow::anyhow!("{}", terminal_safe(&d.to_string())))?;
+    let path = &manifest.component.value;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read the component {}", path.display()))?;
+    let digest = vyoma_supervisor::vyoma_store::Digest::of(&bytes).to_string();
+    for r in remotes {
+        r.put_blob(&digest, bytes.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: uploading {}: {e}", r.name(), path.display()))?;
+    }
+    Ok(Command::Update {
+        app: app.to_string(),
+        source: UpdateSource::Upload {
+            manifest: text,
+            component: digest,
+        },
+        options: UpdateOptions { force, dry_run },
+    })
 }
 
 /// Runs `cmd` on every endpoint named (or the default one).
@@ -150,7 +213,15 @@ pub(crate) async fn remote(
         };
         remotes.push(Remote::new(&name, &endpoint)?);
     }
-    let command = cmd.command()?;
+    let command = match &cmd {
+        RemoteCmd::Update {
+            app,
+            dir,
+            force,
+            dry_run,
+        } => Some(upload(&remotes, app, dir, *force, *dry_run).await?),
+        _ => cmd.command()?,
+    };
     if let Some(Command::Logf { app, duration }) = &command {
         if remotes.len() > 1 {
             bail!("`logf` follows one instance at a time; pass one --endpoint");

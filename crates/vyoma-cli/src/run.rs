@@ -29,6 +29,39 @@ pub(crate) struct ApiArgs {
     api_dir: Option<PathBuf>,
 }
 
+/// The app store's settings for `vyoma run`.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct StoreArgs {
+    /// Keep updated apps' versions in DIR (they run again at the next start) [default:
+    /// $XDG_STATE_HOME/vyoma/store/NAME-HASH, else ~/.local/state/vyoma/store/NAME-HASH,
+    /// one per apps folder]
+    #[arg(long, value_name = "DIR", env = "VYOMA_STORE")]
+    store: Option<PathBuf>,
+    /// Keep no app store: apps cannot be updated while they run.
+    #[arg(long)]
+    no_store: bool,
+}
+
+impl StoreArgs {
+    /// The store's folder for the apps in `dir`, if one is kept.
+    fn folder(&self, dir: &std::path::Path) -> Option<PathBuf> {
+        if self.no_store {
+            return None;
+        }
+        if let Some(s) = &self.store {
+            return Some(s.clone());
+        }
+        // One store per apps folder, named so a person can tell which.
+        let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let name = abs
+            .file_name()
+            .map_or_else(|| "apps".to_string(), |n| n.to_string_lossy().into_owned());
+        let hash = vyoma_supervisor::vyoma_store::Digest::of(abs.as_os_str().as_encoded_bytes());
+        let base = vyoma_api::config::vyoma_dir("XDG_STATE_HOME", ".local/state")?;
+        Some(base.join("store").join(format!("{name}-{}", &hash.as_str()[..8])))
+    }
+}
+
 /// The HTTP gateway's settings for `vyoma run`.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct HttpArgs {
@@ -48,6 +81,7 @@ pub(crate) async fn run(
     args: &RuntimeArgs,
     api_args: &ApiArgs,
     http_args: &HttpArgs,
+    store_args: &StoreArgs,
     config: Option<PathBuf>,
 ) -> anyhow::Result<Exit> {
     // Handlers first: a signal during start-up still gets an orderly shutdown.
@@ -77,6 +111,22 @@ pub(crate) async fn run(
             (None, None) => "off".into(),
         }
     );
+    match store_args.folder(&dir) {
+        Some(folder) => match sup.open_store(&folder).await {
+            Ok(notes) => {
+                println!("app store: {}", folder.display());
+                for n in notes {
+                    println!("  {}", console::terminal_safe(&n));
+                }
+            }
+            Err(e) => {
+                eprintln!("{}", console::terminal_safe(&e.to_string()));
+                eprintln!("error: cannot open the app store; pass --store DIR for another, or --no-store");
+                return Ok(Exit::Error);
+            }
+        },
+        None => println!("app store: none (--no-store): apps cannot be updated while they run"),
+    }
     let capacity = runtime.capacity();
     if sup.names().len() > capacity.instances {
         eprintln!(

@@ -65,6 +65,20 @@ pub enum Command {
     },
     /// `shutdown`
     Shutdown,
+    /// `update APP DIR [--force] [--dry-run]`: replace the app's version with the one in
+    /// DIR (or, from the API, an uploaded one), on probation.
+    Update {
+        /// The app.
+        app: String,
+        /// Where the new version is.
+        source: crate::UpdateSource,
+        /// Force, dry run.
+        options: crate::UpdateOptions,
+    },
+    /// `rollback APP`: back to the previous version.
+    Rollback(String),
+    /// `versions APP`: the versions kept.
+    Versions(String),
 }
 
 /// The help text.
@@ -82,6 +96,12 @@ commands:
   wait APP|all STATE [DURATION]  wait until the app (or every app) is in STATE (default 30s)
   @APP: TEXT                  send TEXT to APP as an IPC message from `console`; what apps
                               reply or send to `console` is printed as `[from APP] TEXT`
+  update APP DIR [--force] [--dry-run]
+                              replace APP with the version in folder DIR (app.toml and its
+                              component, on this machine); it runs on probation and is put
+                              back automatically if it fails
+  rollback APP                back to APP's previous version
+  versions APP                the versions of APP kept, and the last one turned down
   help                        this text
   shutdown                    stop all apps (each after the apps that depend on it) and exit";
 
@@ -171,6 +191,41 @@ impl Command {
                     .parse::<AppState>()?;
                 let timeout = args.get(2).map(|d| duration(d)).transpose()?.unwrap_or(DEFAULT_WAIT);
                 Command::Wait { app: a, state, timeout }
+            }
+            "update" => {
+                let usage = "update APP DIR [--force] [--dry-run]";
+                let mut options = crate::UpdateOptions::default();
+                let mut plain = Vec::new();
+                for a in &args {
+                    match *a {
+                        "--force" => options.force = true,
+                        "--dry-run" => options.dry_run = true,
+                        flag if flag.starts_with("--") => {
+                            return Err(format!("unknown option `{flag}` to `update`: {usage}"));
+                        }
+                        other => plain.push(other),
+                    }
+                }
+                match plain.as_slice() {
+                    [app, dir] => Command::Update {
+                        app: app.to_string(),
+                        source: crate::UpdateSource::Folder(dir.into()),
+                        options,
+                    },
+                    [] => return Err(format!("`update` needs an app name and a folder: {usage}")),
+                    [_] => return Err(format!("`update` needs the folder of the new version: {usage}")),
+                    _ => return Err(format!("too many arguments to `update`: {usage}")),
+                }
+            }
+            "rollback" | "versions" => {
+                let usage = format!("{cmd} APP");
+                at_most(1, &usage)?;
+                let a = app(&usage)?;
+                if cmd == "rollback" {
+                    Command::Rollback(a)
+                } else {
+                    Command::Versions(a)
+                }
             }
             "shutdown" | "exit" | "quit" => {
                 at_most(0, cmd)?;

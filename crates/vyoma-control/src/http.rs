@@ -15,6 +15,10 @@
 //! | POST | `/v1/apps/{app}/start`, `stop`, `kill`, `restart` | the same |
 //! | POST | `/v1/apps/{app}/wait` `{"state": "running", "timeout_ms": 30000}` | `wait` (`app` may be `all`) |
 //! | POST | `/v1/apps/{app}/message` `{"text": "...", "reply_within_ms": 2000}` | `@app: text` |
+//! | PUT | `/v1/blobs/{sha256}` (the bytes) | store a component before `update` |
+//! | POST | `/v1/apps/{app}/update` `{"manifest": "...", "component": "SHA256", "force": false, "dry_run": false}` | `update` |
+//! | POST | `/v1/apps/{app}/rollback` | `rollback` |
+//! | GET | `/v1/apps/{app}/versions` | `versions` |
 //! | POST | `/v1/shutdown` | `shutdown` |
 //! | GET | `/metrics` | Prometheus text |
 //! | GET | `/healthz`, `/readyz` | probes (no token) |
@@ -31,6 +35,19 @@ use crate::{Command, DEFAULT_WAIT};
 /// Largest request body the API reads (a message of the largest size an inbox accepts by
 /// default, JSON-escaped, fits).
 pub const MAX_BODY: usize = 256 << 10;
+
+/// Largest blob (`PUT /v1/blobs/{sha256}`): a component.
+pub const MAX_BLOB: usize = 256 << 20;
+
+/// The largest body the server reads for `method` on `path` (before routing: a blob's
+/// body is far larger than any other).
+pub fn body_limit(method: &str, path: &str) -> usize {
+    if method == "PUT" && path.starts_with("/v1/blobs/") {
+        MAX_BLOB
+    } else {
+        MAX_BODY
+    }
+}
 
 /// A request as the server read it.
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +79,12 @@ pub enum Call {
     },
     /// Prometheus metrics.
     Metrics,
+    /// Store the request's body as a blob named by its SHA-256 (a component, before an
+    /// `update` names it).
+    PutBlob {
+        /// The SHA-256 the body must have, hex.
+        digest: String,
+    },
     /// Liveness probe.
     Live,
     /// Readiness probe.
@@ -170,6 +193,21 @@ struct MessageBody {
     text: String,
     #[serde(default, with = "wire::opt_millis", skip_serializing_if = "Option::is_none")]
     reply_within_ms: Option<Duration>,
+}
+
+/// `POST /v1/apps/{app}/update`'s body.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    manifest: String,
+    component: String,
+    #[serde(flatten)]
+    options: crate::UpdateOptions,
+}
+
+/// Whether `s` is a SHA-256 in hex, as blobs are named.
+fn is_digest(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Decoded query parameters, checked against what the endpoint takes.
@@ -373,6 +411,51 @@ pub fn route(req: &Request<'_>) -> Result<Call, ApiError> {
                 _ => Command::Restart(a),
             })
         }
+        ["v1", "blobs", digest] => {
+            only("PUT")?;
+            query(&[])?;
+            if !is_digest(digest) {
+                return Err(ApiError::bad(format!(
+                    "{shown}: name the blob by the SHA-256 of its bytes, 64 lowercase hex digits"
+                )));
+            }
+            Ok(Call::PutBlob {
+                digest: digest.to_string(),
+            })
+        }
+        ["v1", "apps", name, "update"] => {
+            only("POST")?;
+            query(&[])?;
+            let b: UpdateBody = json_body(
+                req.body,
+                &endpoint,
+                r#"{"manifest": "manifest_version = 1 ...", "component": "SHA256 of a blob PUT to /v1/blobs/", "force": false, "dry_run": false}"#,
+            )?;
+            if !is_digest(&b.component) {
+                return Err(ApiError::bad(format!(
+                    "{endpoint}: `component` must be the SHA-256 of a blob uploaded with PUT /v1/blobs/SHA256, 64 lowercase hex digits"
+                )));
+            }
+            cmd(Command::Update {
+                app: app(name)?,
+                source: crate::UpdateSource::Upload {
+                    manifest: b.manifest,
+                    component: b.component,
+                },
+                options: b.options,
+            })
+        }
+        ["v1", "apps", name, "rollback"] => {
+            only("POST")?;
+            query(&[])?;
+            no_body(req.body, &endpoint)?;
+            cmd(Command::Rollback(app(name)?))
+        }
+        ["v1", "apps", name, "versions"] => {
+            only("GET")?;
+            query(&[])?;
+            cmd(Command::Versions(app(name)?))
+        }
         ["v1", "apps", name, "wait"] => {
             only("POST")?;
             query(&[])?;
@@ -425,7 +508,7 @@ pub const KEEPALIVE: Duration = Duration::from_secs(5);
 /// A request the client sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
-    /// `GET` or `POST`.
+    /// `GET`, `POST` or `PUT`.
     pub method: &'static str,
     /// Path and query, percent-encoded.
     pub path_and_query: String,
@@ -466,7 +549,8 @@ fn app_path(app: &str, rest: &str) -> String {
 }
 
 /// The request for `cmd`; `None` for the commands the client answers itself (`help`, a
-/// blank line). `logf` becomes a follow from the start of the log; the client resumes with
+/// blank line), and for an `update` from a folder (the client uploads the component with
+/// [`blob_request`] and sends the update as an upload). `logf` becomes a follow from the start of the log; the client resumes with
 /// [`follow_request`].
 pub fn request_for(cmd: &Command) -> Option<Outgoing> {
     let get = |p: String| Outgoing {
@@ -509,7 +593,35 @@ pub fn request_for(cmd: &Command) -> Option<Outgoing> {
             .ok(),
         ),
         Command::Shutdown => post("/v1/shutdown".into(), None),
+        Command::Update {
+            app,
+            source: crate::UpdateSource::Upload { manifest, component },
+            options,
+        } => post(
+            app_path(app, "update"),
+            serde_json::to_string(&UpdateBody {
+                manifest: manifest.clone(),
+                component: component.clone(),
+                options: *options,
+            })
+            .ok(),
+        ),
+        Command::Update {
+            source: crate::UpdateSource::Folder(_),
+            ..
+        } => return None,
+        Command::Rollback(a) => post(app_path(a, "rollback"), None),
+        Command::Versions(a) => get(app_path(a, "versions")),
     })
+}
+
+/// The request that stores a blob of the given SHA-256 (hex); its body is the bytes.
+pub fn blob_request(digest: &str) -> Outgoing {
+    Outgoing {
+        method: "PUT",
+        path_and_query: format!("/v1/blobs/{}", utf8_percent_encode(digest, SEGMENT)),
+        body: None,
+    }
 }
 
 /// The request that follows `app`'s log from after line `after` (from the start if

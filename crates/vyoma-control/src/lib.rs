@@ -16,10 +16,15 @@ mod command;
 pub mod http;
 pub mod render;
 mod reply;
+mod update;
 
 pub use command::{Command, DEFAULT_WAIT, HELP, MAX_LINE};
 pub use render::{fmt_bytes, printable, render, render_inspect, render_line, render_message, render_ps, terminal_safe};
 pub use reply::{
     AppReport, AppStatus, CapabilitiesReport, ComponentReport, ComponentSource, DirReport, HttpStatus, Lane,
     LimitsReport, LogUsage, NetworkReport, Reply, RestartReport, StopOutcome,
+};
+pub use update::{
+    RejectedVersion, RollbackReport, SwapReport, UpdateOptions, UpdateReport, UpdateSource, VersionBrief, VersionRow,
+    VersionStatus, VersionsReport,
 };

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use vyoma_lifecycle::LogLine;
 
-use crate::{AppReport, AppStatus, ComponentSource, HELP, Lane, Reply, StopOutcome};
+use crate::{
+    AppReport, AppStatus, ComponentSource, HELP, Lane, Reply, RollbackReport, StopOutcome, SwapReport, UpdateReport,
+    VersionBrief, VersionStatus, VersionsReport,
+};
 
 /// Text for a terminal: every control character but newline and tab is written as an
 /// escape (`\u{1b}`), so nothing an app wrote (log lines, IPC bodies, names and frames in
@@ -82,7 +85,122 @@ pub fn render(reply: &Reply) -> String {
             humantime::format_duration(*waited)
         ),
         Reply::ShutDown => "all apps stopped; shutting down\n".to_string(),
+        Reply::Updated(r) => render_updated(r),
+        Reply::RolledBack(r) => render_rolled_back(r),
+        Reply::Versions(r) => render_versions(r),
     }
+}
+
+/// `0.2.0 (version 4, 1a2b3c4d5e6f)`: a version as the console names it.
+fn brief(v: &VersionBrief) -> String {
+    let short = v.component.get(..12).unwrap_or(&v.component);
+    match v.id {
+        Some(id) => format!("{} (version {id}, {short})", v.version),
+        None => format!("{} (factory, {short})", v.version),
+    }
+}
+
+fn fmt_micros(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn render_swap(s: &mut String, swap: &SwapReport) {
+    let _ = write!(
+        s,
+        "  swapped in {} (the old instance finished its message in {})",
+        fmt_micros(swap.total),
+        fmt_micros(swap.handover)
+    );
+    match &swap.unfinished_from {
+        Some(from) => {
+            let _ = writeln!(
+                s,
+                "; it was still handling a message from `{from}` when stopped: that message was not handed over"
+            );
+        }
+        None => s.push_str("; no message lost\n"),
+    }
+}
+
+fn render_updated(r: &UpdateReport) -> String {
+    let mut s = String::new();
+    let probation = if r.probation.is_zero() {
+        "kept as soon as it runs".to_string()
+    } else {
+        format!("on probation for {}", humantime::format_duration(r.probation))
+    };
+    let verb = if r.dry_run { "would update" } else { "updated" };
+    let _ = writeln!(
+        s,
+        "{}: {verb} {} -> {}, {probation}",
+        r.app,
+        brief(&r.from),
+        brief(&r.to)
+    );
+    for c in &r.changes {
+        let _ = writeln!(s, "  {c}");
+    }
+    for f in &r.forced {
+        let _ = writeln!(s, "  forced: {f}");
+    }
+    if let Some(swap) = &r.swap {
+        render_swap(&mut s, swap);
+    }
+    if r.dry_run {
+        s.push_str("  (dry run: nothing changed)\n");
+    }
+    s
+}
+
+fn render_rolled_back(r: &RollbackReport) -> String {
+    let mut s = format!(
+        "{}: rolled back from {} to {}: {}\n",
+        r.app,
+        brief(&r.from),
+        brief(&r.to),
+        r.reason
+    );
+    render_swap(&mut s, &r.swap);
+    s
+}
+
+fn render_versions(r: &VersionsReport) -> String {
+    let mut s = format!(
+        "{:<4} {:<12} {:<8} {:<8} {:>10}  {:<20} {}\n",
+        "ID", "VERSION", "STATUS", "ORIGIN", "SIZE", "ADDED", "COMPONENT"
+    );
+    for v in &r.versions {
+        let status = match v.status {
+            VersionStatus::Current => "current",
+            VersionStatus::Trial => "trial",
+            VersionStatus::Previous => "previous",
+        };
+        let added = v
+            .added
+            .map_or_else(|| "-".to_string(), |t| humantime::format_rfc3339_seconds(t).to_string());
+        let _ = writeln!(
+            s,
+            "{:<4} {:<12} {:<8} {:<8} {:>10}  {:<20} {}",
+            v.id.map_or_else(|| "-".to_string(), |i| i.to_string()),
+            v.version,
+            status,
+            v.origin,
+            fmt_bytes(v.size),
+            added,
+            v.component.get(..12).unwrap_or(&v.component)
+        );
+    }
+    if let Some(j) = &r.rejected {
+        let _ = writeln!(
+            s,
+            "last turned down: version {} ({}) at {}: {}",
+            j.id,
+            j.version,
+            humantime::format_rfc3339_seconds(j.at),
+            j.reason
+        );
+    }
+    s
 }
 
 /// One log line: timestamp, stream, text.

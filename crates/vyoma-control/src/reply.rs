@@ -88,6 +88,12 @@ pub enum Reply {
     },
     /// Every app was stopped; the supervisor is shutting down.
     ShutDown,
+    /// A new version of the app runs, in probation (or would, for a dry run).
+    Updated(Box<crate::UpdateReport>),
+    /// The app runs its previous version again.
+    RolledBack(Box<crate::RollbackReport>),
+    /// The app's kept versions.
+    Versions(Box<crate::VersionsReport>),
 }
 
 /// What `stop` did. In JSON, flattened into the reply: `"outcome": "asked", "timeout_ms":

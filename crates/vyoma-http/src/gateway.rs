@@ -187,6 +187,20 @@ impl Gateway {
             return 0;
         };
         *write(&slot.handler) = None;
+        self.drained(&slot, within).await
+    }
+
+    /// Waits until `app` has no request in flight, at most `within`, while it goes on
+    /// taking new ones (an update waits so before swapping its handler). Returns how many
+    /// were running at the deadline.
+    pub async fn settle(&self, app: &str, within: Duration) -> u64 {
+        let Some(slot) = read(&self.inner.slots).get(app).cloned() else {
+            return 0;
+        };
+        self.drained(&slot, within).await
+    }
+
+    async fn drained(&self, slot: &Slot, within: Duration) -> u64 {
         let drained = async {
             loop {
                 let idle = slot.idle.notified();

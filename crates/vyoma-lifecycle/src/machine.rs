@@ -232,6 +232,13 @@ impl Lifecycle {
         &self.timeouts
     }
 
+    /// Another version's restart policy and timeouts apply from now on, without a new
+    /// instance (a version swapped in while the app is stopped).
+    pub fn reconfigure(&mut self, policy: RestartPolicy, timeouts: Timeouts) {
+        self.tracker = RestartTracker::new(policy);
+        self.timeouts = timeouts;
+    }
+
     fn enter(&mut self, state: AppState, now: Duration) {
         self.state = state;
         self.since = now;

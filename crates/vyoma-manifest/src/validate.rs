@@ -12,9 +12,9 @@ use crate::raw::{
     RawUpdate,
 };
 use crate::{
-    AddrPattern, Capabilities, Diagnostic, Diagnostics, DirGrant, HostPattern, HttpConfig, IpcGrant, Limits, Located,
-    MANIFEST_VERSION, Manifest, NetworkGrant, OutboundRule, Peers, RESERVED_NAMES, RestartMode, RestartPolicy, Route,
-    HealthCheck, RoutePattern, Source, Timeouts, UpdateConfig,
+    AddrPattern, Capabilities, Diagnostic, Diagnostics, DirGrant, HealthCheck, HostPattern, HttpConfig, IpcGrant,
+    Limits, Located, MANIFEST_VERSION, Manifest, NetworkGrant, OutboundRule, Peers, RESERVED_NAMES, RestartMode,
+    RestartPolicy, Route, RoutePattern, Source, Timeouts, UpdateConfig,
 };
 
 /// Largest memory limit accepted: the whole 32-bit address space of a wasm32 memory.
@@ -571,7 +571,10 @@ fn update(cx: &mut Ctx, u: &RawUpdate) -> UpdateConfig {
             cx.error(
                 p.span(),
                 format!("`probation` = \"{}\" is out of range", p.get_ref()),
-                format!("use a duration up to {} (\"0s\": keep a new version as soon as it runs)", humantime::format_duration(MAX_PROBATION)),
+                format!(
+                    "use a duration up to {} (\"0s\": keep a new version as soon as it runs)",
+                    humantime::format_duration(MAX_PROBATION)
+                ),
             );
         }
         out.probation = d;

@@ -36,7 +36,8 @@ use std::sync::Arc;
 
 pub use fs::{Fs, RealFs};
 pub use state::{
-    AppRecord, Digest, FORMAT, KEEP_PREVIOUS, NewVersion, Origin, Refused, Rejection, RolledBack, State, Version,
+    AppRecord, Digest, FORMAT, FactoryStamp, KEEP_PREVIOUS, NewVersion, Origin, Refused, Rejection, RolledBack, State,
+    Version,
 };
 
 /// The record's file name.
@@ -75,6 +76,15 @@ pub enum StoreError {
         /// The blob.
         path: PathBuf,
     },
+    /// Another supervisor has the store open.
+    #[error(
+        "app store {} is in use by another VyomaOS supervisor (its `lock` file is locked); stop that one, or give this one another store",
+        path.display()
+    )]
+    InUse {
+        /// The store's folder.
+        path: PathBuf,
+    },
     /// The change does not fit the record.
     #[error(transparent)]
     Refused(#[from] Refused),
@@ -86,6 +96,9 @@ pub struct Store {
     root: PathBuf,
     fs: Arc<dyn Fs>,
     state: State,
+    /// Held locked while the store is open (real file system only): one supervisor per
+    /// store.
+    _lock: Option<std::fs::File>,
     /// Blobs stored for a change not yet made ([`Store::put_blob`]): kept by the garbage
     /// collector until a record names them or [`Store::unpin`] lets them go.
     pinned: std::sync::Mutex<std::collections::BTreeSet<Digest>>,
@@ -99,9 +112,43 @@ fn now() -> u64 {
 }
 
 impl Store {
-    /// Opens (creating if need be) the store in `root` on the real file system.
+    /// Opens (creating if need be) the store in `root` on the real file system, locked
+    /// against other supervisors for as long as it is open.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
-        Store::open_with(root, Arc::new(RealFs))
+        std::fs::create_dir_all(root).map_err(|source| StoreError::Io {
+            op: "creating",
+            path: root.to_path_buf(),
+            source,
+        })?;
+        let file = root.join("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&file)
+            .map_err(|source| StoreError::Io {
+                op: "opening",
+                path: file.clone(),
+                source,
+            })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::InUse {
+                    path: root.to_path_buf(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(StoreError::Io {
+                    op: "locking",
+                    path: file,
+                    source,
+                });
+            }
+        }
+        let mut store = Store::open_with(root, Arc::new(RealFs))?;
+        store._lock = Some(lock);
+        Ok(store)
     }
 
     /// Opens the store in `root` through `fs`: reads its record, turns down a trial left
@@ -146,6 +193,7 @@ impl Store {
             root,
             fs,
             state,
+            _lock: None,
             pinned: Default::default(),
         };
         let trials: Vec<(String, u64)> = store
@@ -199,6 +247,12 @@ impl Store {
         }
         self.write_durably(&path, bytes)?;
         Ok(d)
+    }
+
+    /// Keeps a stored blob from the garbage collector until a change names it or
+    /// [`Store::unpin`] (a blob uploaded earlier, about to be named by a change).
+    pub fn pin(&self, d: &Digest) {
+        self.pins().insert(d.clone());
     }
 
     /// Lets go of a blob put for a change that was not made.

@@ -148,6 +148,19 @@ pub struct AppRecord {
     pub rejected: Option<Rejection>,
     /// The number the next version gets.
     pub next_id: u64,
+    /// The factory version the record started from (see [`State::adopt`]), so a changed
+    /// factory set (a new image, an edited apps folder) is told apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factory: Option<FactoryStamp>,
+}
+
+/// The manifest and component of an app's factory version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactoryStamp {
+    /// The manifest's text.
+    pub manifest: Digest,
+    /// The component.
+    pub component: Digest,
 }
 
 impl AppRecord {
@@ -243,6 +256,12 @@ impl State {
             return Err(Refused::AlreadyKept(app.to_string()));
         }
         let mut r = AppRecord::default();
+        if v.origin == Origin::Factory {
+            r.factory = Some(FactoryStamp {
+                manifest: v.manifest.clone(),
+                component: v.component.clone(),
+            });
+        }
         let v = r.number(v);
         r.committed.push(v.clone());
         self.apps.insert(app.to_string(), r);

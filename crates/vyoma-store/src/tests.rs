@@ -154,6 +154,7 @@ fn a_damaged_blob_or_record_is_refused_with_why() {
     std::fs::write(s.blob_path(&d), b"flipped").unwrap();
     let e = s.read_blob(&d).unwrap_err().to_string();
     assert!(e.contains("does not match its SHA-256"), "{e}");
+    drop(s);
     std::fs::write(dir.path().join(STATE_FILE), b"{ not json").unwrap();
     let e = Store::open(dir.path()).unwrap_err().to_string();
     assert!(
@@ -175,4 +176,14 @@ fn blobs_put_for_a_change_not_yet_made_survive_other_changes() {
     s.unpin(&pending);
     s.reject("b", 1, "refused").unwrap();
     assert!(s.read_blob(&pending).is_err(), "an unpinned blob outlived a change");
+}
+
+#[test]
+fn one_supervisor_at_a_time_has_a_store_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open(dir.path()).unwrap();
+    let e = Store::open(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("in use by another VyomaOS supervisor"), "{e}");
+    drop(first);
+    Store::open(dir.path()).unwrap();
 }

@@ -29,6 +29,7 @@ fn request_name(event: &Event) -> &'static str {
         Event::Kill => "kill",
         Event::Stop { .. } => "stop",
         Event::Restart => "restart",
+        Event::Replace { .. } => "replace",
         _ => "update",
     }
 }
@@ -38,6 +39,7 @@ fn abort_note(event: &Event, entry: &Entry) -> String {
     let t = entry.lifecycle().timeouts();
     match event {
         Event::Restart => "stopped for a restart".into(),
+        Event::Replace { .. } => "stopped: another version takes over".into(),
         Event::StartTimedOut { .. } => format!("did not start within {}: stopped", humantime::format_duration(t.start)),
         Event::StopTimedOut { .. } => format!(
             "did not stop within {} of being asked: killed",
@@ -87,6 +89,14 @@ impl Supervisor {
         }
         for action in handled.actions {
             self.perform(name, entry, &cause, action);
+        }
+        // A failure of a version on probation is the verdict: its predecessor is put back.
+        let verdict = entry.trial.as_ref().and_then(|t| {
+            crate::update::verdict(t.first_generation, &cause, exit_note.is_some(), handled.before)
+                .map(|why| (t.id, why))
+        });
+        if let Some((id, why)) = verdict {
+            self.trial_failed(name, id, why);
         }
         let (before, after) = (handled.before, handled.after);
         if after == AppState::Running && before != AppState::Running {

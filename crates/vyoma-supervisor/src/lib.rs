@@ -28,11 +28,14 @@ mod events;
 mod http;
 mod order;
 mod registry;
+mod update;
 
 pub use boot::{BootError, BootTimings, Booted, app_problems, boot, boot_nothing, boot_selected, prepare};
 pub use clock::{Clock, RealClock};
 pub use events::LifecycleEvent;
+pub use update::UpdateError;
 pub use vyoma_runtime::AppLog;
+pub use vyoma_store;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -122,6 +125,9 @@ pub enum SupervisorError {
         /// The apps not in that state, and theirs.
         elsewhere: Arc<Vec<(String, AppState)>>,
     },
+    /// An update, rollback or upload was refused; the running version is untouched.
+    #[error(transparent)]
+    Update(Box<UpdateError>),
     /// The request does not fit the app's state.
     #[error("cannot {action} `{app}`: {source}")]
     Transition {
@@ -221,6 +227,12 @@ struct Inner {
     rt: tokio::runtime::Handle,
     /// The HTTP gateway's routes and apps (its listener is the front end's).
     gateway: vyoma_http::Gateway,
+    /// The app store, once opened ([`Supervisor::open_store`]).
+    store: update::StoreSlot,
+    /// Updates and rollbacks, one at a time.
+    updating: tokio::sync::Mutex<()>,
+    /// Set once shutdown has stopped the apps: no update, rollback or probation acts.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// A cheap, cloneable handle to the supervisor.
@@ -297,6 +309,9 @@ impl Supervisor {
                 tasks: TaskTracker::new(),
                 rt: tokio::runtime::Handle::current(),
                 gateway,
+                store: Default::default(),
+                updating: tokio::sync::Mutex::new(()),
+                closing: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         sup.inner

@@ -133,6 +133,8 @@ impl Supervisor {
     /// that depends on it has ended (dependents first), apps that listen for stop requests
     /// with their stop timeout, the others at once. Pending restarts are cancelled.
     pub async fn shutdown(&self) {
+        // No update, rollback or end of probation swaps a version in while apps stop.
+        let _no_swaps = self.inner.updating.lock().await;
         let dependents: BTreeMap<String, Vec<String>> = {
             let r = self.registry();
             let mut d: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -160,6 +162,7 @@ impl Supervisor {
             );
         }
         while stopping.join_next().await.is_some() {}
+        self.close_store();
         // No restart or retry may start anything now.
         for e in self.registry().entries_mut() {
             for t in e.timers.drain(..) {

@@ -33,11 +33,21 @@ pub(crate) struct Entry {
     pub(crate) stop: Option<StopSignal>,
     /// Pending timers (backoff, retry, start and stop timeouts); aborted at shutdown.
     pub(crate) timers: Vec<AbortHandle>,
+    /// The folder relative paths in its manifests resolve against: where its factory
+    /// version's manifest is (kept across updates).
+    pub(crate) home: std::path::PathBuf,
+    /// The store's number of the version that runs (`None`: the factory version, not kept).
+    pub(crate) version: Option<u64>,
+    /// The version in probation, if one is.
+    pub(crate) trial: Option<crate::update::Trial>,
 }
 
 impl Entry {
     pub(crate) fn new(manifest: Manifest, now: Duration) -> Entry {
         Entry {
+            home: manifest.source.dir().to_path_buf(),
+            version: None,
+            trial: None,
             lifecycle: Lifecycle::new(manifest.restart, manifest.lifecycle, now),
             log: AppLog::new(manifest.limits.log_buffer),
             memory: Arc::new(AtomicU64::new(0)),
@@ -54,6 +64,11 @@ impl Entry {
     /// Its lifecycle (read only: it changes through [`Registry::handle`]).
     pub(crate) fn lifecycle(&self) -> &Lifecycle {
         &self.lifecycle
+    }
+
+    /// Another version's restart policy and timeouts, without a new instance.
+    pub(crate) fn reconfigure(&mut self, m: &Manifest) {
+        self.lifecycle.reconfigure(m.restart, m.lifecycle);
     }
 
     /// Its state.

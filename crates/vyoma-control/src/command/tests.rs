@@ -66,6 +66,30 @@ fn parses_every_command() {
         ),
         ("shutdown", Command::Shutdown),
         ("exit", Command::Shutdown),
+        (
+            "update hello /tmp/hello-2 --dry-run",
+            Command::Update {
+                app: "hello".into(),
+                source: crate::UpdateSource::Folder("/tmp/hello-2".into()),
+                options: crate::UpdateOptions {
+                    force: false,
+                    dry_run: true,
+                },
+            },
+        ),
+        (
+            "update --force hello new",
+            Command::Update {
+                app: "hello".into(),
+                source: crate::UpdateSource::Folder("new".into()),
+                options: crate::UpdateOptions {
+                    force: true,
+                    dry_run: false,
+                },
+            },
+        ),
+        ("rollback hello", Command::Rollback("hello".into())),
+        ("versions hello", Command::Versions("hello".into())),
     ];
     for (line, want) in cases {
         assert_eq!(Command::parse(line), Ok(want), "{line:?}");
@@ -86,6 +110,15 @@ fn bad_input_gets_one_line_errors() {
             "unknown state `sleeping` (states: starting, running, stopping, exited, failed, stopped, backoff)",
         ),
         ("ps now", "too many arguments to `ps`: ps"),
+        (
+            "update hello",
+            "`update` needs the folder of the new version: update APP DIR [--force] [--dry-run]",
+        ),
+        (
+            "update hello dir --fast",
+            "unknown option `--fast` to `update`: update APP DIR [--force] [--dry-run]",
+        ),
+        ("rollback", "`rollback` needs an app name: rollback APP"),
     ];
     for (line, want) in cases {
         let got = Command::parse(line).unwrap_err();
@@ -106,6 +139,11 @@ const WORDS: &[&str] = &[
     "start",
     "restart",
     "inspect",
+    "update",
+    "rollback",
+    "versions",
+    "--force",
+    "--dry-run",
     "wait",
     "all",
     "running",

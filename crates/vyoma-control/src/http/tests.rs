@@ -95,6 +95,69 @@ fn routes_every_endpoint() {
 }
 
 #[test]
+fn routes_the_update_endpoints() {
+    let c = Call::Command;
+    let sha = "ab".repeat(32);
+    assert_eq!(
+        ok("PUT", &format!("/v1/blobs/{sha}"), "ignored here: the server stores it"),
+        Call::PutBlob { digest: sha.clone() }
+    );
+    assert_eq!(
+        ok(
+            "POST",
+            "/v1/apps/hello/update",
+            &format!(r#"{{"manifest": "m", "component": "{sha}", "dry_run": true}}"#)
+        ),
+        c(Command::Update {
+            app: "hello".into(),
+            source: crate::UpdateSource::Upload {
+                manifest: "m".into(),
+                component: sha.clone()
+            },
+            options: crate::UpdateOptions {
+                force: false,
+                dry_run: true
+            },
+        })
+    );
+    assert_eq!(
+        ok("POST", "/v1/apps/hello/rollback", ""),
+        c(Command::Rollback("hello".into()))
+    );
+    assert_eq!(
+        ok("GET", "/v1/apps/hello/versions", ""),
+        c(Command::Versions("hello".into()))
+    );
+    assert_eq!(body_limit("PUT", &format!("/v1/blobs/{sha}")), MAX_BLOB);
+    assert_eq!(body_limit("POST", "/v1/apps/hello/update"), MAX_BODY);
+    let e = refused("PUT", "/v1/blobs/XYZ", "");
+    assert!(e.message.contains("64 lowercase hex digits"), "{}", e.message);
+    let e = refused(
+        "POST",
+        "/v1/apps/hello/update",
+        r#"{"manifest": "m", "component": "nope"}"#,
+    );
+    assert!(e.message.contains("PUT /v1/blobs/SHA256"), "{}", e.message);
+    let e = refused(
+        "POST",
+        "/v1/apps/hello/update",
+        r#"{"manifest": "m", "component": "x", "speed": 3}"#,
+    );
+    assert!(e.message.contains("unknown field `speed`"), "{}", e.message);
+    assert_eq!(refused("GET", &format!("/v1/blobs/{sha}"), "").status, 405);
+    // A folder is the client's to upload: it has no request of its own.
+    assert_eq!(
+        request_for(&Command::Update {
+            app: "a".into(),
+            source: crate::UpdateSource::Folder("dir".into()),
+            options: Default::default()
+        }),
+        None
+    );
+    assert_eq!(blob_request(&sha).path_and_query, format!("/v1/blobs/{sha}"));
+}
+
+#[test]
 fn refusals_say_what_to_fix() {
     let cases: &[(&str, &str, &str, u16, &str)] = &[
         (
@@ -244,6 +307,15 @@ fn command() -> impl Strategy<Value = Command> {
         name().prop_map(Command::Stop),
         name().prop_map(Command::Kill),
         name().prop_map(Command::Restart),
+        name().prop_map(Command::Rollback),
+        name().prop_map(Command::Versions),
+        (name(), "\\PC{0,200}", "[0-9a-f]{64}", any::<bool>(), any::<bool>()).prop_map(
+            |(app, manifest, component, force, dry_run)| Command::Update {
+                app,
+                source: crate::UpdateSource::Upload { manifest, component },
+                options: crate::UpdateOptions { force, dry_run },
+            }
+        ),
         (name(), prop::option::of(0usize..100_000)).prop_map(|(app, last)| Command::Log { app, last }),
         (name(), state, 0u64..10_000_000).prop_map(|(app, state, ms)| Command::Wait {
             app,

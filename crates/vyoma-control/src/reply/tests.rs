@@ -92,6 +92,74 @@ fn reply_json_snapshots() {
             r#"{"unanswered":{"to":"echo","waited_ms":2000}}"#,
         ),
         (Reply::ShutDown, r#""shut_down""#),
+        (
+            Reply::Updated(Box::new(crate::UpdateReport {
+                app: "hello".into(),
+                dry_run: false,
+                from: crate::VersionBrief {
+                    id: None,
+                    version: "0.1.0".into(),
+                    component: "a".repeat(64),
+                },
+                to: crate::VersionBrief {
+                    id: Some(2),
+                    version: "0.2.0".into(),
+                    component: "b".repeat(64),
+                },
+                changes: vec!["version 0.1.0 -> 0.2.0".into()],
+                forced: vec![],
+                probation: Duration::from_secs(10),
+                swap: Some(crate::SwapReport {
+                    handover: Duration::from_micros(120),
+                    total: Duration::from_micros(2500),
+                    unfinished_from: None,
+                }),
+            })),
+            r#"{"updated":{"app":"hello","dry_run":false,"from":{"version":"0.1.0","component":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},"to":{"id":2,"version":"0.2.0","component":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"},"changes":["version 0.1.0 -> 0.2.0"],"probation_ms":10000,"swap":{"handover_us":120,"swap_us":2500}}}"#,
+        ),
+        (
+            Reply::RolledBack(Box::new(crate::RollbackReport {
+                app: "hello".into(),
+                from: crate::VersionBrief {
+                    id: Some(2),
+                    version: "0.2.0".into(),
+                    component: "b".repeat(64),
+                },
+                to: crate::VersionBrief {
+                    id: Some(1),
+                    version: "0.1.0".into(),
+                    component: "a".repeat(64),
+                },
+                reason: "trapped: unreachable".into(),
+                swap: crate::SwapReport {
+                    handover: Duration::ZERO,
+                    total: Duration::from_micros(900),
+                    unfinished_from: Some("pinger".into()),
+                },
+            })),
+            r#"{"rolled_back":{"app":"hello","from":{"id":2,"version":"0.2.0","component":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"},"to":{"id":1,"version":"0.1.0","component":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},"reason":"trapped: unreachable","swap":{"handover_us":0,"swap_us":900,"unfinished_from":"pinger"}}}"#,
+        ),
+        (
+            Reply::Versions(Box::new(crate::VersionsReport {
+                app: "hello".into(),
+                versions: vec![crate::VersionRow {
+                    id: Some(1),
+                    version: "0.1.0".into(),
+                    component: "a".repeat(64),
+                    size: 2048,
+                    added: Some(std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
+                    origin: "factory".into(),
+                    status: crate::VersionStatus::Current,
+                }],
+                rejected: Some(crate::RejectedVersion {
+                    id: 2,
+                    version: "0.2.0".into(),
+                    reason: "failed its health check".into(),
+                    at: std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_060),
+                }),
+            })),
+            r#"{"versions":{"app":"hello","versions":[{"id":1,"version":"0.1.0","component":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","size":2048,"added":"2027-01-15T08:00:00.000Z","origin":"factory","status":"current"}],"rejected":{"id":2,"version":"0.2.0","reason":"failed its health check","at":"2027-01-15T08:01:00.000Z"}}}"#,
+        ),
     ];
     for (reply, want) in cases {
         let json = serde_json::to_string(&reply).unwrap();

@@ -90,5 +90,8 @@ pub async fn execute(sup: &Supervisor, cmd: Command) -> Result<Reply, Supervisor
             sup.shutdown().await;
             Reply::ShutDown
         }
+        Command::Update { app, source, options } => Reply::Updated(Box::new(sup.update(&app, source, options).await?)),
+        Command::Rollback(app) => Reply::RolledBack(Box::new(sup.rollback(&app).await?)),
+        Command::Versions(app) => Reply::Versions(Box::new(sup.versions(&app)?)),
     })
 }

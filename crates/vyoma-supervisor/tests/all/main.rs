@@ -11,4 +11,5 @@ mod hostile;
 mod http;
 mod ipc;
 mod lifecycle;
+mod update;
 mod zoo;

@@ -1,0 +1,371 @@
+//! The app store as the supervisor uses it: opening it at boot (each app's committed
+//! version put in place of its factory version), keeping a factory version before its first
+//! update, `versions`, and the operator's `rollback`. Store calls run on the blocking pool.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use vyoma_control::{RejectedVersion, RollbackReport, VersionRow, VersionStatus, VersionsReport};
+use vyoma_manifest::{MANIFEST_FILE, Manifest};
+use vyoma_store::{Digest, NewVersion, Origin, Refused, Store, StoreError, Version};
+
+use super::{Running, UpdateError};
+use crate::registry::{Component, stamp};
+use crate::{Supervisor, SupervisorError};
+
+/// The store, once opened (`None`: this instance keeps none).
+pub(crate) type StoreSlot = Arc<Mutex<Option<Store>>>;
+
+fn at(secs: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+}
+
+fn row(v: &Version, status: VersionStatus) -> VersionRow {
+    VersionRow {
+        id: Some(v.id),
+        version: v.version.clone(),
+        component: v.component.to_string(),
+        size: v.size,
+        added: Some(at(v.added)),
+        origin: match v.origin {
+            Origin::Factory => "factory",
+            Origin::Deployed => "deployed",
+        }
+        .to_string(),
+        status,
+    }
+}
+
+impl Supervisor {
+    pub(crate) fn store(&self) -> std::sync::MutexGuard<'_, Option<Store>> {
+        self.inner.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn has_store(&self) -> bool {
+        self.store().is_some()
+    }
+
+    /// Closes the store (at shutdown): its lock is released, and nothing is written to it
+    /// any more by this supervisor. A version on probation stays a trial in it, turned down
+    /// when the store is opened next.
+    pub(crate) fn close_store(&self) {
+        self.inner.closing.store(true, std::sync::atomic::Ordering::Release);
+        *self.store() = None;
+    }
+
+    /// Runs `f` on the store, on the blocking pool (it syncs files).
+    pub(crate) async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, SupervisorError> {
+        let slot = self.inner.store.clone();
+        self.inner
+            .rt
+            .spawn_blocking(move || {
+                let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
+                match guard.as_mut() {
+                    Some(s) => f(s).map_err(UpdateError::Store),
+                    None => Err(UpdateError::NoStore),
+                }
+            })
+            .await
+            .map_err(|e| {
+                UpdateError::Store(StoreError::Io {
+                    op: "running",
+                    path: "the store task".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            })?
+            .map_err(SupervisorError::from)
+    }
+
+    pub(crate) fn blob_path(&self, d: &Digest) -> Result<std::path::PathBuf, SupervisorError> {
+        self.store()
+            .as_ref()
+            .map(|s| s.blob_path(d))
+            .ok_or_else(|| UpdateError::NoStore.into())
+    }
+
+    pub(crate) fn unpin(&self, d: &Digest) {
+        if let Some(s) = self.store().as_ref() {
+            s.unpin(d);
+        }
+    }
+
+    /// Opens the app store in `root` and puts each app's committed version in place of its
+    /// factory one. Call after loading and before starting the apps. A changed factory
+    /// version (a new image, an edited apps folder) wins: the app's deployed versions are
+    /// set aside. Returns notes for the operator, one per app the store changed.
+    pub async fn open_store(&self, root: &Path) -> Result<Vec<String>, StoreError> {
+        let r = root.to_path_buf();
+        let store = self
+            .inner
+            .rt
+            .spawn_blocking(move || Store::open(&r))
+            .await
+            .map_err(|e| StoreError::Io {
+                op: "opening",
+                path: root.to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })??;
+        let kept: Vec<(String, vyoma_store::AppRecord)> =
+            store.state().apps.iter().map(|(n, r)| (n.clone(), r.clone())).collect();
+        *self.store() = Some(store);
+        let mut notes = Vec::new();
+        for (app, record) in kept {
+            let Some((factory, home)) = self.registry().get(&app).map(|e| (e.manifest.clone(), e.home.clone())) else {
+                notes.push(format!(
+                    "{app}: kept in the app store but not in this instance's apps; not started"
+                ));
+                continue;
+            };
+            let text_digest = Digest::of(factory.source.text.as_bytes());
+            let path = factory.component.value.clone();
+            let component_digest =
+                tokio::task::spawn_blocking(move || std::fs::read(&path).ok().map(|b| Digest::of(&b)))
+                    .await
+                    .ok()
+                    .flatten();
+            let same = record
+                .factory
+                .as_ref()
+                .is_some_and(|f| f.manifest == text_digest && Some(&f.component) == component_digest.as_ref());
+            if !same {
+                let a = app.clone();
+                if let Err(e) = self.with_store(move |s| s.remove(&a).map(drop)).await {
+                    notes.push(format!(
+                        "{app}: its factory version changed, and its kept versions could not be set aside: {e}"
+                    ));
+                } else {
+                    notes.push(format!(
+                        "{app}: its factory version changed since it was last updated: it runs the factory version, its deployed versions were set aside"
+                    ));
+                }
+                continue;
+            }
+            let Some(current) = record.current().cloned() else {
+                continue;
+            };
+            if current.origin == Origin::Factory {
+                if let Some(e) = self.registry().get_mut(&app) {
+                    e.version = Some(current.id);
+                }
+                continue;
+            }
+            match self.stored_version(&app, &home, &current).await {
+                Ok(running) => {
+                    let manifest = running.manifest.clone();
+                    if let Some(e) = self.registry().get_mut(&app) {
+                        e.manifest = running.manifest;
+                        e.component = running.component;
+                        e.version = running.version;
+                        e.log.note(&format!(
+                            "runs version {} ({}) from the app store",
+                            current.id, current.version
+                        ));
+                    }
+                    self.inner.broker.reconfigure(&crate::ipc_spec(&manifest));
+                    notes.push(format!(
+                        "{app}: runs version {} ({}) from the app store",
+                        current.id, current.version
+                    ));
+                }
+                Err(e) => notes.push(format!(
+                    "{app}: version {} in the app store cannot run ({e}); it runs its factory version",
+                    current.id
+                )),
+            }
+        }
+        self.reroute();
+        Ok(notes)
+    }
+
+    /// A kept version made ready to run: its manifest read back (paths resolved against
+    /// the app's home) and its component loaded (compiled, or from the compile cache).
+    pub(crate) async fn stored_version(&self, app: &str, home: &Path, v: &Version) -> Result<Running, SupervisorError> {
+        let d = v.manifest.clone();
+        let text = self.with_store(move |s| s.read_blob(&d)).await?;
+        let text = String::from_utf8_lossy(&text).into_owned();
+        let mut m = Manifest::parse(&text, home.join(MANIFEST_FILE)).map_err(|problems| UpdateError::Manifest {
+            app: app.to_string(),
+            problems,
+        })?;
+        let path = self.blob_path(&v.component)?;
+        m.component.value = path.clone();
+        let (loaded, st) = self.load_component(app, path).await?;
+        if loaded.sha256 != v.component.as_str() {
+            return Err(UpdateError::Store(StoreError::Damaged {
+                path: loaded.path.clone(),
+            })
+            .into());
+        }
+        Ok(Running {
+            manifest: Arc::new(m),
+            component: st.map(|stamp| Component { loaded, stamp }),
+            version: Some(v.id),
+        })
+    }
+
+    /// Loads (compiles, or finds in the compile cache) the component at `path` for `app`,
+    /// on the blocking pool; with the file's identity.
+    pub(crate) async fn load_component(
+        &self,
+        app: &str,
+        path: std::path::PathBuf,
+    ) -> Result<(Arc<vyoma_runtime::Loaded>, Option<crate::registry::FileStamp>), SupervisorError> {
+        let rt = self.inner.runtime.clone();
+        let (loaded, st) = self
+            .inner
+            .rt
+            .spawn_blocking(move || (rt.load(&path), stamp(&path)))
+            .await
+            .map_err(|e| UpdateError::Component {
+                app: app.to_string(),
+                why: format!("the loader failed: {e}"),
+            })?;
+        let loaded = loaded.map_err(|e| UpdateError::Component {
+            app: app.to_string(),
+            why: e.to_string(),
+        })?;
+        Ok((loaded, st))
+    }
+
+    /// Keeps `running` (a factory version) in the store before the app's first update, so
+    /// it can be rolled back to; fills in its number.
+    pub(crate) async fn keep_factory(&self, app: &str, running: &mut Running) -> Result<(), SupervisorError> {
+        if running.version.is_some() {
+            return Ok(());
+        }
+        let a = app.to_string();
+        if let Some(id) = self
+            .with_store(move |s| Ok(s.app(&a).and_then(|r| r.current()).map(|v| v.id)))
+            .await?
+        {
+            running.version = Some(id);
+            return Ok(());
+        }
+        let text = running.manifest.source.text.clone();
+        let path = running.manifest.component.value.clone();
+        let version = running.manifest.version.to_string();
+        let a = app.to_string();
+        let v = self
+            .with_store(move |s| {
+                let bytes = std::fs::read(&path).map_err(|source| StoreError::Io {
+                    op: "reading",
+                    path: path.clone(),
+                    source,
+                })?;
+                let new = NewVersion {
+                    version,
+                    manifest: s.put_blob(text.as_bytes())?,
+                    component: s.put_blob(&bytes)?,
+                    size: bytes.len() as u64,
+                    added: super::unix_now(),
+                    origin: Origin::Factory,
+                };
+                s.adopt(&a, new)
+            })
+            .await?;
+        running.version = Some(v.id);
+        if let Some(e) = self.registry().get_mut(app) {
+            e.version = Some(v.id);
+        }
+        Ok(())
+    }
+
+    /// The versions of `app` kept, newest first, and the last one turned down.
+    pub fn versions(&self, app: &str) -> Result<VersionsReport, SupervisorError> {
+        let factory = {
+            let apps = self.registry();
+            let e = apps.get(app).ok_or_else(|| self.not_here(app))?;
+            VersionRow {
+                id: None,
+                version: e.manifest.version.to_string(),
+                component: e
+                    .component
+                    .as_ref()
+                    .map_or_else(String::new, |c| c.loaded.sha256.clone()),
+                size: e.component.as_ref().map_or(0, |c| c.loaded.size),
+                added: None,
+                origin: "factory".into(),
+                status: VersionStatus::Current,
+            }
+        };
+        let record = self.store().as_ref().and_then(|s| s.app(app).cloned());
+        let Some(r) = record else {
+            return Ok(VersionsReport {
+                app: app.to_string(),
+                versions: vec![factory],
+                rejected: None,
+            });
+        };
+        let mut versions: Vec<VersionRow> = r.trial.iter().map(|t| row(t, VersionStatus::Trial)).collect();
+        let n = r.committed.len();
+        for (i, v) in r.committed.iter().enumerate().rev() {
+            let status = if i + 1 == n {
+                VersionStatus::Current
+            } else {
+                VersionStatus::Previous
+            };
+            versions.push(row(v, status));
+        }
+        Ok(VersionsReport {
+            app: app.to_string(),
+            versions,
+            rejected: r.rejected.map(|j| RejectedVersion {
+                id: j.id,
+                version: j.version,
+                reason: j.reason,
+                at: at(j.at),
+            }),
+        })
+    }
+
+    /// Puts `app`'s previous version back: the one in probation is turned down, or, with
+    /// none, the current one is dropped and the one before it runs again.
+    pub async fn rollback(&self, app: &str) -> Result<RollbackReport, SupervisorError> {
+        const REASON: &str = "rolled back by the operator";
+        let _one_at_a_time = self.inner.updating.lock().await;
+        self.check_open()?;
+        let (trial, home, from) = {
+            let apps = self.registry();
+            let e = apps.get(app).ok_or_else(|| self.not_here(app))?;
+            let from = super::Running {
+                manifest: e.manifest.clone(),
+                component: e.component.clone(),
+                version: e.version,
+            };
+            (e.trial.as_ref().map(|t| t.id), e.home.clone(), from)
+        };
+        if let Some(id) = trial {
+            return Ok(self
+                .roll_back_trial(app, id, REASON, true)
+                .await?
+                .expect("the trial is still on: the update lock is held"));
+        }
+        let a = app.to_string();
+        let to = self
+            .with_store(move |s| {
+                let r = s.app(&a).ok_or_else(|| Refused::NothingToRollBackTo(a.clone()))?;
+                let n = r.committed.len();
+                if n < 2 {
+                    return Err(Refused::NothingToRollBackTo(a.clone()).into());
+                }
+                Ok(r.committed[n - 2].clone())
+            })
+            .await?;
+        // Ready before anything changes: a version that cannot run is refused here.
+        let running = self.stored_version(app, &home, &to).await?;
+        let a = app.to_string();
+        self.with_store(move |s| s.rollback(&a, REASON)).await?;
+        let to_brief = running.brief();
+        let swap = self.swap(app, running, None, "rollback", true).await?;
+        Ok(RollbackReport {
+            app: app.to_string(),
+            from: from.brief(),
+            to: to_brief,
+            reason: REASON.to_string(),
+            swap,
+        })
+    }
+}
