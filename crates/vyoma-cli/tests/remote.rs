@@ -195,3 +195,47 @@ fn several_endpoints_answer_one_result_each() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn an_app_is_updated_rolled_back_and_listed_remotely() {
+    let d = apps();
+    let inst = start(d.path());
+    let h = &inst.home;
+    ok(h, &["wait", "all", "running", "1m"]);
+    // A new version of echo in a folder of its own: the client uploads its component.
+    let new = tempfile::tempdir().unwrap();
+    let dir = write_app(
+        new.path(),
+        "echo",
+        "echo",
+        "[capabilities.ipc]\nsend = [\"*\"]\naccept = [\"*\"]\n[update]\nprobation = \"0s\"\n",
+    );
+    let toml = std::fs::read_to_string(dir.join("app.toml")).unwrap();
+    std::fs::write(dir.join("app.toml"), toml.replace("0.1.0", "0.2.0")).unwrap();
+    let dry = ok(h, &["update", "echo", dir.to_str().unwrap(), "--dry-run"]);
+    assert!(dry.starts_with("echo: would update 0.1.0 (factory, "), "{dry}");
+    assert!(dry.contains("version 0.1.0 -> 0.2.0") && dry.contains("(dry run: nothing changed)"), "{dry}");
+    let out = ok(h, &["update", "echo", dir.to_str().unwrap()]);
+    assert!(out.starts_with("echo: updated 0.1.0 (version 1, "), "{out}");
+    assert!(out.contains("-> 0.2.0 (version 2, ") && out.contains("no message lost"), "{out}");
+    ok(h, &["wait", "echo", "running", "1m"]);
+    assert_eq!(ok(h, &["send", "echo", "still there"]), "[from echo] still there\n");
+    let versions = ok(h, &["versions", "echo"]);
+    let rows: Vec<&str> = versions.lines().collect();
+    assert!(rows[0].starts_with("ID   VERSION"), "{versions}");
+    assert!(rows[1].starts_with("2    0.2.0"), "{versions}");
+    assert!(rows[2].starts_with("1    0.1.0        "), "{versions}");
+    let json: serde_json::Value = serde_json::from_str(&ok(h, &["--json", "versions", "echo"])).unwrap();
+    assert_eq!(json["versions"]["versions"][1]["origin"], "factory");
+    let back = ok(h, &["rollback", "echo"]);
+    assert!(back.starts_with("echo: rolled back from 0.2.0 (version 2, "), "{back}");
+    assert!(back.contains("rolled back by the operator"), "{back}");
+    // Refusals come back as the instance's message.
+    let out = run(h, &["update", "ticker", dir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("the new manifest is for `echo`, not `ticker`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
