@@ -23,6 +23,7 @@ mod console;
 mod http;
 mod ipc;
 mod lone;
+mod update;
 mod zoo;
 
 use std::path::PathBuf;
@@ -63,6 +64,8 @@ enum Cmd {
     Api(api::BenchApiArgs),
     /// HTTP requests through the gateway against `wasmtime serve` on the same component.
     Http(http::BenchHttpArgs),
+    /// Hot update of an app while another talks to it: swap and rollback time, IPC latency.
+    Update(update::BenchUpdateArgs),
     /// Wake-up latency of well-behaved apps next to CPU hogs, against one process per app.
     Zoo(zoo::ZooArgs),
     /// Image size and boot time (default set and 200 apps) against a trivial init.
@@ -124,6 +127,7 @@ fn main() -> ExitCode {
             Cmd::Api(args) => api::bench_api(args).await,
             Cmd::Http(args) => http::bench_http(args).await,
             Cmd::Zoo(args) => zoo::bench_zoo(args).await,
+            Cmd::Update(args) => update::bench_update(args).await,
             Cmd::Boot(args) => boot::bench_boot(args),
             Cmd::UdsPeer { socket, mode, size } => ipc::uds_peer(&socket, &mode, size),
             Cmd::RunOne(_) => unreachable!("handled above"),

@@ -180,3 +180,45 @@ fn bench_boot_boots_every_image_and_prints_its_tables() {
         assert!(stdout.lines().any(|l| l.starts_with(row)), "no row {row}:\n{stdout}");
     }
 }
+
+#[test]
+fn bench_update_times_swaps_rollbacks_and_ipc() {
+    // Keeps `vyoma-bench update` working; the figures go to docs/PERFORMANCE.md.
+    let out = bench(&[
+        "update",
+        "--swaps",
+        "5",
+        "--compiles",
+        "1",
+        "--round-trips",
+        "2000",
+        "--rollbacks",
+        "2",
+    ])
+    .output()
+    .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for row in [
+        "| update, component compiled before | 5 |",
+        "| restart of the same app (baseline: no update) | 5 |",
+        "| update, new component (compiled on the device) | 1 |",
+        "| rollback, trap to previous version running | 2 |",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no row {row}:\n{stdout}"));
+        assert_eq!(line.matches(" ms |").count(), 3, "{line}");
+    }
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("| no update | ") && l.ends_with(" us |")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| while `echo` is updated back and forth ("),
+        "{stdout}"
+    );
+}

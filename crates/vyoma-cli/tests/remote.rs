@@ -214,10 +214,16 @@ fn an_app_is_updated_rolled_back_and_listed_remotely() {
     std::fs::write(dir.join("app.toml"), toml.replace("0.1.0", "0.2.0")).unwrap();
     let dry = ok(h, &["update", "echo", dir.to_str().unwrap(), "--dry-run"]);
     assert!(dry.starts_with("echo: would update 0.1.0 (factory, "), "{dry}");
-    assert!(dry.contains("version 0.1.0 -> 0.2.0") && dry.contains("(dry run: nothing changed)"), "{dry}");
+    assert!(
+        dry.contains("version 0.1.0 -> 0.2.0") && dry.contains("(dry run: nothing changed)"),
+        "{dry}"
+    );
     let out = ok(h, &["update", "echo", dir.to_str().unwrap()]);
     assert!(out.starts_with("echo: updated 0.1.0 (version 1, "), "{out}");
-    assert!(out.contains("-> 0.2.0 (version 2, ") && out.contains("no message lost"), "{out}");
+    assert!(
+        out.contains("-> 0.2.0 (version 2, ") && out.contains("no message lost"),
+        "{out}"
+    );
     ok(h, &["wait", "echo", "running", "1m"]);
     assert_eq!(ok(h, &["send", "echo", "still there"]), "[from echo] still there\n");
     let versions = ok(h, &["versions", "echo"]);

@@ -327,16 +327,12 @@ impl Supervisor {
         const REASON: &str = "rolled back by the operator";
         let _one_at_a_time = self.inner.updating.lock().await;
         self.check_open()?;
-        let (trial, home, from) = {
+        let trial = {
             let apps = self.registry();
             let e = apps.get(app).ok_or_else(|| self.not_here(app))?;
-            let from = super::Running {
-                manifest: e.manifest.clone(),
-                component: e.component.clone(),
-                version: e.version,
-            };
-            (e.trial.as_ref().map(|t| t.id), e.home.clone(), from)
+            e.trial.as_ref().map(|t| t.id)
         };
+        let (from, home) = self.running(app)?;
         if let Some(id) = trial {
             return Ok(self
                 .roll_back_trial(app, id, REASON, true)

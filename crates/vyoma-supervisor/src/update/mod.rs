@@ -203,16 +203,7 @@ impl Supervisor {
         source: UpdateSource,
         options: UpdateOptions,
     ) -> Result<UpdateReport, SupervisorError> {
-        let (old, trial_previous, home) = {
-            let apps = self.registry();
-            let e = apps.get(app).ok_or_else(|| self.not_here(app))?;
-            let old = Running {
-                manifest: e.manifest.clone(),
-                component: e.component.clone(),
-                version: e.version,
-            };
-            (old, e.trial.as_ref().map(|t| t.previous.clone()), e.home.clone())
-        };
+        let (old, home) = self.running(app)?;
         self.check_open()?;
         let (text, digest, shown) = self.fetch(app, source).await?;
         let pinned = digest.clone();
@@ -241,10 +232,22 @@ impl Supervisor {
         let _one_at_a_time = self.inner.updating.lock().await;
         self.check_open()?;
         // The version to fall back on: the committed one (an update during probation
-        // replaces the trial, not what the trial would fall back on).
-        let mut previous = trial_previous.unwrap_or_else(|| old.clone());
+        // replaces the trial, not what the trial would fall back on). Read under the lock:
+        // a probation may have ended while the new version was being checked.
+        let mut previous = {
+            let apps = self.registry();
+            let e = apps.get(app).ok_or_else(|| self.not_here(app))?;
+            match &e.trial {
+                Some(t) => t.previous.clone(),
+                None => Running {
+                    manifest: e.manifest.clone(),
+                    component: e.component.clone(),
+                    version: e.version,
+                },
+            }
+        };
         self.keep_factory(app, &mut previous).await?;
-        if report.from.id.is_none() {
+        if report.from.id.is_none() && report.from.component == previous.brief().component {
             report.from.id = previous.version;
         }
         let manifest_digest = {
@@ -271,6 +274,18 @@ impl Supervisor {
         self.arm_probation(app, v.id, probation, health);
         tracing::info!(app = %app, version = v.id, "updated; on probation");
         Ok(report)
+    }
+
+    /// The version `app` runs now, and its home folder.
+    pub(crate) fn running(&self, app: &str) -> Result<(Running, PathBuf), SupervisorError> {
+        let apps = self.registry();
+        let e = apps.get(app).ok_or_else(|| self.not_here(app))?;
+        let r = Running {
+            manifest: e.manifest.clone(),
+            component: e.component.clone(),
+            version: e.version,
+        };
+        Ok((r, e.home.clone()))
     }
 
     /// The new version's manifest text and component digest (stored, pinned), and how to

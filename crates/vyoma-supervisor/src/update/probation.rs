@@ -162,20 +162,16 @@ impl Supervisor {
         reason: &str,
         start: bool,
     ) -> Result<Option<RollbackReport>, SupervisorError> {
-        let (previous, from) = {
+        let (previous, ()) = {
             let mut apps = self.registry();
             let Some(e) = apps.get_mut(app) else { return Ok(None) };
             if e.trial.as_ref().is_none_or(|t| t.id != id) {
                 return Ok(None);
             }
             let t = e.trial.take().expect("just checked");
-            let from = super::Running {
-                manifest: e.manifest.clone(),
-                component: e.component.clone(),
-                version: e.version,
-            };
-            (t.previous, from)
+            (t.previous, ())
         };
+        let (from, _) = self.running(app)?;
         // The previous version runs again first (fast): a crash before the store says so
         // leaves the trial in the store, which is turned down when it is opened again.
         let to = previous.brief();

@@ -431,3 +431,38 @@ async fn updates_come_from_uploads_too_and_need_a_store() {
     assert!(matches!(e, UpdateError::NoStore));
     plain.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_after_rapid_updates_lands_on_the_version_the_store_keeps_as_current() {
+    // Updates back to back, each while the last one's probation may be ending: the version
+    // a failing update falls back on is always the store's current one.
+    let tmp = tempfile::tempdir().unwrap();
+    let sup = serving(tmp.path(), "0s").await;
+    let grants = "args = [\"tally\"]\n[capabilities.ipc]\naccept = [\"peer\"]\n[update]\nprobation = \"0s\"\n";
+    for i in 0..30 {
+        let dir = version_dir(
+            &tmp.path().join(format!("r{i}")),
+            "app",
+            &format!("0.{}.0", i + 2),
+            grants,
+        );
+        sup.update("app", folder(dir), UpdateOptions::default()).await.unwrap();
+    }
+    let bad = version_dir(
+        &tmp.path().join("bad"),
+        "app",
+        "9.0.0",
+        "args = [\"crash\"]\n[capabilities.ipc]\naccept = [\"peer\"]\n",
+    );
+    let r = sup.update("app", folder(bad), UpdateOptions::default()).await.unwrap();
+    wait_log(&sup, "app", &format!("version {} turned down", r.to.id.unwrap())).await;
+    wait(&sup, "app", AppState::Running).await;
+    let v = sup.versions("app").unwrap();
+    let current = v
+        .versions
+        .iter()
+        .find(|row| row.status == VersionStatus::Current)
+        .unwrap();
+    assert_eq!(sup.detail("app").unwrap().manifest.version.to_string(), current.version);
+    sup.shutdown().await;
+}
