@@ -214,6 +214,7 @@ fn an_app_is_updated_rolled_back_and_listed_remotely() {
     std::fs::write(dir.join("app.toml"), toml.replace("0.1.0", "0.2.0")).unwrap();
     let dry = ok(h, &["update", "echo", dir.to_str().unwrap(), "--dry-run"]);
     assert!(dry.starts_with("echo: would update 0.1.0 (factory, "), "{dry}");
+    assert!(dry.contains("-> 0.2.0 (new, "), "{dry}");
     assert!(
         dry.contains("version 0.1.0 -> 0.2.0") && dry.contains("(dry run: nothing changed)"),
         "{dry}"

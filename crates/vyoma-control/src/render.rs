@@ -91,12 +91,13 @@ pub fn render(reply: &Reply) -> String {
     }
 }
 
-/// `0.2.0 (version 4, 1a2b3c4d5e6f)`: a version as the console names it.
-fn brief(v: &VersionBrief) -> String {
+/// `0.2.0 (version 4, 1a2b3c4d5e6f)`: a version as the console names it; `unstored` says
+/// what one not in the store is (the factory version, or a new one in a dry run).
+fn brief(v: &VersionBrief, unstored: &str) -> String {
     let short = v.component.get(..12).unwrap_or(&v.component);
     match v.id {
         Some(id) => format!("{} (version {id}, {short})", v.version),
-        None => format!("{} (factory, {short})", v.version),
+        None => format!("{} ({unstored}, {short})", v.version),
     }
 }
 
@@ -156,8 +157,8 @@ fn render_rolled_back(r: &RollbackReport) -> String {
     let mut s = format!(
         "{}: rolled back from {} to {}: {}\n",
         r.app,
-        brief(&r.from),
-        brief(&r.to),
+        brief(&r.from, "factory"),
+        brief(&r.to, "factory"),
         r.reason
     );
     render_swap(&mut s, &r.swap);
