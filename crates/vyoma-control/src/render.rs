@@ -135,8 +135,8 @@ fn render_updated(r: &UpdateReport) -> String {
         s,
         "{}: {verb} {} -> {}, {probation}",
         r.app,
-        brief(&r.from),
-        brief(&r.to)
+        brief(&r.from, "factory"),
+        brief(&r.to, "new")
     );
     for c in &r.changes {
         let _ = writeln!(s, "  {c}");
