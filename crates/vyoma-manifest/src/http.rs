@@ -231,9 +231,11 @@ impl HostPattern {
         match self {
             HostPattern::Exact(h) => host.eq_ignore_ascii_case(h),
             HostPattern::Suffix(s) => {
+                // Bytes, not `str` slices: a host that is not ASCII must not split a char.
+                let (host, s) = (host.as_bytes(), s.as_bytes());
                 host.len() > s.len() + 1
                     && host[host.len() - s.len()..].eq_ignore_ascii_case(s)
-                    && host.as_bytes()[host.len() - s.len() - 1] == b'.'
+                    && host[host.len() - s.len() - 1] == b'.'
             }
         }
     }

@@ -111,6 +111,11 @@ fn suffix_hosts_match_subdomains_only() {
     assert!(!h.matches("example.com"));
     assert!(!h.matches("aexample.com"));
     assert!(!h.matches(".example.com"));
+    // A host that is not ASCII is compared byte by byte (found by fuzzing: it split a char).
+    let h = HostPattern::parse("*.sm").unwrap();
+    assert!(!h.matches("/stat//+x\u{44dd}ic/ic/a/b"));
+    assert!(!h.matches("\u{44dd}.sm\u{e9}"));
+    assert!(h.matches("\u{e9}.sm"));
 }
 
 #[test]

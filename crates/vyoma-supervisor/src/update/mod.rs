@@ -33,7 +33,7 @@ pub(crate) use probation::verdict;
 pub enum UpdateError {
     /// The supervisor runs without an app store.
     #[error(
-        "this instance keeps no app store, so it cannot update apps: start it with a store (`vyoma run --store DIR`; the image keeps one on its data disk)"
+        "this instance keeps no app store, so it cannot update apps: `vyoma run` keeps one unless started with `--no-store` (`--store DIR` picks where); the image has none yet"
     )]
     NoStore,
     /// The supervisor is shutting down.
