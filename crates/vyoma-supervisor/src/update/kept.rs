@@ -113,19 +113,28 @@ impl Supervisor {
         *self.store() = Some(store);
         let mut notes = Vec::new();
         for (app, record) in kept {
-            let Some((factory, home)) = self.registry().get(&app).map(|e| (e.manifest.clone(), e.home.clone())) else {
+            // The component's digest from preload, which hashed it already.
+            let Some((factory, home, loaded_sha)) = self.registry().get(&app).map(|e| {
+                let sha = e.component.as_ref().map(|c| c.loaded.sha256.clone());
+                (e.manifest.clone(), e.home.clone(), sha)
+            }) else {
                 notes.push(format!(
                     "{app}: kept in the app store but not in this instance's apps; not started"
                 ));
                 continue;
             };
             let text_digest = Digest::of(factory.source.text.as_bytes());
-            let path = factory.component.value.clone();
-            let component_digest =
-                tokio::task::spawn_blocking(move || std::fs::read(&path).ok().map(|b| Digest::of(&b)))
-                    .await
-                    .ok()
-                    .flatten();
+            let component_digest = match loaded_sha.and_then(|s| s.parse::<Digest>().ok()) {
+                Some(d) => Some(d),
+                None => {
+                    // Not loaded (it failed to): read it.
+                    let path = factory.component.value.clone();
+                    tokio::task::spawn_blocking(move || std::fs::read(&path).ok().map(|b| Digest::of(&b)))
+                        .await
+                        .ok()
+                        .flatten()
+                }
+            };
             let same = record
                 .factory
                 .as_ref()

@@ -162,14 +162,13 @@ impl Supervisor {
         reason: &str,
         start: bool,
     ) -> Result<Option<RollbackReport>, SupervisorError> {
-        let (previous, ()) = {
+        let previous = {
             let mut apps = self.registry();
             let Some(e) = apps.get_mut(app) else { return Ok(None) };
             if e.trial.as_ref().is_none_or(|t| t.id != id) {
                 return Ok(None);
             }
-            let t = e.trial.take().expect("just checked");
-            (t.previous, ())
+            e.trial.take().expect("just checked").previous
         };
         let (from, _) = self.running(app)?;
         // The previous version runs again first (fast): a crash before the store says so
