@@ -147,6 +147,7 @@ impl Remote {
         let mut req = match out.method {
             "POST" => self.http.post(&url),
             "PUT" => self.http.put(&url),
+            "DELETE" => self.http.delete(&url),
             _ => self.http.get(&url),
         }
         .bearer_auth(&self.token);
@@ -188,7 +189,7 @@ impl Remote {
             } => Some(*w + Duration::from_secs(10)),
             Command::Shutdown | Command::Logf { .. } => None,
             // The instance compiles the new component first.
-            Command::Update { .. } => Some(Duration::from_secs(600)),
+            Command::Update { .. } | Command::Deploy { .. } | Command::Remove { .. } => Some(Duration::from_secs(600)),
             _ => Some(Duration::from_secs(30)),
         };
         let resp = self.send(&out, timeout).await?;

@@ -147,7 +147,7 @@ fn fresh_supervisor_run(dir: &Path, n: usize, cache: &Path, cow: bool) -> anyhow
 /// Waits until every app of `sup` has printed a line (each ticker then sleeps).
 async fn first_lines(sup: &vyoma_supervisor::Supervisor) -> anyhow::Result<()> {
     for name in sup.names() {
-        let log = sup.log(name)?;
+        let log = sup.log(&name)?;
         let printed = tokio::time::timeout(Duration::from_secs(120), first_stdout_line(&log)).await;
         if printed.is_err() {
             bail!("{name} printed nothing within 120 s");

@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use vyoma_api::ClientConfig;
 use vyoma_api::client::{ClientError, FollowEvent, Remote};
-use vyoma_supervisor::console::{Command, render, terminal_safe};
+use vyoma_supervisor::console::{Command, UpdateOptions, UpdateSource, render, terminal_safe};
 
 use crate::Exit;
 
@@ -91,6 +91,23 @@ pub(crate) enum RemoteCmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Add the app in DIR (its app.toml and component) to the running instance: it is
+    /// uploaded, checked, and run on probation; it is kept once it passes.
+    Deploy {
+        /// The app's folder.
+        dir: PathBuf,
+        /// Check and report what would happen; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Stop an app and take it out of the instance (across restarts too).
+    Remove {
+        /// The app.
+        app: String,
+        /// Delete its data folder too.
+        #[arg(long)]
+        purge: bool,
+    },
     /// Put an app's previous version back.
     Rollback {
         /// The app.
@@ -136,7 +153,10 @@ impl RemoteCmd {
             }
             RemoteCmd::Shutdown => "shutdown".to_string(),
             RemoteCmd::Metrics => return Ok(None),
-            RemoteCmd::Update { .. } => return Ok(None),
+            RemoteCmd::Update { .. } | RemoteCmd::Deploy { .. } => return Ok(None),
+            RemoteCmd::Remove { app, purge } => {
+                format!("remove {app}{}", if *purge { " --purge" } else { "" })
+            }
             RemoteCmd::Rollback { app } => format!("rollback {app}"),
             RemoteCmd::Versions { app } => format!("versions {app}"),
         };
@@ -149,16 +169,9 @@ impl RemoteCmd {
     }
 }
 
-/// Reads the app folder `dir` and uploads its component to every instance; returns the
-/// update command that names it.
-async fn upload(
-    remotes: &[Remote],
-    app: &str,
-    dir: &std::path::Path,
-    force: bool,
-    dry_run: bool,
-) -> anyhow::Result<Command> {
-    use vyoma_supervisor::console::{UpdateOptions, UpdateSource};
+/// Reads the app folder `dir` and uploads its component to every instance; returns what
+/// names the upload (the manifest's text and the component's digest).
+async fn upload(remotes: &[Remote], dir: &std::path::Path) -> anyhow::Result<UpdateSource> {
     let file = if dir.is_dir() {
         dir.join(vyoma_manifest::MANIFEST_FILE)
     } else {
@@ -175,13 +188,9 @@ async fn upload(
             .await
             .map_err(|e| anyhow::anyhow!("{}: uploading {}: {e}", r.name(), path.display()))?;
     }
-    Ok(Command::Update {
-        app: app.to_string(),
-        source: UpdateSource::Upload {
-            manifest: text,
-            component: digest,
-        },
-        options: UpdateOptions { force, dry_run },
+    Ok(UpdateSource::Upload {
+        manifest: text,
+        component: digest,
     })
 }
 
@@ -219,7 +228,21 @@ pub(crate) async fn remote(
             dir,
             force,
             dry_run,
-        } => Some(upload(&remotes, app, dir, *force, *dry_run).await?),
+        } => Some(Command::Update {
+            app: app.clone(),
+            source: upload(&remotes, dir).await?,
+            options: UpdateOptions {
+                force: *force,
+                dry_run: *dry_run,
+            },
+        }),
+        RemoteCmd::Deploy { dir, dry_run } => Some(Command::Deploy {
+            source: upload(&remotes, dir).await?,
+            options: UpdateOptions {
+                force: false,
+                dry_run: *dry_run,
+            },
+        }),
         _ => cmd.command()?,
     };
     if let Some(Command::Logf { app, duration }) = &command {

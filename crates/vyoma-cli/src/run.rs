@@ -141,7 +141,7 @@ pub(crate) async fn run(
     for problem in booted.problems() {
         eprintln!("{}", console::terminal_safe(&problem.to_string()));
     }
-    let cannot = sup.rejected().count();
+    let cannot = sup.rejected().len();
     if cannot > 0 {
         eprintln!(
             "note: {cannot} app(s) cannot run (they show as failed in `ps`, with their problems in `log APP`); the others start"

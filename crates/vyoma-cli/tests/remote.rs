@@ -246,3 +246,53 @@ fn an_app_is_updated_rolled_back_and_listed_remotely() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn an_app_is_deployed_and_removed_remotely() {
+    let d = apps();
+    let inst = start(d.path());
+    let h = &inst.home;
+    ok(h, &["wait", "all", "running", "1m"]);
+    // An app the instance did not start with, from a folder on the client's machine.
+    let new = tempfile::tempdir().unwrap();
+    let dir = write_app(
+        new.path(),
+        "greeter",
+        "echo",
+        "[capabilities.ipc]\nsend = [\"*\"]\naccept = [\"*\"]\n[capabilities]\ndata = true\n[update]\nprobation = \"0s\"\n",
+    );
+    let dry = ok(h, &["deploy", dir.to_str().unwrap(), "--dry-run"]);
+    assert!(dry.starts_with("greeter: would deploy 0.1.0 (new, "), "{dry}");
+    assert!(dry.contains("(dry run: nothing changed)"), "{dry}");
+    assert!(!ok(h, &["ps"]).contains("greeter"));
+    let out = ok(h, &["deploy", dir.to_str().unwrap()]);
+    assert!(out.starts_with("greeter: deployed 0.1.0 (version 1, "), "{out}");
+    assert!(out.contains("its data folder (/data): "), "{out}");
+    ok(h, &["wait", "greeter", "running", "1m"]);
+    assert_eq!(ok(h, &["send", "greeter", "hi"]), "[from greeter] hi\n");
+    assert!(ok(h, &["ps"]).contains("greeter"));
+    // Deployed twice: refused, with the way out.
+    let out = run(h, &["deploy", dir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("`greeter` is already an app of this instance: `update greeter DIR`"),
+        "{}",
+        text(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(h, &["--json", "remove", "greeter", "--purge"])).unwrap();
+    assert_eq!(json["removed"]["app"], "greeter");
+    assert_eq!(json["removed"]["persistent"], true);
+    assert_eq!(json["removed"]["purged"], 0);
+    assert!(!ok(h, &["ps"]).contains("greeter"));
+    let out = run(h, &["remove", "greeter"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no app named `greeter`"),
+        "{}",
+        text(&out.stderr)
+    );
+    // One of the instance's own apps.
+    let out = ok(h, &["remove", "ticker"]);
+    assert!(out.starts_with("ticker: removed\n"), "{out}");
+    assert!(out.contains("it stays removed until it is deployed again"), "{out}");
+}

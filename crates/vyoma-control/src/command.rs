@@ -79,6 +79,22 @@ pub enum Command {
     Rollback(String),
     /// `versions APP`: the versions kept.
     Versions(String),
+    /// `deploy DIR [--dry-run]`: add the app in DIR (or, from the API, an uploaded one) to
+    /// the running instance, on probation.
+    Deploy {
+        /// Where it is.
+        source: crate::UpdateSource,
+        /// Dry run (`force` does not apply: a new app breaks nothing).
+        options: crate::UpdateOptions,
+    },
+    /// `remove APP [--purge]`: stop the app and take it out of the instance; with
+    /// `purge`, delete its data folder too.
+    Remove {
+        /// The app.
+        app: String,
+        /// Delete its data folder.
+        purge: bool,
+    },
 }
 
 /// The help text.
@@ -102,6 +118,10 @@ commands:
                               back automatically if it fails
   rollback APP                back to APP's previous version
   versions APP                the versions of APP kept, and the last one turned down
+  deploy DIR [--dry-run]      add the app in folder DIR (app.toml and its component) to the
+                              running instance; it runs on probation and is kept once it passes
+  remove APP [--purge]        stop APP and take it out, across restarts too; --purge also
+                              deletes its data folder
   help                        this text
   shutdown                    stop all apps (each after the apps that depend on it) and exit";
 
@@ -215,6 +235,44 @@ impl Command {
                     [] => return Err(format!("`update` needs an app name and a folder: {usage}")),
                     [_] => return Err(format!("`update` needs the folder of the new version: {usage}")),
                     _ => return Err(format!("too many arguments to `update`: {usage}")),
+                }
+            }
+            "deploy" => {
+                let usage = "deploy DIR [--dry-run]";
+                let mut options = crate::UpdateOptions::default();
+                let mut plain = Vec::new();
+                for a in &args {
+                    match *a {
+                        "--dry-run" => options.dry_run = true,
+                        flag if flag.starts_with("--") => {
+                            return Err(format!("unknown option `{flag}` to `deploy`: {usage}"));
+                        }
+                        other => plain.push(other),
+                    }
+                }
+                match plain.as_slice() {
+                    [dir] => Command::Deploy {
+                        source: crate::UpdateSource::Folder(dir.into()),
+                        options,
+                    },
+                    [] => return Err(format!("`deploy` needs the app's folder: {usage}")),
+                    _ => return Err(format!("too many arguments to `deploy`: {usage}")),
+                }
+            }
+            "remove" => {
+                let usage = "remove APP [--purge]";
+                let purge = args.contains(&"--purge");
+                let plain: Vec<&&str> = args.iter().filter(|a| **a != "--purge").collect();
+                if let Some(flag) = plain.iter().find(|a| a.starts_with("--")) {
+                    return Err(format!("unknown option `{flag}` to `remove`: {usage}"));
+                }
+                match plain.as_slice() {
+                    [a] => Command::Remove {
+                        app: a.to_string(),
+                        purge,
+                    },
+                    [] => return Err(format!("`remove` needs an app name: {usage}")),
+                    _ => return Err(format!("too many arguments to `remove`: {usage}")),
                 }
             }
             "rollback" | "versions" => {

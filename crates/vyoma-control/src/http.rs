@@ -205,6 +205,16 @@ struct UpdateBody {
     options: crate::UpdateOptions,
 }
 
+/// `POST /v1/apps`'s body.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployBody {
+    manifest: String,
+    component: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
 /// Whether `s` is a SHA-256 in hex, as blobs are named.
 fn is_digest(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -356,8 +366,37 @@ pub fn route(req: &Request<'_>) -> Result<Call, ApiError> {
             query(&[])?;
             Ok(Call::Metrics)
         }
+        ["v1", "apps"] if method == "POST" => {
+            query(&[])?;
+            let b: DeployBody = json_body(
+                req.body,
+                &endpoint,
+                r#"{"manifest": "manifest_version = 1 ...", "component": "SHA256 of a blob PUT to /v1/blobs/", "dry_run": false}"#,
+            )?;
+            if !is_digest(&b.component) {
+                return Err(ApiError::bad(format!(
+                    "{endpoint}: `component` must be the SHA-256 of a blob uploaded with PUT /v1/blobs/SHA256, 64 lowercase hex digits"
+                )));
+            }
+            cmd(Command::Deploy {
+                source: crate::UpdateSource::Upload {
+                    manifest: b.manifest,
+                    component: b.component,
+                },
+                options: crate::UpdateOptions {
+                    force: false,
+                    dry_run: b.dry_run,
+                },
+            })
+        }
         ["v1", "apps"] => {
-            only("GET")?;
+            if method != "GET" {
+                return Err(ApiError::new(
+                    405,
+                    "method_not_allowed",
+                    format!("{shown} takes GET (the apps) or POST (deploy one), not {method}"),
+                ));
+            }
             query(&[])?;
             cmd(Command::Ps)
         }
@@ -367,8 +406,22 @@ pub fn route(req: &Request<'_>) -> Result<Call, ApiError> {
             no_body(req.body, &endpoint)?;
             cmd(Command::Shutdown)
         }
+        ["v1", "apps", name] if method == "DELETE" => {
+            let q = query(&["purge"])?;
+            no_body(req.body, &endpoint)?;
+            cmd(Command::Remove {
+                app: app(name)?,
+                purge: q.flag("purge", &endpoint)?,
+            })
+        }
         ["v1", "apps", name] => {
-            only("GET")?;
+            if method != "GET" {
+                return Err(ApiError::new(
+                    405,
+                    "method_not_allowed",
+                    format!("{shown} takes GET (inspect) or DELETE (remove), not {method}"),
+                ));
+            }
             query(&[])?;
             cmd(Command::Inspect(app(name)?))
         }
@@ -612,6 +665,31 @@ pub fn request_for(cmd: &Command) -> Option<Outgoing> {
         } => return None,
         Command::Rollback(a) => post(app_path(a, "rollback"), None),
         Command::Versions(a) => get(app_path(a, "versions")),
+        Command::Deploy {
+            source: crate::UpdateSource::Upload { manifest, component },
+            options,
+        } => post(
+            "/v1/apps".into(),
+            serde_json::to_string(&DeployBody {
+                manifest: manifest.clone(),
+                component: component.clone(),
+                dry_run: options.dry_run,
+            })
+            .ok(),
+        ),
+        Command::Deploy {
+            source: crate::UpdateSource::Folder(_),
+            ..
+        } => return None,
+        Command::Remove { app, purge } => Outgoing {
+            method: "DELETE",
+            path_and_query: if *purge {
+                format!("{}?purge=true", app_path(app, ""))
+            } else {
+                app_path(app, "")
+            },
+            body: None,
+        },
     })
 }
 

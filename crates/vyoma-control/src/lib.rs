@@ -25,6 +25,6 @@ pub use reply::{
     LimitsReport, LogUsage, NetworkReport, Reply, RestartReport, StopOutcome,
 };
 pub use update::{
-    RejectedVersion, RollbackReport, SwapReport, UpdateOptions, UpdateReport, UpdateSource, VersionBrief, VersionRow,
-    VersionStatus, VersionsReport,
+    DeployReport, RejectedVersion, RemoveReport, RollbackReport, SwapReport, UpdateOptions, UpdateReport, UpdateSource,
+    VersionBrief, VersionRow, VersionStatus, VersionsReport,
 };

@@ -8,8 +8,8 @@ use std::time::Duration;
 use vyoma_lifecycle::LogLine;
 
 use crate::{
-    AppReport, AppStatus, ComponentSource, HELP, Lane, Reply, RollbackReport, StopOutcome, SwapReport, UpdateReport,
-    VersionBrief, VersionStatus, VersionsReport,
+    AppReport, AppStatus, ComponentSource, DeployReport, HELP, Lane, RemoveReport, Reply, RollbackReport, StopOutcome,
+    SwapReport, UpdateReport, VersionBrief, VersionStatus, VersionsReport,
 };
 
 /// Text for a terminal: every control character but newline and tab is written as an
@@ -88,6 +88,8 @@ pub fn render(reply: &Reply) -> String {
         Reply::Updated(r) => render_updated(r),
         Reply::RolledBack(r) => render_rolled_back(r),
         Reply::Versions(r) => render_versions(r),
+        Reply::Deployed(r) => render_deployed(r),
+        Reply::Removed(r) => render_removed(r),
     }
 }
 
@@ -154,14 +156,78 @@ fn render_updated(r: &UpdateReport) -> String {
 }
 
 fn render_rolled_back(r: &RollbackReport) -> String {
+    let Some(to) = &r.to else {
+        return format!(
+            "{}: turned down {}: {}\n  it was deployed with that version, so there is none to go back to: it is stopped and not kept (deploy a fixed version, or `remove {}`)\n",
+            r.app,
+            brief(&r.from, "new"),
+            r.reason,
+            r.app
+        );
+    };
     let mut s = format!(
         "{}: rolled back from {} to {}: {}\n",
         r.app,
         brief(&r.from, "factory"),
-        brief(&r.to, "factory"),
+        brief(to, "factory"),
         r.reason
     );
-    render_swap(&mut s, &r.swap);
+    if let Some(swap) = &r.swap {
+        render_swap(&mut s, swap);
+    }
+    s
+}
+
+fn render_deployed(r: &DeployReport) -> String {
+    let probation = if r.probation.is_zero() {
+        "kept as soon as it runs".to_string()
+    } else {
+        format!("on probation for {}", humantime::format_duration(r.probation))
+    };
+    let verb = if r.dry_run { "would deploy" } else { "deployed" };
+    let mut s = format!("{}: {verb} {}, {probation}\n", r.app, brief(&r.version, "new"));
+    if !r.depends_on.is_empty() {
+        let _ = writeln!(s, "  starts after {}", r.depends_on.join(", "));
+    }
+    if let Some(what) = &r.replaces {
+        let _ = writeln!(s, "  replaces {what}");
+    }
+    if let Some(d) = &r.data {
+        let _ = writeln!(s, "  its data folder (/data): {d}");
+    }
+    if r.dry_run {
+        s.push_str("  (dry run: nothing changed)\n");
+    }
+    s
+}
+
+fn render_removed(r: &RemoveReport) -> String {
+    let mut s = format!("{}: removed", r.app);
+    if r.dropped_messages > 0 || r.unanswered > 0 {
+        let _ = write!(
+            s,
+            "; {} waiting message(s) dropped, {} request(s) unanswered (their senders were told)",
+            r.dropped_messages, r.unanswered
+        );
+    }
+    s.push('\n');
+    if !r.persistent {
+        s.push_str("  this instance keeps no app store: it comes back at the next start\n");
+    } else if r.factory {
+        s.push_str("  it is one of the instance's own apps: it stays removed until it is deployed again or the factory set changes\n");
+    }
+    match (r.purged, &r.kept_data) {
+        (Some(bytes), _) => {
+            let _ = writeln!(s, "  its data folder was deleted ({})", fmt_bytes(bytes));
+        }
+        (None, Some(d)) => {
+            let _ = writeln!(
+                s,
+                "  its data folder is kept for a later deploy: {d} (`remove --purge` deletes it)"
+            );
+        }
+        (None, None) => {}
+    }
     s
 }
 

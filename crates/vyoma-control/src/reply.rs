@@ -94,6 +94,10 @@ pub enum Reply {
     RolledBack(Box<crate::RollbackReport>),
     /// The app's kept versions.
     Versions(Box<crate::VersionsReport>),
+    /// A new app runs, in probation (or would, for a dry run).
+    Deployed(Box<crate::DeployReport>),
+    /// The app is gone.
+    Removed(Box<crate::RemoveReport>),
 }
 
 /// What `stop` did. In JSON, flattened into the reply: `"outcome": "asked", "timeout_ms":

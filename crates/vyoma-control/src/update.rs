@@ -1,5 +1,5 @@
-//! The replies of `update`, `rollback` and `versions`: typed, with their JSON shapes (the
-//! management API's), rendered by [`crate::render`].
+//! The replies of `deploy`, `update`, `rollback`, `versions` and `remove`: typed, with
+//! their JSON shapes (the management API's), rendered by [`crate::render`].
 
 use std::time::{Duration, SystemTime};
 
@@ -89,12 +89,61 @@ pub struct RollbackReport {
     pub app: String,
     /// The version that no longer runs.
     pub from: VersionBrief,
-    /// The version that runs now.
-    pub to: VersionBrief,
+    /// The version that runs now; `None`: the app was deployed with the version turned
+    /// down, so there is none to go back to (it is stopped and not kept).
+    pub to: Option<VersionBrief>,
     /// Why.
     pub reason: String,
-    /// How the swap went.
-    pub swap: SwapReport,
+    /// How the swap went (`None` when nothing was swapped in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap: Option<SwapReport>,
+}
+
+/// What `deploy` did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployReport {
+    /// The new app.
+    pub app: String,
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// Its version.
+    pub version: VersionBrief,
+    /// The apps it waits for at start (`depends_on`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// What it replaces: an app that could not run, or an earlier deploy turned down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
+    /// Its own data folder (`[capabilities] data`), on the supervisor's machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// How long it is on probation: a failure within it stops the app and forgets it.
+    #[serde(rename = "probation_ms", with = "wire::millis")]
+    pub probation: Duration,
+}
+
+/// What `remove` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveReport {
+    /// The app.
+    pub app: String,
+    /// It was one of the apps the instance started with: it stays removed across
+    /// restarts until the factory set changes (a new image), or it is deployed again.
+    pub factory: bool,
+    /// Messages that were waiting in its inbox, dropped.
+    pub dropped_messages: u64,
+    /// Requests to it still unanswered; their senders were told at once.
+    pub unanswered: u64,
+    /// The removal is kept in the app store (`false`: this instance keeps none, and the
+    /// app comes back at the next start).
+    pub persistent: bool,
+    /// With `purge`: the bytes its data folder held, deleted. Without: the data folder
+    /// kept for a later deploy of the same name, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purged: Option<u64>,
+    /// Its data folder, kept (not purged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_data: Option<String>,
 }
 
 /// Where a kept version stands.

@@ -224,6 +224,8 @@ struct Queue {
     /// The message an instance took and has not finished with: it is done with a message
     /// when it asks for the next one (`recv` or `try-recv`).
     holding: Option<Held>,
+    /// The app was removed ([`Broker::remove`]): nothing is queued any more.
+    closed: bool,
 }
 
 /// A message an instance took, as a hand-over sees it.
@@ -301,7 +303,7 @@ impl Mailbox {
         let limits = self.limits();
         let mut q = self.queue();
         let len = m.body.len();
-        if q.messages.len() >= limits.messages || q.bytes + len > limits.bytes {
+        if q.closed || q.messages.len() >= limits.messages || q.bytes + len > limits.bytes {
             return Err(m);
         }
         let (held, held_bytes) = q.by_sender.get(&m.sender).copied().unwrap_or_default();
@@ -331,12 +333,27 @@ impl Mailbox {
             room.as_mut().enable();
             match self.push(m) {
                 Ok(()) => return Ok(()),
+                Err(_) if self.is_closed() => return Err(self.gone()),
                 Err(back) => m = back,
             }
             if tokio::time::timeout_at(deadline, room).await.is_err() {
                 return Err(IpcError::Timeout);
             }
         }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.queue().closed
+    }
+
+    /// Why a message to this removed app was refused.
+    fn gone(&self) -> IpcError {
+        IpcError::UnknownApp(self.name.to_string())
+    }
+
+    /// Why `push` gave a message back: the app is gone, or its inbox is full.
+    fn refusal(&self) -> IpcError {
+        if self.is_closed() { self.gone() } else { IpcError::Full }
     }
 
     /// Takes the oldest message for the endpoint of `generation` (`None`: the console's),
@@ -447,8 +464,11 @@ struct PendingTable {
 /// The broker: all inboxes, and the requests waiting for answers.
 #[derive(Debug)]
 pub struct Broker {
-    boxes: HashMap<Arc<str>, Arc<Mailbox>>,
+    /// Every app's inbox by name; changes only when an app is added or removed.
+    boxes: std::sync::RwLock<HashMap<Arc<str>, Arc<Mailbox>>>,
     console: Arc<Mailbox>,
+    /// Where waiting messages are charged (inboxes added later are charged there too).
+    memory: Arc<dyn HostMemory>,
     next_token: AtomicU64,
     pending: Mutex<PendingTable>,
     /// Bumped when any app's grants change: endpoints forget the routes they remember.
@@ -488,8 +508,9 @@ impl Broker {
             .collect();
         boxes.insert(console.name.clone(), console.clone());
         Arc::new(Broker {
-            boxes,
+            boxes: std::sync::RwLock::new(boxes),
             console,
+            memory,
             next_token: AtomicU64::new(1),
             pending: Mutex::new(PendingTable::default()),
             grants_epoch: AtomicU64::new(0),
@@ -501,7 +522,7 @@ impl Broker {
     /// longer takes messages from the inbox (an instance being replaced must not take its
     /// successor's messages).
     pub fn endpoint(self: &Arc<Self>, app: &str) -> Option<Endpoint> {
-        let me = self.boxes.get(app)?.clone();
+        let me = self.mailbox(app)?;
         let generation = me.supersede(true);
         Some(Endpoint {
             broker: self.clone(),
@@ -517,7 +538,7 @@ impl Broker {
     /// [`Handover`] says when it is done with the one it took, if any. `None` for an
     /// unknown app.
     pub fn hand_over(self: &Arc<Self>, app: &str) -> Option<Handover> {
-        let me = self.boxes.get(app)?.clone();
+        let me = self.mailbox(app)?;
         let from = me.supersede(false);
         Some(Handover {
             broker: self.clone(),
@@ -542,7 +563,7 @@ impl Broker {
     /// Messages already waiting stay, even past smaller bounds; new ones must fit. Returns
     /// `false` for an unknown app.
     pub fn reconfigure(&self, spec: &AppSpec) -> bool {
-        let Some(m) = self.boxes.get(spec.name.as_str()) else {
+        let Some(m) = self.mailbox(&spec.name) else {
             return false;
         };
         *m.grants.write().unwrap_or_else(|p| p.into_inner()) = spec.grants.clone();
@@ -555,7 +576,71 @@ impl Broker {
 
     /// An app's counters, or `None` for an unknown app.
     pub fn counters(&self, app: &str) -> Option<Counters> {
-        self.boxes.get(app).map(|m| m.counters())
+        self.mailbox(app).map(|m| m.counters())
+    }
+
+    fn boxes(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<Mailbox>>> {
+        // Only inserts and removes happen under the write lock: a panic there leaves the
+        // map whole.
+        self.boxes.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn mailbox(&self, app: &str) -> Option<Arc<Mailbox>> {
+        self.boxes().get(app).cloned()
+    }
+
+    /// Adds an inbox for a new app (a deploy). Returns `false` if the name is taken.
+    pub fn add(&self, spec: AppSpec) -> bool {
+        let mut boxes = self.boxes.write().unwrap_or_else(|p| p.into_inner());
+        if boxes.contains_key(spec.name.as_str()) {
+            return false;
+        }
+        let m = Arc::new(Mailbox::new(spec, self.memory.clone()));
+        boxes.insert(m.name.clone(), m);
+        drop(boxes);
+        // Routes remembered as "no such app" are looked up again.
+        self.grants_epoch.fetch_add(1, Ordering::AcqRel);
+        true
+    }
+
+    /// Removes `app`'s inbox (the app was removed; its instance has ended). Messages still
+    /// waiting are dropped and counted; requests waiting for its answer end at once (their
+    /// senders get [`IpcError::Timeout`] without waiting for it); later sends to it fail
+    /// with [`IpcError::UnknownApp`], including from endpoints that looked it up before.
+    /// `None` for an unknown app (or the console's inbox, which is never removed).
+    pub fn remove(&self, app: &str) -> Option<Removed> {
+        if app == CONSOLE {
+            return None;
+        }
+        let m = self.boxes.write().unwrap_or_else(|p| p.into_inner()).remove(app)?;
+        self.grants_epoch.fetch_add(1, Ordering::AcqRel);
+        let dropped = {
+            let mut q = m.queue();
+            q.closed = true;
+            q.holding = None;
+            q.by_sender.clear();
+            let dropped = q.messages.len() as u64;
+            self.memory.release(q.bytes as u64);
+            q.bytes = 0;
+            q.messages.clear();
+            dropped
+        };
+        // No endpoint of it takes anything now.
+        m.generation.fetch_add(1, Ordering::AcqRel);
+        let tokens: Vec<u64> = self
+            .pending()
+            .by_token
+            .iter()
+            .filter(|(_, p)| *p.replier == *app)
+            .map(|(t, _)| *t)
+            .collect();
+        let unanswered = tokens.len() as u64;
+        for t in tokens {
+            self.forget(t);
+        }
+        // Senders waiting for room find the app gone.
+        m.writable.notify_waiters();
+        Some(Removed { dropped, unanswered })
     }
 
     fn is_console(&self, m: &Mailbox) -> bool {
@@ -599,7 +684,7 @@ impl Broker {
 
     /// Whether `from` may send to `to`, and `to`'s inbox if so.
     fn resolve(&self, from: &Mailbox, to: &str) -> Result<Arc<Mailbox>, IpcError> {
-        let target = self.boxes.get(to).ok_or_else(|| IpcError::UnknownApp(to.to_string()))?;
+        let target = self.mailbox(to).ok_or_else(|| IpcError::UnknownApp(to.to_string()))?;
         if self.is_console(from) {
             return Ok(target.clone());
         }
@@ -609,13 +694,22 @@ impl Broker {
                 "`{me}` may not send to `{to}`: add \"{to}\" to `send` in the `[capabilities.ipc]` of `{me}`'s manifest"
             )));
         }
-        if !Arc::ptr_eq(target, &self.console) && !target.grants().accept.allows(me) {
+        if !Arc::ptr_eq(&target, &self.console) && !target.grants().accept.allows(me) {
             return Err(IpcError::NotPermitted(format!(
                 "`{to}` does not accept messages from `{me}`: add \"{me}\" to `accept` in the `[capabilities.ipc]` of `{to}`'s manifest"
             )));
         }
-        Ok(target.clone())
+        Ok(target)
     }
+}
+
+/// What removing an app's inbox dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Removed {
+    /// Messages that were waiting in it.
+    pub dropped: u64,
+    /// Requests sent to it that were still waiting for its answer.
+    pub unanswered: u64,
 }
 
 /// An inbox being handed over from an app's outgoing instance: see [`Broker::hand_over`].
@@ -779,7 +873,7 @@ impl Endpoint {
     pub fn send(&mut self, to: &str, body: Vec<u8>) -> Result<(), IpcError> {
         let r = self
             .target(to, body.len())
-            .and_then(|t| t.push(self.message(body, None)).map_err(|_| IpcError::Full));
+            .and_then(|t| t.push(self.message(body, None)).map_err(|_| t.refusal()));
         self.tally(r)
     }
 
@@ -908,7 +1002,7 @@ impl Endpoint {
         );
         target.push(self.message(body, Some(token))).map_err(|_| {
             self.broker.forget(token);
-            IpcError::Full
+            target.refusal()
         })
     }
 }

@@ -603,3 +603,71 @@ fn new_grants_take_effect_at_once_for_endpoints_that_remember_old_routes() {
     assert!(matches!(c.send("a", b"x".to_vec()), Err(IpcError::NotPermitted(_))));
     assert!(!b.reconfigure(&spec("nobody", Peers::None, Peers::None)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_app_added_later_is_reached_and_a_removed_one_refuses_at_once() {
+    let account = Arc::new(Account {
+        limit: 1000,
+        used: Default::default(),
+    });
+    let b = Broker::charging(
+        [spec("s", Peers::Any, Peers::Any)],
+        InboxLimits::default(),
+        account.clone(),
+    );
+    let mut s = b.endpoint("s").unwrap();
+    // Looked up before it exists: remembered as unknown, looked up again once added.
+    assert_eq!(s.send("n", b"0".to_vec()), Err(IpcError::UnknownApp("n".into())));
+    assert!(b.add(spec("n", Peers::Any, Peers::Any)));
+    assert!(!b.add(spec("n", Peers::None, Peers::None)), "a name is added once");
+    let n = b.endpoint("n").unwrap();
+    s.send("n", b"1".to_vec()).unwrap();
+    assert_eq!(n.try_recv().unwrap().body, b"1");
+    // Two messages and a request wait when it is removed.
+    s.send("n", vec![0; 10]).unwrap();
+    s.send("n", vec![0; 10]).unwrap();
+    let started = tokio::time::Instant::now();
+    let mut asker = b.endpoint("s").unwrap();
+    let request = tokio::spawn(async move { asker.request("n", b"q".to_vec(), Duration::from_secs(60)).await });
+    tokio::task::yield_now().await;
+    assert_eq!(account.used.load(Ordering::Relaxed), 21);
+    let removed = b.remove("n").unwrap();
+    assert_eq!(
+        removed,
+        Removed {
+            dropped: 3,
+            unanswered: 1
+        }
+    );
+    assert_eq!(
+        account.used.load(Ordering::Relaxed),
+        0,
+        "dropped messages give their bytes back"
+    );
+    assert_eq!(request.await.unwrap(), Err(IpcError::Timeout));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the requester waited out its timeout"
+    );
+    // The old endpoint takes nothing; senders that had it cached are refused by name.
+    assert!(n.try_recv().is_none());
+    assert_eq!(s.send("n", b"2".to_vec()), Err(IpcError::UnknownApp("n".into())));
+    assert_eq!(b.counters("n"), None);
+    assert_eq!(b.remove("n"), None);
+    assert_eq!(b.remove(CONSOLE), None, "the console's inbox stays");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sender_waiting_for_room_is_told_when_the_receiver_is_removed() {
+    let b = sender_and_receiver(InboxLimits {
+        messages: 1,
+        ..InboxLimits::default()
+    });
+    let mut s = b.endpoint("s").unwrap();
+    s.send("r", b"1".to_vec()).unwrap();
+    let mut waiting = b.endpoint("s").unwrap();
+    let wait = tokio::spawn(async move { waiting.send_wait("r", b"2".to_vec(), Duration::from_secs(60)).await });
+    tokio::task::yield_now().await;
+    b.remove("r").unwrap();
+    assert_eq!(wait.await.unwrap(), Err(IpcError::UnknownApp("r".into())));
+}

@@ -280,6 +280,21 @@ pub struct Capabilities {
     pub ipc: IpcGrant,
     /// Where the app may send HTTP requests (`wasi:http/outgoing-handler`); empty: nowhere.
     pub http_outbound: Vec<Located<OutboundRule>>,
+    /// `data = true`: a private, persistent, writable folder at [`DATA_GUEST`], kept by
+    /// the app store across restarts, updates, rollbacks and reboots (the supervisor adds
+    /// it to `dirs` once it knows where; see [`Capabilities::data_dir`]). The span is
+    /// where it was asked for.
+    pub data: Option<Range<usize>>,
+}
+
+/// Where the app sees its own folder (`[capabilities] data`).
+pub const DATA_GUEST: &str = "/data";
+
+impl Capabilities {
+    /// The granted folder the app sees at [`DATA_GUEST`], if one is in `dirs`.
+    pub fn data_dir(&self) -> Option<&DirGrant> {
+        self.dirs.iter().find(|d| d.guest == DATA_GUEST)
+    }
 }
 
 /// IPC grants: both sides must agree for a message to be delivered.

@@ -106,6 +106,7 @@ pub(crate) struct RawCapabilities {
     #[serde(default)]
     pub inherit_env: Vec<Spanned<String>>,
     pub stdin: Option<Spanned<String>>,
+    pub data: Option<Spanned<bool>>,
     pub network: Option<RawNetwork>,
     pub ipc: Option<RawIpc>,
     pub http: Option<RawHttpGrant>,

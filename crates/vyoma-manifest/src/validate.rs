@@ -535,6 +535,19 @@ fn capabilities(cx: &mut Ctx, c: &RawCapabilities) -> Capabilities {
     if let Some(s) = &c.stdin {
         out.stdin = Some(located(s, resolve(cx.source.dir(), s.get_ref())));
     }
+    if let Some(d) = c.data.as_ref().filter(|d| *d.get_ref()) {
+        out.data = Some(d.span());
+        if out.data_dir().is_some() {
+            cx.error(
+                d.span(),
+                format!(
+                    "`data = true` puts the app's own folder at `{}`, which `dirs` grants already",
+                    crate::DATA_GUEST
+                ),
+                "give that granted directory another guest path, or drop `data`",
+            );
+        }
+    }
     if let Some(n) = &c.network {
         out.network = Some(network(cx, n));
     }

@@ -222,6 +222,12 @@ pub(crate) fn instance_state(
         let data = read_capped(&s.value).map_err(|e| format!("cannot read stdin file {}: {e}", s.value.display()))?;
         b.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(data));
     }
+    if m.capabilities.data.is_some() && m.capabilities.data_dir().is_none() {
+        return Err(
+            "it asks for its own data folder (`[capabilities] data`), and this instance keeps no app store to keep it in (`vyoma run` keeps one unless started with `--no-store`)"
+                .to_string(),
+        );
+    }
     for d in &m.capabilities.dirs {
         // Checked again at every start: the folder (or a link in its path) may have
         // changed since boot.

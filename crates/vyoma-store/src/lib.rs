@@ -7,6 +7,8 @@
 //! ```text
 //! state.json        every app's record (state::State): the one commit point of every change
 //! blobs/<sha256>    manifests and components, named by their SHA-256; never changed
+//! data/<app>/       the app's own files (`[capabilities] data`), kept until purged
+//! homes/<app>/      the folder an uploaded app's relative paths resolve against
 //! ```
 //!
 //! A change writes the blobs it needs first (each: write to `<name>.tmp`, fsync, rename,
@@ -45,6 +47,23 @@ pub const STATE_FILE: &str = "state.json";
 /// The blobs' folder.
 pub const BLOBS: &str = "blobs";
 const TMP: &str = ".tmp";
+/// The apps' data folders.
+pub const DATA: &str = "data";
+/// Uploaded apps' home folders.
+pub const HOMES: &str = "homes";
+
+/// The bytes of the files under `dir` (what cannot be read counts as nothing).
+fn tree_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
 
 /// Why the store could not do something.
 #[derive(Debug, thiserror::Error)]
@@ -308,6 +327,64 @@ impl Store {
     /// Stops keeping `app`.
     pub fn remove(&mut self, app: &str) -> Result<AppRecord, StoreError> {
         self.change(|s| s.remove(app))
+    }
+
+    /// Records that the operator removed `app` (see [`State::retire`]).
+    pub fn retire(&mut self, app: &str, factory: Option<FactoryStamp>) -> Result<Option<AppRecord>, StoreError> {
+        let at = now();
+        self.change(|s| Ok(s.retire(app, factory, at)))
+    }
+
+    /// Puts `v` in probation as the first version of an app deployed while the instance
+    /// runs, whose relative paths resolve against `home`; one change.
+    pub fn deploy(&mut self, app: &str, v: NewVersion, home: &Path) -> Result<(Version, Option<Version>), StoreError> {
+        let home = home.to_string_lossy().into_owned();
+        self.change(|s| {
+            let out = s.propose(app, v);
+            if let Some(r) = s.apps.get_mut(app) {
+                r.home = Some(home);
+            }
+            Ok(out)
+        })
+    }
+
+    /// The folder `app` keeps its own files in (`[capabilities] data`), created if need
+    /// be. App names are checked by the manifest (letters, digits, `-`, `_`), so the name
+    /// is one path component.
+    pub fn data_dir(&self, app: &str) -> Result<PathBuf, StoreError> {
+        self.app_dir(DATA, app)
+    }
+
+    /// The folder an uploaded app's relative paths resolve against, created if need be.
+    pub fn home_dir(&self, app: &str) -> Result<PathBuf, StoreError> {
+        self.app_dir(HOMES, app)
+    }
+
+    fn app_dir(&self, kind: &str, app: &str) -> Result<PathBuf, StoreError> {
+        debug_assert!(!app.contains(['/', '\\', '.']), "app names are one path component");
+        let dir = self.root.join(kind).join(app);
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+            op: "creating",
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(dir)
+    }
+
+    /// Deletes `app`'s data folder and everything in it; returns how many bytes it held
+    /// (`0`: it had none).
+    pub fn purge_data(&self, app: &str) -> Result<u64, StoreError> {
+        let dir = self.root.join(DATA).join(app);
+        if !dir.exists() {
+            return Ok(0);
+        }
+        let bytes = tree_size(&dir);
+        std::fs::remove_dir_all(&dir).map_err(|source| StoreError::Io {
+            op: "removing",
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(bytes)
     }
 
     /// Makes a change: on a copy of the record, written durably, then kept. A refused

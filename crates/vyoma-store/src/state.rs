@@ -152,6 +152,14 @@ pub struct AppRecord {
     /// factory set (a new image, an edited apps folder) is told apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub factory: Option<FactoryStamp>,
+    /// The folder relative paths in the app's manifests resolve against, for an app
+    /// deployed while the instance ran (a factory app's is where its manifest is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<String>,
+    /// When the operator removed this factory app (seconds since the Unix epoch): it does
+    /// not run while its factory version is the one [`AppRecord::factory`] names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<u64>,
 }
 
 /// The manifest and component of an app's factory version.
@@ -283,6 +291,7 @@ impl State {
     pub fn commit(&mut self, app: &str, id: u64) -> Result<Vec<Version>, Refused> {
         let r = self.record(app)?;
         let v = take_trial(app, r, id)?;
+        r.removed = None;
         r.committed.push(v);
         let excess = r.committed.len().saturating_sub(KEEP_PREVIOUS + 1);
         Ok(r.committed.drain(..excess).collect())
@@ -299,10 +308,30 @@ impl State {
             reason: reason.to_string(),
             at,
         });
-        if r.committed.is_empty() {
+        if r.committed.is_empty() && r.removed.is_none() {
             self.apps.remove(app);
         }
         Ok(v)
+    }
+
+    /// Records that the operator removed `app`: a deployed app is no longer kept; a
+    /// factory app (`factory`: its stamp) is kept as removed, so it stays away after a
+    /// restart until its factory version changes. Returns the record as it was, if any.
+    pub fn retire(&mut self, app: &str, factory: Option<FactoryStamp>, at: u64) -> Option<AppRecord> {
+        let old = self.apps.remove(app);
+        if let Some(stamp) = factory {
+            let next_id = old.as_ref().map_or(1, |r| r.next_id);
+            self.apps.insert(
+                app.to_string(),
+                AppRecord {
+                    next_id,
+                    factory: Some(stamp),
+                    removed: Some(at),
+                    ..AppRecord::default()
+                },
+            );
+        }
+        old
     }
 
     /// Goes back one version: the trial is turned down if there is one, otherwise the
@@ -399,6 +428,37 @@ mod tests {
         }
         let ids: Vec<u64> = s.app("a").unwrap().committed.iter().map(|v| v.id).collect();
         assert_eq!(ids, [3, 4, 5]);
+    }
+
+    #[test]
+    fn a_removed_factory_app_stays_removed_until_deployed_again() {
+        let mut s = State::default();
+        let stamp = FactoryStamp {
+            manifest: Digest::of(b"m"),
+            component: Digest::of(b"c"),
+        };
+        s.adopt("a", new(1)).unwrap();
+        let old = s.retire("a", Some(stamp.clone()), 7).unwrap();
+        assert_eq!(old.committed.len(), 1);
+        let r = s.app("a").unwrap();
+        assert_eq!(
+            (r.removed, r.current(), r.factory.as_ref()),
+            (Some(7), None, Some(&stamp))
+        );
+        assert!(s.referenced().is_empty(), "a removed app keeps no blob");
+        // A first deploy that fails keeps the app removed; one that passes brings it back.
+        let (v, _) = s.propose("a", new(2));
+        assert_eq!(v.id, 2, "ids are not reused");
+        s.reject("a", v.id, "traps", 8).unwrap();
+        assert!(s.app("a").is_some(), "the removal is not forgotten");
+        let (v, _) = s.propose("a", new(3));
+        s.commit("a", v.id).unwrap();
+        let r = s.app("a").unwrap();
+        assert_eq!((r.removed, r.current().map(|v| v.id)), (None, Some(3)));
+        // A deployed app is forgotten whole.
+        s.propose("b", new(1));
+        assert!(s.retire("b", None, 9).is_some());
+        assert!(s.app("b").is_none());
     }
 
     #[test]

@@ -187,3 +187,25 @@ fn one_supervisor_at_a_time_has_a_store_open() {
     drop(first);
     Store::open(dir.path()).unwrap();
 }
+
+#[test]
+fn data_folders_are_kept_apart_per_app_and_purged_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let a = store.data_dir("a").unwrap();
+    let b = store.data_dir("b").unwrap();
+    assert_ne!(a, b);
+    std::fs::create_dir_all(a.join("sub")).unwrap();
+    std::fs::write(a.join("sub/f"), [0u8; 100]).unwrap();
+    std::fs::write(a.join("g"), [0u8; 20]).unwrap();
+    std::fs::write(b.join("h"), [0u8; 7]).unwrap();
+    assert_eq!(store.data_dir("a").unwrap(), a, "opening it again keeps it");
+    assert_eq!(store.purge_data("a").unwrap(), 120);
+    assert!(!a.exists());
+    assert_eq!(
+        std::fs::read(b.join("h")).unwrap().len(),
+        7,
+        "the other app's data is untouched"
+    );
+    assert_eq!(store.purge_data("a").unwrap(), 0, "purging twice is fine");
+}

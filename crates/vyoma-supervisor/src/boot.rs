@@ -157,9 +157,10 @@ impl Booted {
         let mut out: Vec<Diagnostic> = self
             .supervisor
             .rejected()
-            .flat_map(|r| r.problems.iter().cloned())
+            .into_iter()
+            .flat_map(|r| r.problems.0)
             .collect();
-        for name in self.supervisor.names() {
+        for name in &self.supervisor.names() {
             if let Ok(d) = self.supervisor.detail(name) {
                 let load_error = self
                     .load_failures

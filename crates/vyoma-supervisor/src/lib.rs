@@ -207,14 +207,15 @@ struct Invalid {
 
 struct Inner {
     runtime: Arc<Runtime>,
-    /// Apps that cannot run, by name.
-    invalid: BTreeMap<String, Invalid>,
+    /// Apps that cannot run, by name (a deploy or a remove may take one away).
+    invalid: Mutex<BTreeMap<String, Invalid>>,
     /// Every app's inbox; outlives instances.
     broker: Arc<Broker>,
     clock: Arc<dyn Clock>,
     apps: Mutex<Registry>,
-    /// App names in start order (dependencies first).
-    order: Vec<String>,
+    /// App names in start order (dependencies first); a deployed app comes after the apps
+    /// it depends on, which are there before it.
+    order: Mutex<Vec<String>>,
     /// Bumped on every state change; `wait` and start ordering watch it.
     changed: watch::Sender<u64>,
     /// Every state change, in order.
@@ -244,7 +245,7 @@ pub struct Supervisor {
 impl std::fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Supervisor")
-            .field("apps", &self.inner.order)
+            .field("apps", &self.names())
             .finish_non_exhaustive()
     }
 }
@@ -298,11 +299,11 @@ impl Supervisor {
         let sup = Supervisor {
             inner: Arc::new(Inner {
                 runtime,
-                invalid,
+                invalid: Mutex::new(invalid),
                 broker,
                 clock,
                 apps: Mutex::new(Registry::new(map)),
-                order,
+                order: Mutex::new(order),
                 changed: watch::Sender::new(0),
                 events: broadcast::Sender::new(events::EVENT_BACKLOG),
                 event_seq: AtomicU64::new(0),
@@ -334,14 +335,23 @@ impl Supervisor {
     }
 
     /// The apps that cannot run, with why.
-    pub fn rejected(&self) -> impl Iterator<Item = &Rejected> {
-        self.inner.invalid.values().map(|i| &i.rejected)
+    pub fn rejected(&self) -> Vec<Rejected> {
+        self.invalid().values().map(|i| i.rejected.clone()).collect()
+    }
+
+    fn invalid(&self) -> MutexGuard<'_, BTreeMap<String, Invalid>> {
+        // Entries are inserted and removed whole.
+        self.inner.invalid.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn order(&self) -> MutexGuard<'_, Vec<String>> {
+        self.inner.order.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The error for a name that is not in the registry: the app cannot run, or there is
     /// no such app.
     fn not_here(&self, name: &str) -> SupervisorError {
-        match self.inner.invalid.get(name) {
+        match self.invalid().get(name) {
             Some(i) => SupervisorError::Invalid {
                 app: name.to_string(),
                 problems: Arc::new(i.rejected.problems.clone()),
@@ -361,8 +371,8 @@ impl Supervisor {
     }
 
     /// App names in start order.
-    pub fn names(&self) -> &[String] {
-        &self.inner.order
+    pub fn names(&self) -> Vec<String> {
+        self.order().clone()
     }
 
     /// Delivers `body` to `app` as a message from the console; its reply (if any) comes
@@ -424,8 +434,9 @@ impl Supervisor {
             .iter()
             .map(|(n, e)| row(n, e, now, broker, gateway))
             .collect();
-        if !self.inner.invalid.is_empty() {
-            rows.extend(self.inner.invalid.iter().map(|(n, i)| AppStatus {
+        let invalid = self.invalid();
+        if !invalid.is_empty() {
+            rows.extend(invalid.iter().map(|(n, i)| AppStatus {
                 name: n.clone(),
                 state: AppState::Failed,
                 restarts: 0,
@@ -460,7 +471,7 @@ impl Supervisor {
             })
             .map(|(n, e)| (n.to_string(), e.state()))
             .collect();
-        out.extend(self.inner.invalid.keys().map(|n| (n.clone(), AppState::Failed)));
+        out.extend(self.invalid().keys().map(|n| (n.clone(), AppState::Failed)));
         out
     }
 
@@ -488,7 +499,7 @@ impl Supervisor {
 
     /// The app's log.
     pub fn log(&self, name: &str) -> Result<Arc<AppLog>, SupervisorError> {
-        if let Some(i) = self.inner.invalid.get(name) {
+        if let Some(i) = self.invalid().get(name) {
             return Ok(i.log.clone());
         }
         self.registry()

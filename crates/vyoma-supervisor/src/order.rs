@@ -28,7 +28,7 @@ impl Supervisor {
     /// systemd's `After=`. Returns when every app has been started. Dropping the returned
     /// future abandons the starts still waiting for their dependencies.
     pub async fn start_all(&self) {
-        let order = self.inner.order.clone();
+        let order = self.names();
         self.start_in_order(order).await;
     }
 
@@ -47,20 +47,14 @@ impl Supervisor {
                     }
                 }
             }
-            let order: Vec<String> = self
-                .inner
-                .order
-                .iter()
-                .filter(|n| wanted.contains(*n))
-                .cloned()
-                .collect();
+            let order: Vec<String> = self.names().into_iter().filter(|n| wanted.contains(n)).collect();
             (unknown, order)
         };
         self.start_in_order(order).await;
         unknown
     }
 
-    async fn start_in_order(&self, order: Vec<String>) {
+    pub(crate) async fn start_in_order(&self, order: Vec<String>) {
         let mut waiting = JoinSet::new();
         for name in order {
             let (deps, ready) = {
@@ -146,9 +140,8 @@ impl Supervisor {
             d
         };
         let mut stopping = JoinSet::new();
-        for name in self.inner.order.iter().rev() {
+        for name in self.names().into_iter().rev() {
             let sup = self.clone();
-            let name = name.clone();
             let after = dependents.get(&name).cloned().unwrap_or_default();
             stopping.spawn_on(
                 async move {

@@ -40,6 +40,8 @@ pub(crate) struct Entry {
     pub(crate) version: Option<u64>,
     /// The version in probation, if one is.
     pub(crate) trial: Option<crate::update::Trial>,
+    /// Whether it is one of the apps the instance started with (else it was deployed).
+    pub(crate) factory: bool,
 }
 
 impl Entry {
@@ -48,6 +50,7 @@ impl Entry {
             home: manifest.source.dir().to_path_buf(),
             version: None,
             trial: None,
+            factory: true,
             lifecycle: Lifecycle::new(manifest.restart, manifest.lifecycle, now),
             log: AppLog::new(manifest.limits.log_buffer),
             memory: Arc::new(AtomicU64::new(0)),
@@ -151,6 +154,21 @@ impl Registry {
         self.apps.get_mut(name)
     }
 
+    /// Adds an app (a deploy); its state is counted.
+    pub(crate) fn insert(&mut self, name: String, e: Entry) {
+        self.counts[e.state() as usize] += 1;
+        if let Some(old) = self.apps.insert(name, e) {
+            self.counts[old.state() as usize] -= 1;
+        }
+    }
+
+    /// Takes an app out (a remove), keeping the counts true.
+    pub(crate) fn remove(&mut self, name: &str) -> Option<Entry> {
+        let e = self.apps.remove(name)?;
+        self.counts[e.state() as usize] -= 1;
+        Some(e)
+    }
+
     pub(crate) fn contains(&self, name: &str) -> bool {
         self.apps.contains_key(name)
     }
@@ -171,6 +189,10 @@ impl Registry {
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &Entry)> {
         self.apps.iter()
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut Entry)> {
+        self.apps.iter_mut()
     }
 
     pub(crate) fn entries_mut(&mut self) -> impl Iterator<Item = &mut Entry> {

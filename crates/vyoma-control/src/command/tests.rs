@@ -90,6 +90,30 @@ fn parses_every_command() {
         ),
         ("rollback hello", Command::Rollback("hello".into())),
         ("versions hello", Command::Versions("hello".into())),
+        (
+            "deploy ./apps/new --dry-run",
+            Command::Deploy {
+                source: crate::UpdateSource::Folder("./apps/new".into()),
+                options: crate::UpdateOptions {
+                    force: false,
+                    dry_run: true,
+                },
+            },
+        ),
+        (
+            "remove hello",
+            Command::Remove {
+                app: "hello".into(),
+                purge: false,
+            },
+        ),
+        (
+            "remove --purge hello",
+            Command::Remove {
+                app: "hello".into(),
+                purge: true,
+            },
+        ),
     ];
     for (line, want) in cases {
         assert_eq!(Command::parse(line), Ok(want), "{line:?}");
@@ -119,6 +143,17 @@ fn bad_input_gets_one_line_errors() {
             "unknown option `--fast` to `update`: update APP DIR [--force] [--dry-run]",
         ),
         ("rollback", "`rollback` needs an app name: rollback APP"),
+        ("deploy", "`deploy` needs the app's folder: deploy DIR [--dry-run]"),
+        (
+            "deploy a --force",
+            "unknown option `--force` to `deploy`: deploy DIR [--dry-run]",
+        ),
+        ("deploy a b", "too many arguments to `deploy`: deploy DIR [--dry-run]"),
+        ("remove", "`remove` needs an app name: remove APP [--purge]"),
+        (
+            "remove a --all",
+            "unknown option `--all` to `remove`: remove APP [--purge]",
+        ),
     ];
     for (line, want) in cases {
         let got = Command::parse(line).unwrap_err();
@@ -142,6 +177,9 @@ const WORDS: &[&str] = &[
     "update",
     "rollback",
     "versions",
+    "deploy",
+    "remove",
+    "--purge",
     "--force",
     "--dry-run",
     "wait",

@@ -158,6 +158,48 @@ fn routes_the_update_endpoints() {
 }
 
 #[test]
+fn deploy_and_remove_go_over_the_api_and_come_back_as_the_same_commands() {
+    let sha = "d".repeat(64);
+    let deploy = Command::Deploy {
+        source: crate::UpdateSource::Upload {
+            manifest: "manifest_version = 1".into(),
+            component: sha.clone(),
+        },
+        options: crate::UpdateOptions {
+            force: false,
+            dry_run: true,
+        },
+    };
+    let remove = Command::Remove {
+        app: "a b".into(),
+        purge: true,
+    };
+    for cmd in [deploy, remove] {
+        let out = request_for(&cmd).unwrap();
+        let (path, query) = out.path_and_query.split_once('?').unwrap_or((&out.path_and_query, ""));
+        let body = out.body.clone().unwrap_or_default();
+        let req = Request {
+            method: out.method,
+            path,
+            query,
+            body: body.as_bytes(),
+        };
+        match route(&req).unwrap() {
+            Call::Command(back) => assert_eq!(back, cmd),
+            other => panic!("{cmd:?} came back as {other:?}"),
+        }
+    }
+    // A folder is on the operator's machine: the API cannot name it.
+    assert!(
+        request_for(&Command::Deploy {
+            source: crate::UpdateSource::Folder("dir".into()),
+            options: Default::default()
+        })
+        .is_none()
+    );
+}
+
+#[test]
 fn refusals_say_what_to_fix() {
     let cases: &[(&str, &str, &str, u16, &str)] = &[
         (
@@ -167,7 +209,34 @@ fn refusals_say_what_to_fix() {
             404,
             "no endpoint /v2/apps; the API's endpoints are listed in docs/api.md",
         ),
-        ("POST", "/v1/apps", "", 405, "/v1/apps takes GET, not POST"),
+        (
+            "PUT",
+            "/v1/apps",
+            "",
+            405,
+            "/v1/apps takes GET (the apps) or POST (deploy one), not PUT",
+        ),
+        (
+            "POST",
+            "/v1/apps",
+            r#"{"manifest": "", "component": "abc"}"#,
+            400,
+            "POST /v1/apps: `component` must be the SHA-256 of a blob uploaded with PUT /v1/blobs/SHA256, 64 lowercase hex digits",
+        ),
+        (
+            "DELETE",
+            "/v1/apps/x?purge=maybe",
+            "",
+            400,
+            "query parameter `purge` of DELETE /v1/apps/x must be true or false, not `maybe`",
+        ),
+        (
+            "POST",
+            "/v1/apps/x",
+            "",
+            405,
+            "/v1/apps/x takes GET (inspect) or DELETE (remove), not POST",
+        ),
         ("GET", "/v1/apps/x/kill", "", 405, "/v1/apps/x/kill takes POST, not GET"),
         (
             "GET",

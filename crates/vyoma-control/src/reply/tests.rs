@@ -125,17 +125,17 @@ fn reply_json_snapshots() {
                     version: "0.2.0".into(),
                     component: "b".repeat(64),
                 },
-                to: crate::VersionBrief {
+                to: Some(crate::VersionBrief {
                     id: Some(1),
                     version: "0.1.0".into(),
                     component: "a".repeat(64),
-                },
+                }),
                 reason: "trapped: unreachable".into(),
-                swap: crate::SwapReport {
+                swap: Some(crate::SwapReport {
                     handover: Duration::ZERO,
                     total: Duration::from_micros(900),
                     unfinished_from: Some("pinger".into()),
-                },
+                }),
             })),
             r#"{"rolled_back":{"app":"hello","from":{"id":2,"version":"0.2.0","component":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"},"to":{"id":1,"version":"0.1.0","component":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},"reason":"trapped: unreachable","swap":{"handover_us":0,"swap_us":900,"unfinished_from":"pinger"}}}"#,
         ),
@@ -159,6 +159,48 @@ fn reply_json_snapshots() {
                 }),
             })),
             r#"{"versions":{"app":"hello","versions":[{"id":1,"version":"0.1.0","component":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","size":2048,"added":"2027-01-15T08:00:00.000Z","origin":"factory","status":"current"}],"rejected":{"id":2,"version":"0.2.0","reason":"failed its health check","at":"2027-01-15T08:01:00.000Z"}}}"#,
+        ),
+        (
+            Reply::RolledBack(Box::new(crate::RollbackReport {
+                app: "new".into(),
+                from: crate::VersionBrief {
+                    id: Some(1),
+                    version: "0.1.0".into(),
+                    component: "c".repeat(64),
+                },
+                to: None,
+                reason: "probation: instance 1 ended: exit code 1".into(),
+                swap: None,
+            })),
+            r#"{"rolled_back":{"app":"new","from":{"id":1,"version":"0.1.0","component":"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"},"to":null,"reason":"probation: instance 1 ended: exit code 1"}}"#,
+        ),
+        (
+            Reply::Deployed(Box::new(crate::DeployReport {
+                app: "new".into(),
+                dry_run: false,
+                version: crate::VersionBrief {
+                    id: Some(1),
+                    version: "0.1.0".into(),
+                    component: "c".repeat(64),
+                },
+                depends_on: vec!["db".into()],
+                replaces: None,
+                data: Some("/var/lib/vyoma/store/data/new".into()),
+                probation: Duration::from_secs(10),
+            })),
+            r#"{"deployed":{"app":"new","dry_run":false,"version":{"id":1,"version":"0.1.0","component":"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"},"depends_on":["db"],"data":"/var/lib/vyoma/store/data/new","probation_ms":10000}}"#,
+        ),
+        (
+            Reply::Removed(Box::new(crate::RemoveReport {
+                app: "new".into(),
+                factory: false,
+                dropped_messages: 3,
+                unanswered: 1,
+                persistent: true,
+                purged: Some(4096),
+                kept_data: None,
+            })),
+            r#"{"removed":{"app":"new","factory":false,"dropped_messages":3,"unanswered":1,"persistent":true,"purged":4096}}"#,
         ),
     ];
     for (reply, want) in cases {

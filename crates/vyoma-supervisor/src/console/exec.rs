@@ -93,5 +93,7 @@ pub async fn execute(sup: &Supervisor, cmd: Command) -> Result<Reply, Supervisor
         Command::Update { app, source, options } => Reply::Updated(Box::new(sup.update(&app, source, options).await?)),
         Command::Rollback(app) => Reply::RolledBack(Box::new(sup.rollback(&app).await?)),
         Command::Versions(app) => Reply::Versions(Box::new(sup.versions(&app)?)),
+        Command::Deploy { source, options } => Reply::Deployed(Box::new(sup.deploy(source, options).await?)),
+        Command::Remove { app, purge } => Reply::Removed(Box::new(sup.remove(&app, purge).await?)),
     })
 }

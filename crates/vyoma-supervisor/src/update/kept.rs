@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use vyoma_control::{RejectedVersion, RollbackReport, VersionRow, VersionStatus, VersionsReport};
 use vyoma_manifest::{MANIFEST_FILE, Manifest};
-use vyoma_store::{Digest, NewVersion, Origin, Refused, Store, StoreError, Version};
+use vyoma_store::{Digest, FactoryStamp, NewVersion, Origin, Refused, Store, StoreError, Version};
 
 use super::{Running, UpdateError};
 use crate::registry::{Component, stamp};
@@ -53,6 +53,27 @@ impl Supervisor {
         *self.store() = None;
     }
 
+    /// Gives `m` its data folder (`[capabilities] data`) in the store, created if need be.
+    /// Without a store it gets none, and its instances are refused with why.
+    pub(crate) fn give_data(&self, m: &mut Manifest) -> Result<(), SupervisorError> {
+        let Some(span) = m.capabilities.data.clone() else {
+            return Ok(());
+        };
+        if m.capabilities.data_dir().is_some() {
+            return Ok(());
+        }
+        let dir = match self.store().as_ref() {
+            Some(s) => s.data_dir(&m.name).map_err(UpdateError::Store)?,
+            None => return Ok(()),
+        };
+        m.capabilities.dirs.push(vyoma_manifest::DirGrant {
+            host: vyoma_manifest::Located { value: dir, span },
+            guest: vyoma_manifest::DATA_GUEST.to_string(),
+            writable: true,
+        });
+        Ok(())
+    }
+
     /// Runs `f` on the store, on the blocking pool (it syncs files).
     pub(crate) async fn with_store<T: Send + 'static>(
         &self,
@@ -93,9 +114,11 @@ impl Supervisor {
     }
 
     /// Opens the app store in `root` and puts each app's committed version in place of its
-    /// factory one. Call after loading and before starting the apps. A changed factory
-    /// version (a new image, an edited apps folder) wins: the app's deployed versions are
-    /// set aside. Returns notes for the operator, one per app the store changed.
+    /// factory one; apps deployed while an earlier instance ran join the set, and factory
+    /// apps the operator removed leave it. Call after loading and before starting the apps.
+    /// A changed factory version (a new image, an edited apps folder) wins: the app's
+    /// deployed versions (or its removal) are set aside. Returns notes for the operator,
+    /// one per app the store changed.
     pub async fn open_store(&self, root: &Path) -> Result<Vec<String>, StoreError> {
         let r = root.to_path_buf();
         let store = self
@@ -112,49 +135,59 @@ impl Supervisor {
             store.state().apps.iter().map(|(n, r)| (n.clone(), r.clone())).collect();
         *self.store() = Some(store);
         let mut notes = Vec::new();
+        self.give_factory_apps_data(&mut notes);
+        let mut deployed = Vec::new();
         for (app, record) in kept {
-            // The component's digest from preload, which hashed it already.
-            let Some((factory, home, loaded_sha)) = self.registry().get(&app).map(|e| {
-                let sha = e.component.as_ref().map(|c| c.loaded.sha256.clone());
-                (e.manifest.clone(), e.home.clone(), sha)
-            }) else {
+            let in_set = self.registry().contains(&app);
+            let invalid = self.invalid().get(&app).map(|i| i.rejected.manifest.clone());
+            if record.factory.is_none() && record.removed.is_none() {
+                // Deployed while an earlier instance ran (a factory app of that name, new
+                // in this set, wins).
+                if in_set {
+                    self.set_aside(
+                        &app,
+                        &mut notes,
+                        "an app of the same name is now one of the instance's own",
+                    )
+                    .await;
+                } else if let Some(current) = record.current().cloned() {
+                    deployed.push((app, record.home.clone(), current));
+                }
+                continue;
+            }
+            if !in_set && invalid.is_none() {
                 notes.push(format!(
                     "{app}: kept in the app store but not in this instance's apps; not started"
                 ));
                 continue;
+            }
+            let stamp = match invalid.clone() {
+                Some(manifest) => tokio::task::spawn_blocking(move || super::deploy::stamp_of_files(&manifest))
+                    .await
+                    .ok(),
+                None => self.factory_stamp(&app).await,
             };
-            let text_digest = Digest::of(factory.source.text.as_bytes());
-            let component_digest = match loaded_sha.and_then(|s| s.parse::<Digest>().ok()) {
-                Some(d) => Some(d),
-                None => {
-                    // Not loaded (it failed to): read it.
-                    let path = factory.component.value.clone();
-                    tokio::task::spawn_blocking(move || std::fs::read(&path).ok().map(|b| Digest::of(&b)))
-                        .await
-                        .ok()
-                        .flatten()
-                }
-            };
-            let same = record
-                .factory
-                .as_ref()
-                .is_some_and(|f| f.manifest == text_digest && Some(&f.component) == component_digest.as_ref());
-            if !same {
-                let a = app.clone();
-                if let Err(e) = self.with_store(move |s| s.remove(&a).map(drop)).await {
-                    notes.push(format!(
-                        "{app}: its factory version changed, and its kept versions could not be set aside: {e}"
-                    ));
-                } else {
-                    notes.push(format!(
-                        "{app}: its factory version changed since it was last updated: it runs the factory version, its deployed versions were set aside"
-                    ));
-                }
+            if record.factory != stamp {
+                self.set_aside(
+                    &app,
+                    &mut notes,
+                    "its factory version changed since it was last updated or removed",
+                )
+                .await;
+                continue;
+            }
+            if record.removed.is_some() {
+                self.take_out(&app);
+                notes.push(format!("{app}: removed by the operator; not started"));
+                continue;
+            }
+            if invalid.is_some() {
                 continue;
             }
             let Some(current) = record.current().cloned() else {
                 continue;
             };
+            let home = self.registry().get(&app).map(|e| e.home.clone()).unwrap_or_default();
             if current.origin == Origin::Factory {
                 if let Some(e) = self.registry().get_mut(&app) {
                     e.version = Some(current.id);
@@ -168,6 +201,7 @@ impl Supervisor {
                         e.manifest = running.manifest;
                         e.component = running.component;
                         e.version = running.version;
+                        e.reconfigure(&manifest);
                         e.log.note(&format!(
                             "runs version {} ({}) from the app store",
                             current.id, current.version
@@ -185,8 +219,139 @@ impl Supervisor {
                 )),
             }
         }
+        self.add_deployed(deployed, &mut notes).await;
         self.reroute();
         Ok(notes)
+    }
+
+    /// Gives every factory app that asks for a data folder its folder.
+    fn give_factory_apps_data(&self, notes: &mut Vec<String>) {
+        let mut apps = self.registry();
+        for (name, e) in apps.iter_mut() {
+            if e.manifest.capabilities.data.is_none() {
+                continue;
+            }
+            let mut m = (*e.manifest).clone();
+            match self.give_data(&mut m) {
+                Ok(()) => e.manifest = Arc::new(m),
+                Err(err) => notes.push(format!("{name}: cannot make its data folder: {err}")),
+            }
+        }
+    }
+
+    /// The factory stamp of a factory app that runs its factory version: its manifest's
+    /// text, and its component's digest from preload (which hashed it already), or read.
+    async fn factory_stamp(&self, app: &str) -> Option<FactoryStamp> {
+        let (factory, loaded_sha) = self.registry().get(app).map(|e| {
+            let sha = e.component.as_ref().map(|c| c.loaded.sha256.clone());
+            (e.manifest.clone(), sha)
+        })?;
+        let component = match loaded_sha.and_then(|s| s.parse::<Digest>().ok()) {
+            Some(d) => d,
+            None => {
+                // Not loaded (it failed to): read it.
+                let path = factory.component.value.clone();
+                tokio::task::spawn_blocking(move || std::fs::read(&path).ok().map(|b| Digest::of(&b)))
+                    .await
+                    .ok()
+                    .flatten()?
+            }
+        };
+        Some(FactoryStamp {
+            manifest: Digest::of(factory.source.text.as_bytes()),
+            component,
+        })
+    }
+
+    /// Forgets what the store keeps of `app` (its factory version runs), saying why.
+    async fn set_aside(&self, app: &str, notes: &mut Vec<String>, why: &str) {
+        let a = app.to_string();
+        match self.with_store(move |s| s.remove(&a).map(drop)).await {
+            Ok(()) => notes.push(format!(
+                "{app}: {why}: it runs the factory version, and what the app store kept of it was set aside"
+            )),
+            Err(e) => notes.push(format!(
+                "{app}: {why}, and what the app store kept of it could not be set aside: {e}"
+            )),
+        }
+    }
+
+    /// Puts apps deployed while an earlier instance ran back in the set, each after the
+    /// apps it depends on. One that no longer fits (a dependency gone, a route taken) is
+    /// shown as unable to run, with why; the store keeps it.
+    async fn add_deployed(&self, deployed: Vec<(String, Option<String>, Version)>, notes: &mut Vec<String>) {
+        let mut ready = Vec::new();
+        for (app, home, current) in deployed {
+            let home = match home {
+                Some(h) => std::path::PathBuf::from(h),
+                None => {
+                    let a = app.clone();
+                    match self.with_store(move |s| s.home_dir(&a)).await {
+                        Ok(h) => h,
+                        Err(e) => {
+                            notes.push(format!("{app}: deployed, but its home folder cannot be made: {e}"));
+                            continue;
+                        }
+                    }
+                }
+            };
+            match self.stored_version(&app, &home, &current).await {
+                Ok(running) => ready.push((app, home, current, running)),
+                Err(e) => notes.push(format!(
+                    "{app}: deployed version {} in the app store cannot run: {e}",
+                    current.id
+                )),
+            }
+        }
+        // Dependencies first: add what fits, again, until nothing more does.
+        loop {
+            let before = ready.len();
+            let mut waiting = Vec::new();
+            for (app, home, current, running) in ready {
+                let deps_in = running
+                    .manifest
+                    .depends_on
+                    .iter()
+                    .all(|d| self.registry().contains(&d.value));
+                if !deps_in {
+                    waiting.push((app, home, current, running));
+                    continue;
+                }
+                let mut all: Vec<Manifest> = self.registry().iter().map(|(_, e)| (*e.manifest).clone()).collect();
+                all.push((*running.manifest).clone());
+                if let Err(problems) = vyoma_manifest::AppSet::new(all) {
+                    self.cannot_run(&running.manifest, problems);
+                    notes.push(format!(
+                        "{app}: deployed, but it no longer fits the set of apps; not started"
+                    ));
+                    continue;
+                }
+                self.add_app(
+                    (*running.manifest).clone(),
+                    home,
+                    running.component,
+                    running.version,
+                    false,
+                );
+                notes.push(format!(
+                    "{app}: deployed version {} ({}) from the app store",
+                    current.id, current.version
+                ));
+            }
+            ready = waiting;
+            if ready.is_empty() || ready.len() == before {
+                break;
+            }
+        }
+        for (app, _, _, running) in ready {
+            let mut all: Vec<Manifest> = self.registry().iter().map(|(_, e)| (*e.manifest).clone()).collect();
+            all.push((*running.manifest).clone());
+            let problems = vyoma_manifest::AppSet::new(all).err().unwrap_or_default();
+            self.cannot_run(&running.manifest, problems);
+            notes.push(format!(
+                "{app}: deployed, but an app it depends on is missing; not started"
+            ));
+        }
     }
 
     /// A kept version made ready to run: its manifest read back (paths resolved against
@@ -199,6 +364,7 @@ impl Supervisor {
             app: app.to_string(),
             problems,
         })?;
+        self.give_data(&mut m)?;
         let path = self.blob_path(&v.component)?;
         m.component.value = path.clone();
         let (loaded, st) = self.load_component(app, path).await?;
@@ -287,7 +453,8 @@ impl Supervisor {
         let factory = {
             let apps = self.registry();
             let e = apps.get(app).ok_or_else(|| self.not_here(app))?;
-            VersionRow {
+            // A deployed app the store does not keep (its first version was turned down).
+            e.factory.then(|| VersionRow {
                 id: None,
                 version: e.manifest.version.to_string(),
                 component: e
@@ -298,13 +465,13 @@ impl Supervisor {
                 added: None,
                 origin: "factory".into(),
                 status: VersionStatus::Current,
-            }
+            })
         };
         let record = self.store().as_ref().and_then(|s| s.app(app).cloned());
         let Some(r) = record else {
             return Ok(VersionsReport {
                 app: app.to_string(),
-                versions: vec![factory],
+                versions: factory.into_iter().collect(),
                 rejected: None,
             });
         };
@@ -368,9 +535,9 @@ impl Supervisor {
         Ok(RollbackReport {
             app: app.to_string(),
             from: from.brief(),
-            to: to_brief,
+            to: Some(to_brief),
             reason: REASON.to_string(),
-            swap,
+            swap: Some(swap),
         })
     }
 }

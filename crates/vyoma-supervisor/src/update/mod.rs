@@ -11,6 +11,7 @@
 //! arithmetic (`Event::Replace`).
 
 mod compat;
+mod deploy;
 mod kept;
 mod probation;
 mod swap;
@@ -110,6 +111,32 @@ pub enum UpdateError {
         /// Each break, in words.
         breaks: Vec<String>,
     },
+    /// A deploy names an app the instance has.
+    #[error("`{0}` is already an app of this instance: `update {0} DIR` replaces its version")]
+    Exists(String),
+    /// Other apps depend on the app to remove.
+    #[error(
+        "`{app}` cannot be removed: {} depend{} on it (`depends_on`); remove {} first",
+        by.iter().map(|b| format!("`{b}`")).collect::<Vec<_>>().join(", "),
+        if by.len() == 1 { "s" } else { "" },
+        if by.len() == 1 { "it" } else { "them" }
+    )]
+    Needed {
+        /// The app.
+        app: String,
+        /// The apps that depend on it.
+        by: Vec<String>,
+    },
+    /// The instance has no room for another app.
+    #[error("`{app}` cannot be deployed: {limited_by} ({instances} apps at most run at once here)")]
+    Full {
+        /// The app.
+        app: String,
+        /// How many instances the instance can run.
+        instances: usize,
+        /// Why, and how to raise it.
+        limited_by: String,
+    },
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -149,8 +176,9 @@ pub(crate) struct Trial {
     pub(crate) id: u64,
     /// Its first instance: this one and every later one run the new version.
     pub(crate) first_generation: u64,
-    /// The committed version, put back if this one fails.
-    pub(crate) previous: Running,
+    /// The committed version, put back if this one fails; `None` for an app's first
+    /// version (a deploy), which is stopped and forgotten if it fails.
+    pub(crate) previous: Option<Running>,
 }
 
 /// A new version, checked and loaded, not yet swapped in.
@@ -239,16 +267,18 @@ impl Supervisor {
             let e = apps.get(app).ok_or_else(|| self.not_here(app))?;
             match &e.trial {
                 Some(t) => t.previous.clone(),
-                None => Running {
+                None => Some(Running {
                     manifest: e.manifest.clone(),
                     component: e.component.clone(),
                     version: e.version,
-                },
+                }),
             }
         };
-        self.keep_factory(app, &mut previous).await?;
-        if report.from.id.is_none() && report.from.component == previous.brief().component {
-            report.from.id = previous.version;
+        if let Some(previous) = &mut previous {
+            self.keep_factory(app, previous).await?;
+            if report.from.id.is_none() && report.from.component == previous.brief().component {
+                report.from.id = previous.version;
+            }
         }
         let manifest_digest = {
             let t = candidate.text.clone();
@@ -333,18 +363,30 @@ impl Supervisor {
         }
     }
 
-    /// Everything about the new version that can be known without running it.
-    #[allow(clippy::too_many_arguments, reason = "the update's inputs, each distinct")]
-    async fn check(
+    /// A version of `app` made ready to run, as far as it can be without running it: its
+    /// manifest (diagnostics name `shown`, paths resolve against `home`; its data folder
+    /// given), its files, grants, memory limit, place among the other apps (returned), and
+    /// its component compiled and fitting the manifest.
+    #[allow(
+        clippy::type_complexity,
+        reason = "used by two callers, each taking it apart at once"
+    )]
+    async fn examine(
         &self,
         app: &str,
         home: &Path,
         text: &str,
-        component: Digest,
+        component: &Digest,
         shown: &Path,
-        old: &Running,
-        options: UpdateOptions,
-    ) -> Result<(Candidate, Vec<String>, Vec<String>), SupervisorError> {
+    ) -> Result<
+        (
+            Manifest,
+            Vec<Manifest>,
+            Arc<vyoma_runtime::Loaded>,
+            Option<crate::registry::FileStamp>,
+        ),
+        SupervisorError,
+    > {
         let bad = |problems: Diagnostics| UpdateError::Manifest {
             app: app.to_string(),
             problems,
@@ -359,7 +401,8 @@ impl Supervisor {
             }
             .into());
         }
-        let blob = self.blob_path(&component)?;
+        self.give_data(&mut m)?;
+        let blob = self.blob_path(component)?;
         m.component.value = blob.clone();
         let mut problems: Vec<_> = m.check_paths();
         problems.extend(self.inner.runtime.grant_problems(&m));
@@ -390,6 +433,22 @@ impl Supervisor {
             app: app.to_string(),
             why,
         })?;
+        Ok((m, others, loaded, st))
+    }
+
+    /// Everything about the new version that can be known without running it.
+    #[allow(clippy::too_many_arguments, reason = "the update's inputs, each distinct")]
+    async fn check(
+        &self,
+        app: &str,
+        home: &Path,
+        text: &str,
+        component: Digest,
+        shown: &Path,
+        old: &Running,
+        options: UpdateOptions,
+    ) -> Result<(Candidate, Vec<String>, Vec<String>), SupervisorError> {
+        let (m, others, loaded, st) = self.examine(app, home, text, &component, shown).await?;
         let no_info = vyoma_runtime::ComponentInfo::default();
         let old_info = old.component.as_ref().map_or(&no_info, |c| &c.loaded.info);
         let old_side = compat::Side {

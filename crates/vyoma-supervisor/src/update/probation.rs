@@ -171,6 +171,9 @@ impl Supervisor {
             e.trial.take().expect("just checked").previous
         };
         let (from, _) = self.running(app)?;
+        let Some(previous) = previous else {
+            return self.turn_down_first(app, id, reason, from).await.map(Some);
+        };
         // The previous version runs again first (fast): a crash before the store says so
         // leaves the trial in the store, which is turned down when it is opened again.
         let to = previous.brief();
@@ -190,10 +193,44 @@ impl Supervisor {
         Ok(Some(RollbackReport {
             app: app.to_string(),
             from: from.brief(),
-            to,
+            to: Some(to),
             reason: reason.to_string(),
-            swap,
+            swap: Some(swap),
         }))
+    }
+
+    /// Turns down the first version of a deployed app (trial `id`, taken off the entry
+    /// already): there is nothing to go back to, so the app is killed and kept stopped,
+    /// and the store forgets it. It stays listed, with its log, until removed or deployed
+    /// again.
+    async fn turn_down_first(
+        &self,
+        app: &str,
+        id: u64,
+        reason: &str,
+        from: super::Running,
+    ) -> Result<RollbackReport, SupervisorError> {
+        // Killing it also cancels a restart the policy may have set up.
+        let _ = self.apply(app, Event::Kill);
+        if let Some(e) = self.registry().get_mut(app) {
+            e.version = None;
+        }
+        let a = app.to_string();
+        let why = reason.to_string();
+        let stored = self.with_store(move |s| s.reject(&a, id, &why)).await;
+        if let Ok(log) = self.log(app) {
+            log.note(&format!(
+                "version {id} turned down ({reason}); it was the app's first version, so the app is stopped and not kept: deploy a fixed version, or remove it"
+            ));
+        }
+        stored?;
+        Ok(RollbackReport {
+            app: app.to_string(),
+            from: from.brief(),
+            to: None,
+            reason: reason.to_string(),
+            swap: None,
+        })
     }
 
     /// The window of trial `id` is over: committed if it runs (or ran to a clean end). A

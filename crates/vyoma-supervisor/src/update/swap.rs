@@ -24,7 +24,7 @@ impl Supervisor {
         &self,
         app: &str,
         next: Running,
-        trial: Option<(u64, Running)>,
+        trial: Option<(u64, Option<Running>)>,
         why: &str,
         start: bool,
     ) -> Result<SwapReport, SupervisorError> {

@@ -7,6 +7,7 @@
 
 mod apps;
 mod common;
+mod deploy;
 mod hostile;
 mod http;
 mod ipc;

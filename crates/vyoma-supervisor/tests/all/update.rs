@@ -17,7 +17,7 @@ use vyoma_testkit::{shared_cache, wasm};
 use crate::common::{LONG, log_text, wait, wait_log};
 
 /// A supervisor over `root` with its app store in `store`, every app started.
-async fn with_store(root: &Path, store: &Path, config: RuntimeConfig) -> Supervisor {
+pub(crate) async fn with_store(root: &Path, store: &Path, config: RuntimeConfig) -> Supervisor {
     let config = RuntimeConfig {
         cache_dir: Some(shared_cache(env!("CARGO_TARGET_TMPDIR"))),
         capacity: 16,
@@ -32,7 +32,7 @@ async fn with_store(root: &Path, store: &Path, config: RuntimeConfig) -> Supervi
 }
 
 /// An app folder `dir` with a manifest for `name` at `version` running ipc-probe.
-fn version_dir(dir: &Path, name: &str, version: &str, extra: &str) -> PathBuf {
+pub(crate) fn version_dir(dir: &Path, name: &str, version: &str, extra: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(
         dir.join("app.toml"),
@@ -87,7 +87,7 @@ async fn no_message_is_lost_or_repeated_across_a_hundred_updates_and_rollbacks_u
                 .unwrap();
             swaps.push(r.swap.unwrap());
         } else {
-            swaps.push(sup.rollback("receiver").await.unwrap().swap);
+            swaps.push(sup.rollback("receiver").await.unwrap().swap.unwrap());
         }
         wait(&sup, "receiver", AppState::Running).await;
     }
@@ -133,7 +133,7 @@ async fn no_message_is_lost_or_repeated_across_a_hundred_updates_and_rollbacks_u
     assert_eq!(ipc.queued, 0);
 }
 
-fn refused(r: Result<impl std::fmt::Debug, SupervisorError>) -> (UpdateError, String) {
+pub(crate) fn refused(r: Result<impl std::fmt::Debug, SupervisorError>) -> (UpdateError, String) {
     match r {
         Err(SupervisorError::Update(e)) => {
             let text = e.to_string();
@@ -350,7 +350,7 @@ async fn committed_versions_run_again_after_a_restart_and_a_changed_factory_wins
     assert!(log_text(&sup, "app").contains("runs version 2 (0.2.0) from the app store"));
     // Back to the factory version by hand.
     let r = sup.rollback("app").await.unwrap();
-    assert_eq!((r.from.id, r.to.id), (Some(2), Some(1)));
+    assert_eq!((r.from.id, r.to.as_ref().unwrap().id), (Some(2), Some(1)));
     wait(&sup, "app", AppState::Running).await;
     assert_eq!(sup.detail("app").unwrap().manifest.version.to_string(), "0.1.0");
     let e = sup.rollback("app").await.unwrap_err().to_string();
