@@ -61,6 +61,14 @@ pub(crate) struct BootArgs {
     /// No network device (the guest has only lo; no management API or HTTP from the host).
     #[arg(long, conflicts_with_all = ["api_port", "http_port"])]
     no_network: bool,
+    /// The app store's disk (apps deployed over the API, their versions and data), made
+    /// on first use: an ext4 file system in a sparse 1 GiB file [default: store.ext4 in
+    /// the image folder].
+    #[arg(long, value_name = "FILE")]
+    disk: Option<PathBuf>,
+    /// No disk: the image's apps run as built, and nothing can be deployed or updated.
+    #[arg(long, conflicts_with = "disk")]
+    no_disk: bool,
     #[command(flatten)]
     pub(crate) accel: AccelArg,
 }
@@ -137,6 +145,16 @@ pub(crate) fn boot(args: BootArgs) -> anyhow::Result<Exit> {
     let mut vm = Vm::from_image_with(&dir, &args.append, args.accel.choice()?)?;
     vm.memory_mib = args.memory;
     vm.cpus = args.cpus;
+    if !args.no_disk {
+        let disk = args.disk.unwrap_or_else(|| dir.join(vyoma_image::STORE_DISK_FILE));
+        if vyoma_image::qemu::make_store_disk(&disk, vyoma_image::qemu::STORE_DISK_SIZE)? {
+            eprintln!(
+                "made the app store's disk {} (ext4, 1 GiB sparse; --no-disk boots without one)",
+                disk.display()
+            );
+        }
+        vm.disk = Some(disk);
+    }
     if !args.no_network {
         let port = match args.api_port {
             Some(p) => p,

@@ -97,7 +97,12 @@ fn the_image_boots_runs_its_apps_and_powers_off() {
         assert!(report.contains(part), "{part} missing from the report:\n{report}");
     }
     let size = |f: &str| std::fs::metadata(image.join(f)).unwrap().len();
-    assert!(size("bzImage") < 3_000_000, "kernel is {} bytes", size("bzImage"));
+    // ext4 for the store's disk is most of the kernel's growth past 3 MB.
+    assert!(size("bzImage") < 3_400_000, "kernel is {} bytes", size("bzImage"));
+    // With the compiler in /init the bundled image is 10.0 MiB (10.5 MB; docs/PERFORMANCE.md):
+    // this guards against growth, it is not the 10 MB goal.
+    let total = size("bzImage") + size("initramfs.cpio.zst");
+    assert!(total < 10_600_000, "the image is {total} bytes");
 
     let mut s = boot(&image, "", None);
     let (_, done) = ok(s.wait_for(BOOT, |l| text(l).starts_with("vyoma: ") && l.contains("boot complete")));
@@ -413,4 +418,188 @@ fn check_oci(image: &Path, work: &Path) {
             assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (107, 107, 0o444), "{inside}");
         }
     }
+}
+
+/// Boots `image` with its network and the store's disk `disk`; returns the console and the
+/// API's URL once the boot is complete.
+fn boot_with_disk(image: &Path, disk: &Path) -> (Serial, String) {
+    let port = vyoma_image::qemu::free_port(0).unwrap();
+    let mut vm = Vm::from_image(image, "").unwrap().with_network(port);
+    vm.disk = Some(disk.to_path_buf());
+    let url = vm.api_url().unwrap();
+    let mut s = Serial::start(&vm).unwrap();
+    ok(s.wait_for(BOOT, |l| text(l).starts_with("vyoma: ") && l.contains("boot complete")));
+    (s, url)
+}
+
+/// An app folder outside the image, for `vyoma deploy` / `update`.
+fn deployable(root: &Path, name: &str, component: &str, version: &str, extra: &str) -> PathBuf {
+    image_app(root, name, component, extra);
+    let dir = root.join(name);
+    let toml = std::fs::read_to_string(dir.join("app.toml")).unwrap();
+    std::fs::write(
+        dir.join("app.toml"),
+        toml.replace("\"0.1.0\"", &format!("\"{version}\"")),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn deployed_apps_and_their_data_live_on_the_disk_across_reboots_and_hard_kills() {
+    let d = tempfile::tempdir().unwrap();
+    let apps = d.path().join("apps");
+    image_app(&apps, "ticker", "ticker", "args = [\"1000\"]\n");
+    let image = d.path().join("image");
+    let o = Command::new(env!("CARGO_BIN_EXE_vyoma"))
+        .args(["image", "build"])
+        .arg(&apps)
+        .arg("--out")
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let disk = d.path().join("store.ext4");
+    assert!(vyoma_image::qemu::make_store_disk(&disk, vyoma_image::qemu::STORE_DISK_SIZE).unwrap());
+    assert!(
+        !vyoma_image::qemu::make_store_disk(&disk, 1).unwrap(),
+        "an existing disk is kept"
+    );
+
+    // Deployed over the API, compiled on the device, kept on the disk.
+    let (mut s, url) = boot_with_disk(&image, &disk);
+    let grants = "[capabilities.ipc]\nsend = [\"*\"]\naccept = [\"*\"]\n[update]\nprobation = \"0s\"\n";
+    let work = d.path().join("work");
+    let greeter = deployable(&work.join("v1"), "greeter", "echo", "0.1.0", grants);
+    let (good, out, err) = remote(&image, &url, &["deploy", greeter.to_str().unwrap()]);
+    assert!(good, "{out}{err}\n{}", s.transcript());
+    assert!(out.starts_with("greeter: deployed 0.1.0 (version 1, "), "{out}");
+    let (good, out, err) = remote(&image, &url, &["wait", "greeter", "running", "2m"]);
+    assert!(good, "{out}{err}\n{}", s.transcript());
+    let (_, out, _) = remote(&image, &url, &["send", "greeter", "hi"]);
+    assert_eq!(out, "[from greeter] hi\n");
+    // An app with a data folder on the disk: it writes a file there.
+    let files = deployable(
+        &work.join("v1"),
+        "files",
+        "files",
+        "0.1.0",
+        "[restart]\npolicy = \"never\"\n[capabilities]\ndata = true\n[update]\nprobation = \"0s\"\n",
+    );
+    let (good, out, err) = remote(&image, &url, &["deploy", files.to_str().unwrap()]);
+    assert!(
+        good && out.contains("its data folder (/data): /var/lib/vyoma/store/data/files"),
+        "{out}{err}"
+    );
+    let (good, out, err) = remote(&image, &url, &["wait", "files", "exited", "2m"]);
+    assert!(good, "{out}{err}\n{}", s.transcript());
+    let (_, log, _) = remote(&image, &url, &["log", "files"]);
+    assert!(log.contains("files: wrote /data/written-by-app.txt"), "{log}");
+    let (good, out, _) = remote(&image, &url, &["shutdown"]);
+    assert!(good, "{out}");
+    assert!(s.wait_exit(STEP).is_some_and(|st| st.success()), "{}", s.transcript());
+
+    // After a reboot it runs again, from the disk.
+    let (mut s, url) = boot_with_disk(&image, &disk);
+    assert!(
+        s.transcript()
+            .contains("app store: greeter: deployed version 1 (0.1.0) from the app store"),
+        "{}",
+        s.transcript()
+    );
+    let (good, out, err) = remote(&image, &url, &["wait", "greeter", "running", "1m"]);
+    assert!(good, "{out}{err}");
+    let (_, out, _) = remote(&image, &url, &["send", "greeter", "again"]);
+    assert_eq!(out, "[from greeter] again\n");
+    // Its data folder kept the file.
+    let (good, out, err) = remote(&image, &url, &["wait", "files", "exited", "2m"]);
+    assert!(good, "{out}{err}");
+    let (_, log, _) = remote(&image, &url, &["log", "files"]);
+    assert!(log.contains("files: /data/written-by-app.txt (2 bytes): hi"), "{log}");
+    remote(&image, &url, &["shutdown"]);
+    assert!(s.wait_exit(STEP).is_some_and(|st| st.success()), "{}", s.transcript());
+
+    // Hard kills (QEMU killed, as a power cut) at spread-out moments of updates, deploys
+    // and removals: every boot after one finds each app whole, at its old or new version.
+    let extra = deployable(&work.join("extra"), "extra", "echo", "0.1.0", grants);
+    // `./dev soak N` runs more.
+    let kills: usize = std::env::var("VYOMA_SOAK_KILLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
+    let mut seen_versions = std::collections::BTreeSet::new();
+    for i in 0..=kills {
+        let (s, url) = boot_with_disk(&image, &disk);
+        let t = s.transcript();
+        assert!(
+            !t.contains("damaged") && !t.contains("cannot be read"),
+            "the store did not open whole after kill {i}:\n{t}"
+        );
+        let (good, out, err) = remote(&image, &url, &["wait", "greeter", "running", "1m"]);
+        assert!(good, "after kill {i}: {out}{err}\n{t}");
+        let (_, out, _) = remote(&image, &url, &["send", "greeter", "hi"]);
+        assert!(
+            out == "[from greeter] hi\n" || out == "[from greeter] ack:hi\n",
+            "after kill {i}: {out}"
+        );
+        let (_, ps, _) = remote(&image, &url, &["ps"]);
+        if ps.contains("\nextra ") {
+            let (good, out, err) = remote(&image, &url, &["wait", "extra", "running", "1m"]);
+            assert!(
+                good,
+                "after kill {i}: extra is listed but does not run: {out}{err}\n{t}"
+            );
+        }
+        let (_, versions, _) = remote(&image, &url, &["versions", "greeter"]);
+        let current = versions
+            .lines()
+            .find(|l| l.contains(" current "))
+            .unwrap_or_else(|| panic!("after kill {i}: no current version of greeter:\n{versions}"));
+        seen_versions.insert(current.split_whitespace().nth(1).unwrap_or_default().to_string());
+        if i == kills {
+            let (good, out, _) = remote(&image, &url, &["shutdown"]);
+            assert!(good, "{out}");
+            break;
+        }
+        // The next change, killed part way: alternately the other component, so the
+        // device compiles, stores and swaps different things.
+        let (component, args) = if i % 2 == 0 {
+            ("ipc-probe", "args = [\"serve\"]\n")
+        } else {
+            ("echo", "")
+        };
+        let next = deployable(
+            &work.join(format!("u{i}")),
+            "greeter",
+            component,
+            &format!("0.{}.0", i + 2),
+            &format!("{args}{grants}"),
+        );
+        let config = image.join("client.toml");
+        let (bin, url2) = (env!("CARGO_BIN_EXE_vyoma").to_string(), url.clone());
+        let extra2 = extra.clone();
+        let changes = std::thread::spawn(move || {
+            let run = |args: &[&str]| {
+                Command::new(&bin)
+                    .arg("--config")
+                    .arg(&config)
+                    .args(["--endpoint", &url2])
+                    .args(args)
+                    .env_remove("VYOMA_CONFIG")
+                    .env_remove("VYOMA_TOKEN")
+                    .output()
+            };
+            let _ = run(&["update", "greeter", next.to_str().unwrap(), "--force"]);
+            let _ = if i % 4 < 2 {
+                run(&["deploy", extra2.to_str().unwrap()])
+            } else {
+                run(&["remove", "extra", "--purge"])
+            };
+        });
+        std::thread::sleep(Duration::from_millis((i as u64 * 397) % 2500));
+        // (A kill, as a power cut: SIGKILL to QEMU.)
+        drop(s);
+        changes.join().unwrap();
+    }
+    assert!(seen_versions.len() > 2, "the updates never landed: {seen_versions:?}");
 }

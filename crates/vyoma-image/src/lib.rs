@@ -28,6 +28,8 @@ pub use stage::StagedApp;
 /// loads machine code from.
 pub const ARTIFACTS: &str = vyoma_runtime::IMAGE_ARTIFACTS;
 
+/// The app store's disk `vyoma boot` makes in the image folder.
+pub const STORE_DISK_FILE: &str = "store.ext4";
 /// The kernel's file in an image folder.
 pub const KERNEL_FILE: &str = "bzImage";
 /// The initramfs's file in an image folder.
@@ -197,7 +199,12 @@ impl fmt::Display for ImageReport {
             self.initramfs_size,
             &format!("zstd; {} unpacked:", size(self.initramfs_unpacked)),
         )?;
-        row(f, "  /init", self.init_size, "vyoma-init (static, no compiler)")?;
+        row(
+            f,
+            "  /init",
+            self.init_size,
+            "vyoma-init (static, with the compiler for deployed apps)",
+        )?;
         for a in &self.apps {
             let data = if a.data_size > 0 {
                 format!(", {} of data", size(a.data_size))

@@ -38,6 +38,9 @@ pub struct Vm {
     /// With the network, this host port (on 127.0.0.1) forwarded to the guest's HTTP
     /// gateway (port [`crate::HTTP_PORT`]).
     pub http_forward: Option<u16>,
+    /// The app store's disk (a raw ext4 image, see [`make_store_disk`]): the guest's
+    /// `/dev/vda`. `None`: no disk, and the guest keeps no store.
+    pub disk: Option<PathBuf>,
 }
 
 impl Vm {
@@ -71,6 +74,7 @@ impl Vm {
             qmp: None,
             api_forward: None,
             http_forward: None,
+            disk: None,
         })
     }
 
@@ -152,11 +156,69 @@ impl Vm {
                 .arg(netdev)
                 .args(["-device", "virtio-net-pci,netdev=net0"]);
         }
+        if let Some(d) = &self.disk {
+            // Written through the host's page cache, flushed when the guest syncs: a
+            // killed QEMU loses nothing the guest synced.
+            let mut drive = std::ffi::OsString::from("file=");
+            drive.push(d.as_os_str());
+            drive.push(",if=virtio,format=raw,cache=writeback,discard=unmap");
+            c.arg("-drive").arg(drive);
+        }
         if let Some(q) = &self.qmp {
             c.arg("-qmp").arg(format!("unix:{},server=on,wait=off", q.display()));
         }
         c
     }
+}
+
+/// The size of the app store's disk `vyoma boot` makes (sparse: it takes on the host only
+/// what the guest writes).
+pub const STORE_DISK_SIZE: u64 = 1 << 30;
+
+/// Makes the app store's disk at `path` if there is none: a sparse file of `size` bytes
+/// with an ext4 file system (`mkfs.ext4`, from e2fsprogs). Returns whether it made one.
+pub fn make_store_disk(path: &Path, size: u64) -> Result<bool, ImageError> {
+    if path.exists() {
+        return Ok(false);
+    }
+    let io = |what: String| move |source| ImageError::Io { what, source };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    }
+    // Made beside its final name and renamed once whole: an interrupted run leaves no
+    // half-made disk to boot from.
+    let tmp = path.with_extension("making");
+    let file = std::fs::File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
+    file.set_len(size).map_err(io(format!("sizing {}", tmp.display())))?;
+    drop(file);
+    let mkfs = ["mkfs.ext4", "/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("-V").output().is_ok())
+        .ok_or_else(|| ImageError::Tool {
+            what: "mkfs.ext4".into(),
+            detail: "not found: install e2fsprogs (Debian: apt-get install e2fsprogs), or boot with --no-disk".into(),
+        })?;
+    let out = Command::new(mkfs)
+        .args([
+            "-q",
+            "-F",
+            "-L",
+            "vyoma-store",
+            "-E",
+            "lazy_itable_init=1,lazy_journal_init=1",
+        ])
+        .arg(&tmp)
+        .output()
+        .map_err(io(format!("running {mkfs}")))?;
+    if !out.status.success() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ImageError::Tool {
+            what: format!("{mkfs} {}", tmp.display()),
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    std::fs::rename(&tmp, path).map_err(io(format!("renaming {}", tmp.display())))?;
+    Ok(true)
 }
 
 /// Runs `vm` with its serial console (and QEMU's monitor, Ctrl-A c) on this terminal until

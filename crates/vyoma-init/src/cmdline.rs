@@ -106,6 +106,20 @@ pub struct BootOptions {
     /// `vyoma.http=ADDR:PORT|off`: where the HTTP gateway listens ([`DEFAULT_HTTP`] by
     /// default, served when some app has routes; `None`: off).
     pub http: Option<SocketAddr>,
+    /// `vyoma.store=auto|off|/dev/NAME`: the disk holding the app store (deployed apps,
+    /// their versions and data). `auto` (the default): `/dev/vda` if there is one.
+    pub store: StoreDisk,
+}
+
+/// Which disk holds the app store (`vyoma.store=`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreDisk {
+    /// The first virtio disk, if there is one.
+    Auto,
+    /// No store: the image's apps run as built, nothing can be deployed or updated.
+    Off,
+    /// This device (e.g. `/dev/vdb`).
+    Device(String),
 }
 
 impl Default for BootOptions {
@@ -119,6 +133,7 @@ impl Default for BootOptions {
             net: NetConfig::Off,
             api: DEFAULT_API.parse().ok(),
             http: DEFAULT_HTTP.parse().ok(),
+            store: StoreDisk::Auto,
         }
     }
 }
@@ -221,13 +236,23 @@ pub fn parse(cmdline: &str) -> (BootOptions, Vec<String>) {
                     "`vyoma.http={v}` is not an address: write e.g. `vyoma.http=0.0.0.0:80` or `vyoma.http=off` (using {DEFAULT_HTTP})"
                 )),
             },
+            "store" => match value {
+                "auto" => o.store = StoreDisk::Auto,
+                "off" => o.store = StoreDisk::Off,
+                d if d.starts_with("/dev/") && d.len() > 5 && !d.contains("..") => {
+                    o.store = StoreDisk::Device(d.to_string());
+                }
+                _ => problems.push(format!(
+                    "`vyoma.store={v}` is not a disk: write `vyoma.store=auto`, `vyoma.store=off` or `vyoma.store=/dev/vdb` (using auto)"
+                )),
+            },
             "log" | "dir" => problems.push(format!(
                 "`vyoma.{k}={v}` needs a value{}: using {}",
                 if key == "dir" { " that is an absolute path" } else { "" },
                 if key == "dir" { &o.apps_dir } else { &o.log }
             )),
             _ => problems.push(format!(
-                "unknown option `vyoma.{k}`: VyomaOS reads vyoma.log, vyoma.apps, vyoma.panic, vyoma.dir, vyoma.memory, vyoma.net, vyoma.api and vyoma.http"
+                "unknown option `vyoma.{k}`: VyomaOS reads vyoma.log, vyoma.apps, vyoma.panic, vyoma.dir, vyoma.memory, vyoma.net, vyoma.api, vyoma.http and vyoma.store"
             )),
         }
     }
@@ -252,6 +277,24 @@ mod tests {
             ]
         );
         assert_eq!(parse("vyoma.memory=0").1.len(), 1, "a budget of nothing is refused");
+    }
+
+    #[test]
+    fn the_store_disk_is_auto_off_or_a_device() {
+        assert_eq!(parse("").0.store, StoreDisk::Auto);
+        assert_eq!(parse("vyoma.store=off").0.store, StoreDisk::Off);
+        assert_eq!(
+            parse("vyoma.store=/dev/vdb").0.store,
+            StoreDisk::Device("/dev/vdb".into())
+        );
+        let (o, p) = parse("vyoma.store=/etc/../dev/vda");
+        assert_eq!(o.store, StoreDisk::Auto);
+        assert_eq!(
+            p,
+            [
+                "`vyoma.store=/etc/../dev/vda` is not a disk: write `vyoma.store=auto`, `vyoma.store=off` or `vyoma.store=/dev/vdb` (using auto)"
+            ]
+        );
     }
 
     #[test]

@@ -24,6 +24,33 @@ use std::fmt;
 
 pub use sys::{LinuxSys, Mount, PowerAction, Sys};
 
+/// Where the app store's disk is mounted in the image: the store in `store/`, the compile
+/// cache of deployed components in `cache/`.
+pub const STATE_DIR: &str = "/var/lib/vyoma";
+/// The disk `vyoma.store=auto` uses when it is there: the first virtio disk.
+pub const STORE_DEVICE: &str = "/dev/vda";
+
+/// Mounts the disk the app store lives on, as `vyoma.store` says: `Ok(None)` without one
+/// (off, or auto and no disk), or why the disk named cannot be used.
+pub fn mount_store_disk(sys: &dyn Sys, choice: &cmdline::StoreDisk) -> Result<Option<std::path::PathBuf>, String> {
+    let device = match choice {
+        cmdline::StoreDisk::Off => return Ok(None),
+        cmdline::StoreDisk::Auto if !sys.exists(STORE_DEVICE) => return Ok(None),
+        cmdline::StoreDisk::Auto => STORE_DEVICE,
+        cmdline::StoreDisk::Device(d) => d.as_str(),
+    };
+    let fail = |e: std::io::Error| {
+        format!(
+            "cannot mount the app store's disk {device} (ext4) on {STATE_DIR}: {e}; `vyoma boot` makes one (docs/image.md), or boot with vyoma.store=off to run without a store"
+        )
+    };
+    sys.mkdir("/var").map_err(fail)?;
+    sys.mkdir("/var/lib").map_err(fail)?;
+    sys.mkdir(STATE_DIR).map_err(fail)?;
+    sys.mount_disk(device, STATE_DIR).map_err(fail)?;
+    Ok(Some(std::path::PathBuf::from(STATE_DIR)))
+}
+
 /// What PID 1 mounts before anything else, in order.
 pub const MOUNTS: &[Mount] = &[
     Mount {

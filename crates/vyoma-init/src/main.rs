@@ -21,8 +21,8 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use vyoma_init::cmdline::{self, BootOptions};
 use vyoma_init::net;
 use vyoma_init::{
-    LinuxSys, PanicResponse, PowerAction, Shutdown, ShutdownSignal, Sys, early_mounts, panic_response, power_down,
-    raise_limits, reap_all,
+    LinuxSys, PanicResponse, PowerAction, Shutdown, ShutdownSignal, Sys, early_mounts, mount_store_disk,
+    panic_response, power_down, raise_limits, reap_all,
 };
 use vyoma_lifecycle::AppState;
 use vyoma_runtime::RuntimeConfig;
@@ -41,6 +41,9 @@ enum Exit {
 }
 
 static SYS: LinuxSys = LinuxSys;
+
+/// Instance slots at least, with an app store: room for apps deployed after boot.
+const DEPLOY_ROOM: u32 = 64;
 
 fn say(line: &str) {
     // The console is the serial line: write whole lines and flush, so they survive a
@@ -266,11 +269,25 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
         network(opts).await;
     }
     let dir = PathBuf::from(&opts.apps_dir);
+    // The app store's disk, if the machine has one: apps deployed over the API, their
+    // versions and data, and the compile cache of what the device compiled.
+    let state = if pid1 {
+        match mount_store_disk(&SYS, &opts.store) {
+            Ok(s) => s,
+            Err(e) => {
+                say(&format!("vyoma-init: {e}"));
+                None
+            }
+        }
+    } else {
+        std::env::var_os("VYOMA_STATE").map(PathBuf::from)
+    };
     let config = RuntimeConfig {
-        // The image's app set is fixed at boot, so the pool is sized to it (boot makes room
-        // for twice the apps, for restarts): no address space or set-up for unused slots.
-        capacity: 16,
-        cache_dir: None,
+        // Without a store the image's app set is fixed at boot, so the pool is sized to it
+        // (boot makes room for twice the apps, for restarts): no address space or set-up
+        // for unused slots. With one, there is room for apps deployed later.
+        capacity: if state.is_some() { DEPLOY_ROOM } else { 16 },
+        cache_dir: state.as_ref().map(|s| s.join("cache")),
         // Machine code only from the image's own artifact folder, and only as PID 1:
         // hosted (tests, `$VYOMA_APPS`), nothing precompiled is trusted.
         trusted_artifacts: pid1.then(|| PathBuf::from(vyoma_runtime::IMAGE_ARTIFACTS)),
@@ -297,6 +314,19 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
         Err(e) => return Err(e.into()),
     };
     let sup = booted.supervisor.clone();
+    match &state {
+        Some(s) => match sup.open_store(&s.join("store")).await {
+            Ok(notes) => {
+                for n in notes {
+                    say(&format!("app store: {}", console::terminal_safe(&n)));
+                }
+            }
+            Err(e) => say(&format!(
+                "vyoma-init: {e}; the apps run as built, and nothing can be deployed or updated"
+            )),
+        },
+        None => say("vyoma-init: no app store (no disk, or vyoma.store=off): nothing can be deployed or updated"),
+    }
     say(&format!(
         "VyomaOS: {} apps from {}; allocator: {}; app memory budget: {} MiB",
         sup.names().len(),

@@ -33,6 +33,10 @@ pub trait Sys: Send + Sync {
     fn mkdir(&self, path: &str) -> io::Result<()>;
     /// Mounts `m`.
     fn mount(&self, m: &Mount) -> io::Result<()>;
+    /// Whether `path` exists (a device node).
+    fn exists(&self, path: &str) -> bool;
+    /// Mounts the ext4 file system on `device` at `target` (no set-uid, no device files).
+    fn mount_disk(&self, device: &str, target: &str) -> io::Result<()>;
     /// Flushes file system buffers.
     fn sync(&self);
     /// Powers off or reboots; returns only if that failed.
@@ -85,6 +89,15 @@ impl Sys for LinuxSys {
             data.as_deref(),
         )
         .map_err(Into::into)
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        std::path::Path::new(path).exists()
+    }
+
+    fn mount_disk(&self, device: &str, target: &str) -> io::Result<()> {
+        use rustix::mount::MountFlags;
+        rustix::mount::mount(device, target, "ext4", MountFlags::NOSUID | MountFlags::NODEV, None).map_err(Into::into)
     }
 
     fn sync(&self) {

@@ -13,6 +13,8 @@ struct FakeSys {
     refuse_limits: bool,
     busy: Vec<&'static str>,
     broken: Vec<&'static str>,
+    /// Device nodes that exist.
+    devices: Vec<&'static str>,
     exited_children: Mutex<u32>,
 }
 
@@ -40,6 +42,16 @@ impl Sys for FakeSys {
         }
         if self.broken.contains(&m.target) {
             return Err(io::Error::from_raw_os_error(rustix::io::Errno::NODEV.raw_os_error()));
+        }
+        Ok(())
+    }
+    fn exists(&self, path: &str) -> bool {
+        self.devices.contains(&path)
+    }
+    fn mount_disk(&self, device: &str, target: &str) -> io::Result<()> {
+        self.record(format!("mount ext4 {device} {target}"));
+        if self.broken.contains(&device) {
+            return Err(io::Error::from_raw_os_error(rustix::io::Errno::INVAL.raw_os_error()));
         }
         Ok(())
     }
@@ -217,4 +229,36 @@ fn limits_that_cannot_be_raised_are_reported_and_the_boot_goes_on() {
         "{problems:?}"
     );
     assert!(problems[1].starts_with("cannot read fs.nr_open: "), "{problems:?}");
+}
+
+#[test]
+fn the_store_disk_is_mounted_when_there_is_one_and_named_when_it_cannot_be() {
+    use crate::cmdline::StoreDisk;
+    // No disk: no store, nothing mounted.
+    let sys = FakeSys::default();
+    assert_eq!(mount_store_disk(&sys, &StoreDisk::Auto), Ok(None));
+    assert!(sys.calls().is_empty());
+    // The first virtio disk.
+    let sys = FakeSys {
+        devices: vec![STORE_DEVICE],
+        ..FakeSys::default()
+    };
+    assert_eq!(
+        mount_store_disk(&sys, &StoreDisk::Auto),
+        Ok(Some(std::path::PathBuf::from(STATE_DIR)))
+    );
+    assert_eq!(sys.calls().last().unwrap(), "mount ext4 /dev/vda /var/lib/vyoma");
+    // Off: left alone even when there.
+    assert_eq!(mount_store_disk(&sys, &StoreDisk::Off), Ok(None));
+    // A disk that is not ext4 (or not there): why, and the way out.
+    let sys = FakeSys {
+        broken: vec!["/dev/vdb"],
+        ..FakeSys::default()
+    };
+    let e = mount_store_disk(&sys, &StoreDisk::Device("/dev/vdb".into())).unwrap_err();
+    assert!(
+        e.starts_with("cannot mount the app store's disk /dev/vdb (ext4) on /var/lib/vyoma: "),
+        "{e}"
+    );
+    assert!(e.contains("vyoma.store=off"), "{e}");
 }

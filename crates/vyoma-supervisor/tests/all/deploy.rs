@@ -99,6 +99,33 @@ async fn a_deployed_app_joins_the_set_stays_across_restarts_and_a_removed_one_st
     let (e, text) = refused(sup.deploy(folder(junk), UpdateOptions::default()).await);
     assert!(matches!(e, UpdateError::Component { .. }), "{text}");
     assert_eq!(names(&sup), ["new", "peer"]);
+    // More memory than the instance's apps share (a small instance beside this one).
+    let small = tmp.path().join("small");
+    version_dir(
+        &small.join("small"),
+        "small",
+        "0.1.0",
+        "args = [\"tally\"]\n[lifecycle]\nstop_timeout = \"100ms\"\n[limits]\nmemory = \"16 MiB\"\n",
+    );
+    let tight = with_store(
+        &small,
+        &tmp.path().join("tight-store"),
+        RuntimeConfig {
+            memory_budget: Some(256 << 20),
+            ..RuntimeConfig::default()
+        },
+    )
+    .await;
+    let greedy = version_dir(
+        &tmp.path().join("greedy"),
+        "greedy",
+        "0.1.0",
+        "args = [\"tally\"]\n[limits]\nmemory = \"1 GiB\"\n",
+    );
+    let (e, text) = refused(tight.deploy(folder(greedy), UpdateOptions::default()).await);
+    assert!(matches!(e, UpdateError::Memory { .. }), "{text}");
+    assert_eq!(names(&tight), ["small"]);
+    tight.shutdown().await;
 
     // Kept across a restart, once it passed probation.
     let deadline = tokio::time::Instant::now() + crate::common::LONG;
