@@ -21,9 +21,14 @@ fn build_image(out: &Path) -> String {
 
 fn build_image_with(out: &Path, extra: &[&str]) -> String {
     let apps = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/default");
+    build_image_from(&apps, out, extra)
+}
+
+/// `vyoma image build APPS --out OUT EXTRA...`; its report.
+fn build_image_from(apps: &Path, out: &Path, extra: &[&str]) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_vyoma"))
         .args(["image", "build"])
-        .arg(&apps)
+        .arg(apps)
         .arg("--out")
         .arg(out)
         .args(extra)
@@ -267,14 +272,7 @@ fn the_image_is_managed_over_its_network_and_apps_use_lo() {
         "[http]\nroutes = [{ path = \"/hello\" }, { path = \"/hello/:name\" }]\n",
     );
     let image = d.path().join("image");
-    let o = Command::new(env!("CARGO_BIN_EXE_vyoma"))
-        .args(["image", "build"])
-        .arg(&apps)
-        .arg("--out")
-        .arg(&image)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    build_image_from(&apps, &image, &[]);
     assert!(image.join("client.toml").is_file() && image.join("api/ca.pem").is_file());
 
     let port = vyoma_image::qemu::free_port(0).unwrap();
@@ -451,14 +449,7 @@ fn deployed_apps_and_their_data_live_on_the_disk_across_reboots_and_hard_kills()
     let apps = d.path().join("apps");
     image_app(&apps, "ticker", "ticker", "args = [\"1000\"]\n");
     let image = d.path().join("image");
-    let o = Command::new(env!("CARGO_BIN_EXE_vyoma"))
-        .args(["image", "build"])
-        .arg(&apps)
-        .arg("--out")
-        .arg(&image)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    build_image_from(&apps, &image, &[]);
     let disk = d.path().join("store.ext4");
     assert!(vyoma_image::qemu::make_store_disk(&disk, vyoma_image::qemu::STORE_DISK_SIZE).unwrap());
     assert!(
