@@ -34,7 +34,7 @@ pub(crate) use probation::verdict;
 pub enum UpdateError {
     /// The supervisor runs without an app store.
     #[error(
-        "this instance keeps no app store, so it cannot update apps: `vyoma run` keeps one unless started with `--no-store` (`--store DIR` picks where); the image has none yet"
+        "this instance keeps no app store, so it cannot deploy or update apps: `vyoma run` keeps one unless started with `--no-store` (`--store DIR` picks where); the image keeps one on the disk `vyoma boot` gives it (unless booted with `--no-disk` or `vyoma.store=off`)"
     )]
     NoStore,
     /// The supervisor is shutting down.
