@@ -357,6 +357,13 @@ impl Supervisor {
     /// A kept version made ready to run: its manifest read back (paths resolved against
     /// the app's home) and its component loaded (compiled, or from the compile cache).
     pub(crate) async fn stored_version(&self, app: &str, home: &Path, v: &Version) -> Result<Running, SupervisorError> {
+        // A factory version runs from the instance's own files while they are the ones kept:
+        // in the image they are precompiled, and precompiled code is trusted only there.
+        if v.origin == Origin::Factory
+            && let Some(r) = self.factory_files(app, home, v).await
+        {
+            return Ok(r);
+        }
         let d = v.manifest.clone();
         let text = self.with_store(move |s| s.read_blob(&d)).await?;
         let text = String::from_utf8_lossy(&text).into_owned();
@@ -375,6 +382,31 @@ impl Supervisor {
             .into());
         }
         Ok(Running {
+            manifest: Arc::new(m),
+            component: st.map(|stamp| Component { loaded, stamp }),
+            version: Some(v.id),
+        })
+    }
+
+    /// The factory version `v` from the app's home folder, if its manifest and component
+    /// there are still the ones the store kept (`None`: they changed, or cannot be read).
+    async fn factory_files(&self, app: &str, home: &Path, v: &Version) -> Option<Running> {
+        let file = home.join(MANIFEST_FILE);
+        let f = file.clone();
+        let text = tokio::task::spawn_blocking(move || std::fs::read(&f))
+            .await
+            .ok()?
+            .ok()?;
+        if Digest::of(&text) != v.manifest {
+            return None;
+        }
+        let mut m = Manifest::parse(&String::from_utf8_lossy(&text), &file).ok()?;
+        self.give_data(&mut m).ok()?;
+        let (loaded, st) = self.load_component(app, m.component.value.clone()).await.ok()?;
+        if loaded.sha256 != v.component.as_str() {
+            return None;
+        }
+        Some(Running {
             manifest: Arc::new(m),
             component: st.map(|stamp| Component { loaded, stamp }),
             version: Some(v.id),

@@ -309,3 +309,55 @@ async fn a_data_folder_outlives_restarts_updates_rollbacks_reboots_and_removal_u
     assert!(why.contains("keeps no app store"), "{why}");
     plain.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_precompiled_factory_version_is_rolled_back_to_from_the_images_own_files() {
+    // As in the image: the factory app's component is an artifact in the trusted folder,
+    // which is the only place precompiled code is loaded from. Its first update keeps it
+    // in the store; going back to it must load it from there, not from the store.
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    let source = wasm("ipc-probe");
+    let bytes = std::fs::read(&source).unwrap();
+    let artifact = vyoma_runtime::precompile_for_image(&bytes, &source).unwrap();
+    let file = lib.join(vyoma_runtime::image_artifact_name("ipc-probe", &artifact));
+    std::fs::write(&file, &artifact).unwrap();
+    let root = tmp.path().join("apps");
+    std::fs::create_dir_all(root.join("app")).unwrap();
+    std::fs::write(
+        root.join("app/app.toml"),
+        format!(
+            "manifest_version = 1\n[app]\nname = \"app\"\nversion = \"0.1.0\"\ncomponent = \"{}\"\nargs = [\"tally\"]\n[lifecycle]\nstop_timeout = \"100ms\"\n",
+            file.display()
+        ),
+    )
+    .unwrap();
+    let config = RuntimeConfig {
+        trusted_artifacts: Some(lib.clone()),
+        ..RuntimeConfig::default()
+    };
+    let store = tmp.path().join("store");
+    let sup = with_store(&root, &store, config.clone()).await;
+    wait(&sup, "app", AppState::Running).await;
+    let v2 = version_dir(
+        &tmp.path().join("v2"),
+        "app",
+        "0.2.0",
+        "args = [\"tally\"]\n[lifecycle]\nstop_timeout = \"100ms\"\n[update]\nprobation = \"0s\"\n",
+    );
+    sup.update("app", folder(v2), UpdateOptions::default()).await.unwrap();
+    wait_log(&sup, "app", "passed its probation").await;
+    // After a restart too, where nothing of the factory version is in memory.
+    sup.shutdown().await;
+    drop(sup);
+    let sup = with_store(&root, &store, config).await;
+    wait(&sup, "app", AppState::Running).await;
+    assert_eq!(sup.detail("app").unwrap().manifest.version.to_string(), "0.2.0");
+    let r = sup.rollback("app").await.unwrap();
+    assert_eq!(r.to.unwrap().version, "0.1.0");
+    wait(&sup, "app", AppState::Running).await;
+    let d = sup.detail("app").unwrap();
+    assert_eq!(d.manifest.component.value, file, "not loaded from the trusted folder");
+    sup.shutdown().await;
+}
