@@ -172,11 +172,7 @@ impl RemoteCmd {
 /// Reads the app folder `dir` and uploads its component to every instance; returns what
 /// names the upload (the manifest's text and the component's digest).
 async fn upload(remotes: &[Remote], dir: &std::path::Path) -> anyhow::Result<UpdateSource> {
-    let file = if dir.is_dir() {
-        dir.join(vyoma_manifest::MANIFEST_FILE)
-    } else {
-        dir.to_path_buf()
-    };
+    let file = vyoma_manifest::manifest_file(dir);
     let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let manifest = vyoma_manifest::Manifest::parse(&text, &file)
         .map_err(|d| anyhow::anyhow!("{}", terminal_safe(&d.to_string())))?;

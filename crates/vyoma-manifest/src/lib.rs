@@ -433,6 +433,15 @@ impl std::fmt::Display for AddrPattern {
     }
 }
 
+/// The manifest file `path` names: `path` itself, or the `app.toml` in it if it is a folder.
+pub fn manifest_file(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join(MANIFEST_FILE)
+    } else {
+        path.to_path_buf()
+    }
+}
+
 impl Manifest {
     /// Parses and validates manifest text. `path` is used for diagnostics and to resolve
     /// relative paths; nothing is read from it.
@@ -446,11 +455,7 @@ impl Manifest {
 
     /// Reads and validates the manifest at `path` (a file, or a folder holding `app.toml`).
     pub fn load(path: &Path) -> Result<Manifest, Diagnostics> {
-        if path.is_dir() {
-            Manifest::load_file(&path.join(MANIFEST_FILE))
-        } else {
-            Manifest::load_file(path)
-        }
+        Manifest::load_file(&manifest_file(path))
     }
 
     /// Reads and validates the manifest file at `file`.

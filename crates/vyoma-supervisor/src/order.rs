@@ -123,6 +123,13 @@ impl Supervisor {
         Ok(tokio::time::timeout(timeout, fut).await.is_ok())
     }
 
+    /// Stops `name` (asked first if it listens, killed at its stop timeout otherwise) and
+    /// waits until its instance has ended. Already stopped is fine.
+    pub(crate) async fn stop_and_wait(&self, name: &str) {
+        let _ = self.stop(name);
+        self.wait_until(|r| r.state(name).is_none_or(|s| !s.is_live())).await;
+    }
+
     /// Stops every app and waits until every instance has ended: each app once every app
     /// that depends on it has ended (dependents first), apps that listen for stop requests
     /// with their stop timeout, the others at once. Pending restarts are cancelled.
@@ -147,9 +154,7 @@ impl Supervisor {
                 async move {
                     sup.wait_until(|r| after.iter().all(|d| r.state(d).is_none_or(|s| !s.is_live())))
                         .await;
-                    // Already stopped is fine; anything else ends it.
-                    let _ = sup.stop(&name);
-                    sup.wait_until(|r| r.state(&name).is_none_or(|s| !s.is_live())).await;
+                    sup.stop_and_wait(&name).await;
                 },
                 &self.inner.rt,
             );

@@ -13,10 +13,9 @@
 //! Not here: the checks shared with updates (`examine`), probation (`probation`).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use vyoma_control::{DeployReport, RemoveReport, UpdateOptions, UpdateSource, VersionBrief};
-use vyoma_lifecycle::{AppState, Event};
+use vyoma_lifecycle::AppState;
 use vyoma_manifest::{MANIFEST_FILE, Manifest};
 use vyoma_store::{Digest, FactoryStamp, NewVersion, Origin};
 
@@ -24,23 +23,13 @@ use super::{Trial, UpdateError};
 use crate::registry::{Component, Entry};
 use crate::{Supervisor, SupervisorError};
 
-/// How long `remove` waits for the app to end beyond its stop timeout before killing it.
-const REMOVE_MARGIN: Duration = Duration::from_secs(1);
-
 /// The app a deploy is for, and the folder its relative paths resolve against (`None`:
 /// an upload, whose home is in the store).
 fn name_and_home(source: &UpdateSource) -> Result<(String, Option<PathBuf>), SupervisorError> {
     let (text, file, home) = match source {
         UpdateSource::Folder(dir) => {
-            let file = if dir.is_dir() {
-                dir.join(MANIFEST_FILE)
-            } else {
-                dir.clone()
-            };
-            let text = std::fs::read(&file).map_err(|source| UpdateError::Read {
-                path: file.clone(),
-                source,
-            })?;
+            let file = vyoma_manifest::manifest_file(dir);
+            let text = super::read(&file)?;
             let home =
                 std::path::absolute(file.parent().unwrap_or(Path::new("."))).map_err(|source| UpdateError::Read {
                     path: file.clone(),
@@ -220,8 +209,8 @@ impl Supervisor {
             return Err(UpdateError::ShuttingDown.into());
         }
         let invalid = self.invalid().get(app).map(|i| i.rejected.manifest.clone());
-        let (factory, stamp_source) = match invalid {
-            Some(manifest) => (true, Some(manifest)),
+        let (factory, runs_factory) = match &invalid {
+            Some(_) => (true, false),
             None => {
                 let apps = self.registry();
                 let e = apps.get(app).ok_or_else(|| self.not_here(app))?;
@@ -237,12 +226,17 @@ impl Supervisor {
                     }
                     .into());
                 }
-                // A factory app that runs its factory version: stamped from its files.
-                let source = (e.factory && e.version.is_none()).then(|| e.home.join(MANIFEST_FILE));
-                (e.factory, source)
+                (e.factory, e.factory && e.version.is_none())
             }
         };
-        self.end_for_good(app).await;
+        // A factory app the store does not keep yet: its stamp, taken before it goes (from
+        // its files if it cannot run, else from what preload hashed).
+        let stamp = match invalid {
+            Some(p) => tokio::task::spawn_blocking(move || stamp_of_files(&p)).await.ok(),
+            None if runs_factory => self.factory_stamp(app).await,
+            None => None,
+        };
+        self.stop_and_wait(app).await;
         let removed = self.take_out(app);
         let mut report = RemoveReport {
             app: app.to_string(),
@@ -255,17 +249,6 @@ impl Supervisor {
         };
         if self.has_store() {
             let a = app.to_string();
-            let stamp = match stamp_source {
-                Some(p) => Some(
-                    tokio::task::spawn_blocking(move || stamp_of_files(&p))
-                        .await
-                        .map_err(|e| UpdateError::Component {
-                            app: app.to_string(),
-                            why: format!("stamping its files failed: {e}"),
-                        })?,
-                ),
-                None => None,
-            };
             self.with_store(move |s| {
                 let stamp = s.app(&a).and_then(|r| r.factory.clone()).or(stamp);
                 let stamp = if factory { stamp } else { None };
@@ -287,25 +270,6 @@ impl Supervisor {
         }
         tracing::info!(app = %app, "removed");
         Ok(report)
-    }
-
-    /// Stops `app` (asking first, within its stop timeout), then kills it if it is still
-    /// live; returns once it has ended.
-    async fn end_for_good(&self, app: &str) {
-        let Some(stop) = self.registry().get(app).map(|e| e.lifecycle().timeouts().stop) else {
-            return;
-        };
-        let _ = self.stop(app);
-        let ended = |r: &crate::registry::Registry| r.state(app).is_none_or(|s| !s.is_live());
-        if tokio::time::timeout(stop + REMOVE_MARGIN, self.wait_until(ended))
-            .await
-            .is_err()
-        {
-            let _ = self.apply(app, Event::Kill);
-            self.wait_until(ended).await;
-        }
-        // No restart may come back from a timer set before.
-        let _ = self.apply(app, Event::Kill);
     }
 
     /// Shows `m`'s app as unable to run, with `problems` in its log (it was deployed, and no

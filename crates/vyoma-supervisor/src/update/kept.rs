@@ -241,7 +241,7 @@ impl Supervisor {
 
     /// The factory stamp of a factory app that runs its factory version: its manifest's
     /// text, and its component's digest from preload (which hashed it already), or read.
-    async fn factory_stamp(&self, app: &str) -> Option<FactoryStamp> {
+    pub(crate) async fn factory_stamp(&self, app: &str) -> Option<FactoryStamp> {
         let (factory, loaded_sha) = self.registry().get(app).map(|e| {
             let sha = e.component.as_ref().map(|c| c.loaded.sha256.clone());
             (e.manifest.clone(), sha)
@@ -317,9 +317,7 @@ impl Supervisor {
                     waiting.push((app, home, current, running));
                     continue;
                 }
-                let mut all: Vec<Manifest> = self.registry().iter().map(|(_, e)| (*e.manifest).clone()).collect();
-                all.push((*running.manifest).clone());
-                if let Err(problems) = vyoma_manifest::AppSet::new(all) {
+                if let Err(problems) = self.place(&running.manifest) {
                     self.cannot_run(&running.manifest, problems);
                     notes.push(format!(
                         "{app}: deployed, but it no longer fits the set of apps; not started"
@@ -344,9 +342,7 @@ impl Supervisor {
             }
         }
         for (app, _, _, running) in ready {
-            let mut all: Vec<Manifest> = self.registry().iter().map(|(_, e)| (*e.manifest).clone()).collect();
-            all.push((*running.manifest).clone());
-            let problems = vyoma_manifest::AppSet::new(all).err().unwrap_or_default();
+            let problems = self.place(&running.manifest).err().unwrap_or_default();
             self.cannot_run(&running.manifest, problems);
             notes.push(format!(
                 "{app}: deployed, but an app it depends on is missing; not started"

@@ -189,6 +189,14 @@ struct Candidate {
     size: u64,
 }
 
+/// The bytes of a file of a new version.
+fn read(p: &Path) -> Result<Vec<u8>, UpdateError> {
+    std::fs::read(p).map_err(|source| UpdateError::Read {
+        path: p.to_path_buf(),
+        source,
+    })
+}
+
 /// The time now, in seconds since the Unix epoch.
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -323,17 +331,7 @@ impl Supervisor {
     async fn fetch(&self, app: &str, source: UpdateSource) -> Result<(String, Digest, PathBuf), SupervisorError> {
         match source {
             UpdateSource::Folder(dir) => {
-                let file = if dir.is_dir() {
-                    dir.join(MANIFEST_FILE)
-                } else {
-                    dir.clone()
-                };
-                let read = |p: &Path| {
-                    std::fs::read(p).map_err(|source| UpdateError::Read {
-                        path: p.to_path_buf(),
-                        source,
-                    })
-                };
+                let file = vyoma_manifest::manifest_file(&dir);
                 let text = String::from_utf8_lossy(&read(&file)?).into_owned();
                 // The component is the file the manifest names, in that folder.
                 let m = Manifest::parse(&text, &file).map_err(|problems| UpdateError::Manifest {
@@ -418,22 +416,28 @@ impl Supervisor {
             }
             .into());
         }
-        // Its place among the other apps: dependencies, route clashes.
-        let others: Vec<Manifest> = self
-            .registry()
-            .iter()
-            .filter(|(n, _)| n.as_str() != app)
-            .map(|(_, e)| (*e.manifest).clone())
-            .collect();
-        let mut all = others.clone();
-        all.push(m.clone());
-        AppSet::new(all).map_err(bad)?;
+        let others = self.place(&m).map_err(bad)?;
         let (loaded, st) = self.load_component(app, blob).await?;
         loaded.fits(&m).map_err(|why| UpdateError::Component {
             app: app.to_string(),
             why,
         })?;
         Ok((m, others, loaded, st))
+    }
+
+    /// Whether `m` fits among the other apps (dependencies, route clashes); their manifests
+    /// if it does.
+    pub(crate) fn place(&self, m: &Manifest) -> Result<Vec<Manifest>, Diagnostics> {
+        let others: Vec<Manifest> = self
+            .registry()
+            .iter()
+            .filter(|(n, _)| **n != m.name)
+            .map(|(_, e)| (*e.manifest).clone())
+            .collect();
+        let mut all = others.clone();
+        all.push(m.clone());
+        AppSet::new(all)?;
+        Ok(others)
     }
 
     /// Everything about the new version that can be known without running it.
