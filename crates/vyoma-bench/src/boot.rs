@@ -66,7 +66,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn build(apps: &Path, out: &Path, cache: &Path, init: PathBuf) -> anyhow::Result<ImageReport> {
+pub(crate) fn build(apps: &Path, out: &Path, cache: &Path, init: PathBuf) -> anyhow::Result<ImageReport> {
     Ok(vyoma_image::build(&BuildOptions {
         apps: apps.to_path_buf(),
         init,
@@ -83,7 +83,7 @@ fn musl_binary(name: &str) -> PathBuf {
 }
 
 /// The image's supervisor: `$VYOMA_INIT`, else the musl `vyoma-init`.
-fn default_init() -> PathBuf {
+pub(crate) fn default_init() -> PathBuf {
     std::env::var_os("VYOMA_INIT")
         .map(PathBuf::from)
         .unwrap_or_else(|| musl_binary("vyoma-init"))

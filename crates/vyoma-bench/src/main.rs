@@ -9,6 +9,8 @@
 //! - `api`: management API latency (`GET /v1/apps`, log follow) with many apps, quiet and
 //!   busy, beside the supervisor's own work for the same answer;
 //! - `http`: HTTP apps through the gateway against `wasmtime serve`, with 1 and 50 apps;
+//! - `update`: hot update while another app talks to the one updated (hosted); and
+//!   `update-image`: the same in the booted image, over its management API;
 //! - `zoo`: wake-up latency of well-behaved apps next to hostile ones;
 //! - `boot`: image size and boot time in QEMU.
 //!
@@ -24,6 +26,7 @@ mod http;
 mod ipc;
 mod lone;
 mod update;
+mod update_image;
 mod zoo;
 
 use std::path::PathBuf;
@@ -66,6 +69,8 @@ enum Cmd {
     Http(http::BenchHttpArgs),
     /// Hot update of an app while another talks to it: swap and rollback time, IPC latency.
     Update(update::BenchUpdateArgs),
+    /// The same in the booted image under QEMU, over the management API.
+    UpdateImage(update_image::BenchUpdateImageArgs),
     /// Wake-up latency of well-behaved apps next to CPU hogs, against one process per app.
     Zoo(zoo::ZooArgs),
     /// Image size and boot time (default set and 200 apps) against a trivial init.
@@ -128,6 +133,7 @@ fn main() -> ExitCode {
             Cmd::Http(args) => http::bench_http(args).await,
             Cmd::Zoo(args) => zoo::bench_zoo(args).await,
             Cmd::Update(args) => update::bench_update(args).await,
+            Cmd::UpdateImage(args) => update_image::bench_update_image(args).await,
             Cmd::Boot(args) => boot::bench_boot(args),
             Cmd::UdsPeer { socket, mode, size } => ipc::uds_peer(&socket, &mode, size),
             Cmd::RunOne(_) => unreachable!("handled above"),

@@ -29,16 +29,16 @@ use crate::common::{built_app, field, ms, percentile};
 pub(crate) struct BenchUpdateArgs {
     /// Updates (and restarts) timed.
     #[arg(long, default_value_t = 200)]
-    swaps: usize,
+    pub(crate) swaps: usize,
     /// Updates with a component never compiled before.
     #[arg(long, default_value_t = 5)]
-    compiles: usize,
+    pub(crate) compiles: usize,
     /// Round trips `ping` makes in each IPC run.
     #[arg(long, default_value_t = 50_000)]
-    round_trips: usize,
+    pub(crate) round_trips: usize,
     /// Rollbacks timed.
     #[arg(long, default_value_t = 20)]
-    rollbacks: usize,
+    pub(crate) rollbacks: usize,
 }
 
 const ECHO_GRANTS: &str = "[capabilities.ipc]\nsend = [\"ping\"]\naccept = [\"ping\"]\n[update]\nprobation = \"0s\"\n";
@@ -57,7 +57,7 @@ fn write(dir: &Path, text: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// `wasm` with a custom section making it a component no cache has seen.
-fn fresh_component(wasm: &[u8], n: usize) -> Vec<u8> {
+pub(crate) fn fresh_component(wasm: &[u8], n: usize) -> Vec<u8> {
     let name = b"vyoma-bench";
     let payload = format!("{n}-{:?}", Instant::now());
     let mut section = vec![name.len() as u8];

@@ -17,6 +17,14 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// The line of a benchmark's table that starts with `row`.
+fn row_of<'a>(stdout: &'a str, row: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(row))
+        .unwrap_or_else(|| panic!("no row {row}:\n{stdout}"))
+}
+
 #[test]
 fn bench_console_times_both_arrangements() {
     // Keeps `vyoma-bench console` working; the figures go to docs/PERFORMANCE.md.
@@ -24,10 +32,7 @@ fn bench_console_times_both_arrangements() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     for row in ["| its own thread and runtime (VyomaOS) |", "| the apps' runtime |"] {
-        let line = stdout
-            .lines()
-            .find(|l| l.starts_with(row))
-            .unwrap_or_else(|| panic!("no row {row}:\n{stdout}"));
+        let line = row_of(&stdout, row);
         assert_eq!(line.matches(" ms").count(), 4, "{line}");
     }
 }
@@ -145,10 +150,7 @@ fn zoo_runs_every_arrangement_and_prints_its_table() {
         "| process per app, metronomes alone |",
         "| process per app, with the hogs (Linux's scheduler) |",
     ] {
-        let line = stdout
-            .lines()
-            .find(|l| l.starts_with(row))
-            .unwrap_or_else(|| panic!("no row {row}:\n{stdout}"));
+        let line = row_of(&stdout, row);
         let cells: Vec<&str> = line.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
         assert_eq!(cells.len(), 6, "{line}");
         assert!(cells[1..4].iter().all(|c| c.ends_with(" ms")), "{line}");
@@ -205,10 +207,7 @@ fn bench_update_times_swaps_rollbacks_and_ipc() {
         "| update, new component (compiled on the device) | 1 |",
         "| rollback, trap to previous version running | 2 |",
     ] {
-        let line = stdout
-            .lines()
-            .find(|l| l.starts_with(row))
-            .unwrap_or_else(|| panic!("no row {row}:\n{stdout}"));
+        let line = row_of(&stdout, row);
         assert_eq!(line.matches(" ms |").count(), 3, "{line}");
     }
     assert!(
@@ -221,4 +220,45 @@ fn bench_update_times_swaps_rollbacks_and_ipc() {
         stdout.contains("| while `echo` is updated back and forth ("),
         "{stdout}"
     );
+}
+
+#[test]
+fn bench_update_image_updates_the_booted_image_over_its_api() {
+    // Keeps `vyoma-bench update-image` working (one boot in QEMU, the fewest updates that
+    // fill every row); the figures go to docs/PERFORMANCE.md. The kernel is cached in the
+    // user's cache folder, as for `boot`.
+    let out = bench(&[
+        "update-image",
+        "--swaps",
+        "2",
+        "--compiles",
+        "1",
+        "--round-trips",
+        "500",
+        "--rollbacks",
+        "1",
+    ])
+    .env_remove("VYOMA_CACHE_DIR")
+    .output()
+    .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for row in [
+        "| update, component compiled before: swap in the guest (`swap_us`) | 2 |",
+        "| the same, the operator's `vyoma update` (upload, API call) until the app runs again | 2 |",
+        "| restart of the same app over the API (baseline: no update) | 2 |",
+        "| update, new component: upload, compile on the device, store, swap (operator's view) | 1 |",
+        "| the same, swap in the guest (`swap_us`) | 1 |",
+        "| rollback, trap to previous version running (log times, 1 ms resolution) | 1 |",
+    ] {
+        let line = row_of(&stdout, row);
+        assert_eq!(line.matches(" ms |").count(), 3, "{line}");
+    }
+    for row in [
+        "| no update | ",
+        "| while `echo` is updated back and forth over the API (",
+    ] {
+        let line = row_of(&stdout, row);
+        assert!(line.ends_with(" us |"), "{line}");
+    }
 }

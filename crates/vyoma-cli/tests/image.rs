@@ -104,10 +104,10 @@ fn the_image_boots_runs_its_apps_and_powers_off() {
     let size = |f: &str| std::fs::metadata(image.join(f)).unwrap().len();
     // ext4 for the store's disk is most of the kernel's growth past 3 MB.
     assert!(size("bzImage") < 3_400_000, "kernel is {} bytes", size("bzImage"));
-    // With the compiler in /init the bundled image is 10.0 MiB (10.5 MB; docs/PERFORMANCE.md):
-    // this guards against growth, it is not the 10 MB goal.
+    // The goal: the bundled image under 10 MB, the compiler in /init included (9.88 MB;
+    // docs/PERFORMANCE.md says where the bytes go).
     let total = size("bzImage") + size("initramfs.cpio.zst");
-    assert!(total < 10_600_000, "the image is {total} bytes");
+    assert!(total < 10_000_000, "the image is {total} bytes, over the 10 MB budget");
 
     let mut s = boot(&image, "", None);
     let (_, done) = ok(s.wait_for(BOOT, |l| text(l).starts_with("vyoma: ") && l.contains("boot complete")));

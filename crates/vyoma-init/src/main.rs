@@ -54,6 +54,13 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
+/// The supervisor's log filter from `vyoma.log=`: levels per target, `warn` or
+/// `vyoma_supervisor=debug,warn` (tracing's `Targets` syntax: no span or field filters, so
+/// no regex engine in /init).
+fn log_filter(text: &str) -> Result<tracing_subscriber::filter::Targets, String> {
+    text.parse().map_err(|e| format!("{e}"))
+}
+
 fn main() -> ExitCode {
     let t0 = Instant::now();
     let pid1 = SYS.is_pid1();
@@ -79,16 +86,20 @@ fn main() -> ExitCode {
     if !pid1 && let Some(dir) = std::env::var_os("VYOMA_APPS") {
         opts.apps_dir = dir.to_string_lossy().into_owned();
     }
-    let filter = tracing_subscriber::EnvFilter::try_new(&opts.log).unwrap_or_else(|e| {
+    let filter = log_filter(&opts.log).unwrap_or_else(|e| {
         say(&format!(
             "vyoma-init: `vyoma.log={}` is not a log filter ({e}): using warn",
             opts.log
         ));
-        "warn".into()
+        log_filter("warn").expect("a level is a filter")
     });
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .finish()
+        .with(filter)
         .init();
     for p in problems {
         say(&format!("vyoma-init: {p}"));
@@ -466,4 +477,20 @@ fn console_result(
     r: Result<std::io::Result<console::ConsoleEnd>, tokio::sync::oneshot::error::RecvError>,
 ) -> std::io::Result<console::ConsoleEnd> {
     r.unwrap_or_else(|_| Err(std::io::Error::other("the console thread ended unexpectedly")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing::Level;
+
+    #[test]
+    fn log_filters_are_levels_per_target() {
+        let f = log_filter("vyoma_supervisor=debug,warn").unwrap();
+        assert!(f.would_enable("vyoma_supervisor::update", &Level::DEBUG));
+        assert!(!f.would_enable("wasmtime", &Level::INFO));
+        assert!(f.would_enable("wasmtime", &Level::WARN));
+        assert!(log_filter("info").unwrap().would_enable("x", &Level::INFO));
+        assert!(log_filter("vyoma=loud").is_err());
+    }
 }
