@@ -48,14 +48,9 @@ fn a_corrupt_cache_entry_is_replaced() {
     let cache = tempfile::tempdir().unwrap();
     let rt = Runtime::new(&config(cache.path())).unwrap();
     let sha = rt.load(&wasm("ticker")).unwrap().sha256.clone();
+    // The engine's folder (the cache root also holds the installation's key).
+    let file = rt.cache().dir().unwrap().join(format!("{sha}.cwasm"));
     drop(rt);
-    let file = std::fs::read_dir(cache.path())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
-        .join(format!("{sha}.cwasm"));
     assert!(file.is_file());
     std::fs::write(&file, b"\x7fELF garbage that is not an artifact").unwrap();
     let rt = Runtime::new(&config(cache.path())).unwrap();
