@@ -158,6 +158,14 @@ fn check_finds_missing_files_and_non_components() {
         "manifest_version = 1\n[app]\nname = \"b\"\nversion = \"0.1.0\"\ncomponent = \"core.wasm\"\n",
     )
     .unwrap();
+    // A WASI preview-1 command module from plain clang passes: it is adapted.
+    let c = d.path().join("c");
+    vyoma_testkit::build_c_preview1(&c, "c", vyoma_testkit::PREVIEW1_C);
+    std::fs::write(
+        c.join("app.toml"),
+        "manifest_version = 1\n[app]\nname = \"c\"\nversion = \"0.1.0\"\ncomponent = \"c.wasm\"\n",
+    )
+    .unwrap();
     let out = vyoma(&["check", d.path().to_str().unwrap()]).output().unwrap();
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{stdout}");
@@ -165,9 +173,11 @@ fn check_finds_missing_files_and_non_components() {
     assert!(stdout.contains("a/app.toml:7:8: error: granted directory"), "{stdout}");
     assert!(
         stdout.contains("b/app.toml:5:13: error: app `b`: ")
-            && stdout.contains("is a core wasm module, not a component"),
+            && stdout.contains("is a core wasm module VyomaOS cannot run: it exports no `_start` function"),
         "{stdout}"
     );
+    assert!(stdout.contains("ok: c 0.1.0 ("), "{stdout}");
+    assert!(stdout.contains("3 problem(s) found"), "{stdout}");
 }
 
 #[test]

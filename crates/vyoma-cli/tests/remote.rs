@@ -296,3 +296,33 @@ fn an_app_is_deployed_and_removed_remotely() {
     assert!(out.starts_with("ticker: removed\n"), "{out}");
     assert!(out.contains("it stays removed until it is deployed again"), "{out}");
 }
+
+#[test]
+fn a_preview1_module_is_adapted_by_the_client_before_it_is_deployed() {
+    let d = apps();
+    let inst = start(d.path());
+    let h = &inst.home;
+    ok(h, &["wait", "all", "running", "1m"]);
+    let new = tempfile::tempdir().unwrap();
+    let dir = new.path().join("cprog");
+    // Ending well (a first version that fails its probation is turned down).
+    let source = vyoma_testkit::PREVIEW1_C.replace("return 3;", "return 0;");
+    let module = vyoma_testkit::build_c_preview1(&dir, "cprog", &source);
+    std::fs::write(
+        dir.join("app.toml"),
+        "manifest_version = 1\n[app]\nname = \"cprog\"\nversion = \"0.1.0\"\ncomponent = \"cprog.wasm\"\n\
+         [restart]\npolicy = \"never\"\n[update]\nprobation = \"0s\"\n",
+    )
+    .unwrap();
+    let out = ok(h, &["deploy", dir.to_str().unwrap()]);
+    assert!(out.starts_with("cprog: deployed 0.1.0 (version 1, "), "{out}");
+    ok(h, &["wait", "cprog", "exited", "1m"]);
+    let log = ok(h, &["log", "cprog"]);
+    assert!(log.contains("p1: argc=1 GREETING=(unset)"), "{log}");
+    assert!(log.contains("p1: cannot read /data/in.txt"), "no grant, no folder:\n{log}");
+    // What went over the network is the adapted component, not the module.
+    let json: serde_json::Value = serde_json::from_str(&ok(h, &["--json", "inspect", "cprog"])).unwrap();
+    let sha = json["inspect"]["component"]["sha256"].as_str().unwrap().to_string();
+    let (adapted, _) = vyoma_runtime::as_component(std::fs::read(&module).unwrap(), &module).unwrap();
+    assert_eq!(sha, vyoma_runtime::sha256_hex(&adapted));
+}

@@ -379,7 +379,7 @@ pub fn render_inspect(d: &AppReport) -> String {
         Some(c) => {
             let _ = writeln!(
                 s,
-                "component:   {} ({}, sha256 {}, {})",
+                "component:   {} ({}, sha256 {}, {}{})",
                 c.path,
                 fmt_bytes(c.size),
                 c.sha256.get(..16).unwrap_or(&c.sha256),
@@ -387,6 +387,11 @@ pub fn render_inspect(d: &AppReport) -> String {
                     ComponentSource::CompileCache => "from compile cache",
                     ComponentSource::Compiled => "compiled",
                     ComponentSource::Image => "precompiled in the image",
+                },
+                if c.adapted {
+                    "; a WASI preview-1 module, run through the preview-1 adapter"
+                } else {
+                    ""
                 }
             );
         }

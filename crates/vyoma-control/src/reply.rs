@@ -201,6 +201,10 @@ pub struct ComponentReport {
     pub sha256: String,
     /// Where the machine code came from.
     pub source: ComponentSource,
+    /// The file is a WASI preview-1 command module, run as a component through the
+    /// preview-1 adapter (`adapted: true` in JSON; absent otherwise).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adapted: bool,
     /// Imported interfaces.
     pub imports: Vec<String>,
     /// Exported interfaces.

@@ -319,11 +319,13 @@ pub const IMAGE_ARTIFACTS: &str = "/lib/vyoma";
 pub const IMAGE_TARGET: &str = "x86_64-unknown-linux-musl";
 
 /// Compiles `wasm` for the image's supervisor: the same engine settings as
-/// [`crate::Runtime`] uses, for [`IMAGE_TARGET`].
+/// [`crate::Runtime`] uses, for [`IMAGE_TARGET`]. A WASI preview-1 command module is
+/// adapted first (with the `adapt` feature), as [`crate::Runtime::load`] does.
 #[cfg(feature = "compiler")]
 pub fn precompile_for_image(wasm: &[u8], origin: &Path) -> Result<Vec<u8>, RuntimeError> {
     let engine = crate::engine::image_engine()?;
-    engine.precompile_component(wasm).map_err(|e| RuntimeError::Compile {
+    let (wasm, _) = crate::as_component(wasm.to_vec(), origin)?;
+    engine.precompile_component(&wasm).map_err(|e| RuntimeError::Compile {
         path: origin.to_path_buf(),
         message: format!("{e:#}"),
     })

@@ -16,6 +16,8 @@
 //! What it is not for: deciding when apps start, stop or restart (`vyoma-supervisor` with
 //! `vyoma-lifecycle`), or parsing manifests (`vyoma-manifest`).
 
+#[cfg(feature = "adapt")]
+mod adapt;
 mod bindings;
 mod budget;
 mod cache;
@@ -75,11 +77,20 @@ pub enum RuntimeError {
         /// Why.
         source: std::io::Error,
     },
-    /// The file is a core wasm module, not a component.
-    #[error("{} is a core wasm module, not a component: build it with `--target wasm32-wasip2`, or wrap it with `wasm-tools component new`", path.display())]
+    /// The file is a core wasm module, and this supervisor does not adapt modules (the
+    /// image's: `vyoma deploy` and `vyoma image build` adapt preview-1 commands for it).
+    #[error("{} is a core wasm module, not a component, and this supervisor runs components only: deploy it with `vyoma deploy` or build the image with `vyoma image build` (both adapt WASI preview-1 command modules), or build it with `--target wasm32-wasip2`", path.display())]
     CoreModule {
         /// The file.
         path: PathBuf,
+    },
+    /// The file is a core wasm module that is not a WASI preview-1 command.
+    #[error("{} is a core wasm module VyomaOS cannot run: {why}. VyomaOS runs components (`--target wasm32-wasip2`) and WASI preview-1 command modules (`--target wasm32-wasip1`: `_start`, imports only from `wasi_snapshot_preview1`)", path.display())]
+    NotPreview1 {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
     },
     /// The file is not wasm at all, or not valid.
     #[error("cannot compile {}: {message}", path.display())]
@@ -237,6 +248,8 @@ pub struct Loaded {
     pub sha256: String,
     /// Size of the file in bytes.
     pub size: u64,
+    /// The file is a WASI preview-1 command module, run through the preview-1 adapter.
+    pub adapted: bool,
     /// Whether it came from the disk cache or was compiled.
     pub outcome: CacheOutcome,
     /// Its imports and exports.
@@ -334,6 +347,26 @@ impl std::fmt::Debug for Runtime {
 
 /// The first bytes after `\0asm`: a core module is version 1 layer 0.
 const CORE_MODULE_VERSION: [u8; 4] = [1, 0, 0, 0];
+
+/// Whether `wasm` is a core module (not a component).
+pub fn is_core_module(wasm: &[u8]) -> bool {
+    wasm.len() >= 8 && wasm[..4] == *b"\0asm" && wasm[4..8] == CORE_MODULE_VERSION
+}
+
+/// `wasm` as a component: a WASI preview-1 command module is adapted (with the `adapt`
+/// feature; refused without it), anything else is returned as it is. The flag says whether
+/// it was adapted.
+pub fn as_component(wasm: Vec<u8>, origin: &Path) -> Result<(Vec<u8>, bool), RuntimeError> {
+    if !is_core_module(&wasm) {
+        return Ok((wasm, false));
+    }
+    #[cfg(feature = "adapt")]
+    return adapt::preview1_command(&wasm, origin).map(|c| (c, true));
+    #[cfg(not(feature = "adapt"))]
+    Err(RuntimeError::CoreModule {
+        path: origin.to_path_buf(),
+    })
+}
 
 impl Runtime {
     /// Creates the engine (pooling if possible), the WASI linker and the epoch ticker.
@@ -454,15 +487,14 @@ impl Runtime {
             path: path.to_path_buf(),
             source,
         })?;
-        if wasm.len() >= 8 && wasm[..4] == *b"\0asm" && wasm[4..8] == CORE_MODULE_VERSION {
-            return Err(RuntimeError::CoreModule {
-                path: path.to_path_buf(),
-            });
-        }
+        // The file's own hash names it (in the cache too): an adapted module is found there
+        // without adapting it again.
         let sha = sha256_hex(&wasm);
         if let Some(l) = self.lock_loaded().get(&sha).and_then(Weak::upgrade) {
             return Ok(l);
         }
+        let size = wasm.len() as u64;
+        let (wasm, adapted) = as_component(wasm, path)?;
         let (component, outcome) = match wasmtime::Engine::detect_precompiled(&wasm) {
             None => self.cache.load(&self.engine, &wasm, &sha, path)?,
             Some(wasmtime::Precompiled::Module) => {
@@ -507,7 +539,8 @@ impl Runtime {
         let loaded = Arc::new(Loaded {
             path: path.to_path_buf(),
             sha256: sha.clone(),
-            size: wasm.len() as u64,
+            size,
+            adapted,
             outcome,
             info,
             kind,

@@ -70,8 +70,11 @@ fn non_components_are_refused_clearly() {
     let core = d.path().join("core.wasm");
     std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
     let e = rt.load(&core).unwrap_err();
-    assert!(matches!(e, RuntimeError::CoreModule { .. }), "{e}");
-    assert!(e.to_string().contains("build it with `--target wasm32-wasip2`"));
+    assert!(matches!(e, RuntimeError::NotPreview1 { .. }), "{e}");
+    assert!(
+        e.to_string().contains("exports no `_start` function") && e.to_string().contains("`--target wasm32-wasip2`"),
+        "{e}"
+    );
     let junk = d.path().join("junk.wasm");
     std::fs::write(&junk, b"definitely not wasm").unwrap();
     let e = rt.load(&junk).unwrap_err();
@@ -263,4 +266,28 @@ fn grants_that_reach_the_cache_are_refused() {
     let data = d.path().join("home/data");
     std::fs::create_dir_all(&data).unwrap();
     assert!(rt.grant_problems(&manifest(&data)).is_empty());
+}
+
+#[test]
+fn a_preview1_command_module_is_adapted_compiled_once_and_cached() {
+    let cache = tempfile::tempdir().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let module = vyoma_testkit::build_c_preview1(d.path(), "p1", vyoma_testkit::PREVIEW1_C);
+    let rt = Runtime::new(&config(cache.path())).unwrap();
+    let l = rt.load(&module).unwrap();
+    assert!(l.adapted);
+    assert_eq!(l.outcome, CacheOutcome::Compiled);
+    // Named by the module's own bytes.
+    assert_eq!(l.sha256, vyoma_runtime::sha256_hex(&std::fs::read(&module).unwrap()));
+    assert!(
+        l.info.exports.iter().any(|e| e.starts_with("wasi:cli/run@0.2")),
+        "{:?}",
+        l.info.exports
+    );
+    drop((l, rt));
+    // The next process finds it in the cache: adapted again (cheap), not compiled.
+    let rt = Runtime::new(&config(cache.path())).unwrap();
+    let l = rt.load(&module).unwrap();
+    assert!(l.adapted);
+    assert_eq!(l.outcome, CacheOutcome::Disk);
 }

@@ -181,6 +181,7 @@ impl AppDetail {
                 vyoma_runtime::CacheOutcome::Compiled => vyoma_control::ComponentSource::Compiled,
                 vyoma_runtime::CacheOutcome::Image => vyoma_control::ComponentSource::Image,
             },
+            adapted: c.adapted,
             imports: c.info.imports.clone(),
             exports: c.info.exports.clone(),
         });

@@ -96,3 +96,61 @@ pub fn vyoma_command(binary: &str, target_tmpdir: &str, home: &Path, args: &[&st
         .env_remove("VYOMA_LOG");
     c
 }
+
+/// A plain C program (no VyomaOS headers) for the WASI preview-1 tests: it prints its
+/// arguments and `GREETING`, reads `/data/in.txt`, writes `/data/out.txt`, tries a path
+/// outside its grant, and exits with code 3.
+pub const PREVIEW1_C: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv) {
+  printf("p1: argc=%d", argc);
+  for (int i = 1; i < argc; i++) printf(" [%s]", argv[i]);
+  const char *g = getenv("GREETING");
+  printf(" GREETING=%s\n", g ? g : "(unset)");
+  FILE *f = fopen("/data/in.txt", "r");
+  if (f) {
+    char buf[64];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    printf("p1: read [%s]\n", buf);
+    fclose(f);
+  } else {
+    printf("p1: cannot read /data/in.txt\n");
+  }
+  FILE *o = fopen("/data/out.txt", "w");
+  if (o) { fputs("written by a preview-1 module", o); fclose(o); }
+  printf("p1: /etc/passwd %s\n", fopen("/etc/passwd", "r") ? "OPENED" : "denied");
+  printf("p1: ../escape %s\n", fopen("/data/../../escape.txt", "w") ? "OPENED" : "denied");
+  fflush(stdout);
+  return 3;
+}
+"#;
+
+/// Builds C `source` into a WASI preview-1 command module `out_dir/NAME.wasm` with plain
+/// clang (Debian's `clang-19`, `lld-19`, `wasi-libc` and `libclang-rt-19-dev-wasm32`,
+/// which `./dev test` installs). Panics with the command to run when they are missing.
+pub fn build_c_preview1(out_dir: &Path, name: &str, source: &str) -> PathBuf {
+    std::fs::create_dir_all(out_dir).expect("creating the output folder");
+    let c = out_dir.join(format!("{name}.c"));
+    let wasm = out_dir.join(format!("{name}.wasm"));
+    std::fs::write(&c, source).expect("writing the C source");
+    let out = std::process::Command::new("clang-19")
+        .args(["--target=wasm32-wasi", "--sysroot=/usr", "-O2", "-o"])
+        .arg(&wasm)
+        .arg(&c)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run clang-19 ({e}): install the C toolchain for wasm with \
+                 `apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32` (./dev test does)"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "clang-19 could not build {}:\n{}",
+        c.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wasm
+}

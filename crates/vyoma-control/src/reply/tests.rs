@@ -291,6 +291,7 @@ accept = ["*"]
             size: 123_456,
             sha256: "ab".repeat(32),
             source: ComponentSource::CompileCache,
+            adapted: false,
             imports: vec!["wasi:cli/environment@0.2.6".into()],
             exports: vec!["wasi:cli/run@0.2.6".into()],
         }),

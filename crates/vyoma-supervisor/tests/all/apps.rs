@@ -483,3 +483,46 @@ async fn restarts_release_their_pool_slots() {
     );
     sup.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview1_module_from_plain_clang_runs_as_it_is_with_only_its_grants() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("apps");
+    let dir = root.join("cprog");
+    let module = vyoma_testkit::build_c_preview1(&dir, "cprog", vyoma_testkit::PREVIEW1_C);
+    std::fs::create_dir(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/in.txt"), "granted text").unwrap();
+    std::fs::write(
+        dir.join("app.toml"),
+        "manifest_version = 1\n[app]\nname = \"cprog\"\nversion = \"0.1.0\"\ncomponent = \"cprog.wasm\"\n\
+         args = [\"one\", \"two words\"]\n[env]\nGREETING = \"hello from the manifest\"\n\
+         [restart]\npolicy = \"never\"\n[[capabilities.dirs]]\nhost = \"data\"\nguest = \"/data\"\nmode = \"rw\"\n",
+    )
+    .unwrap();
+    let sup = supervisor(&root, 8).await;
+    // It exits with 3: a failure. (The preview-1 adapter Wasmtime 48 ships passes a
+    // non-zero `proc_exit` on as `wasi:cli/exit.exit(err)`, which is code 1.)
+    wait(&sup, "cprog", AppState::Failed).await;
+    let log = log_text(&sup, "cprog");
+    assert!(
+        log.contains("p1: argc=3 [one] [two words] GREETING=hello from the manifest"),
+        "{log}"
+    );
+    assert!(log.contains("p1: read [granted text]"), "{log}");
+    assert!(log.contains("p1: /etc/passwd denied"), "{log}");
+    assert!(log.contains("p1: ../escape denied"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("data/out.txt")).unwrap(),
+        "written by a preview-1 module"
+    );
+    assert!(!d.path().join("escape.txt").exists());
+    assert_eq!(
+        status(&sup, "cprog").last_exit.map(|e| e.to_string()),
+        Some("exit code 1".into())
+    );
+    let report = sup.detail("cprog").unwrap().report();
+    let c = report.component.expect("loaded");
+    assert!(c.adapted, "inspect says it was adapted");
+    assert_eq!(c.sha256, vyoma_runtime::sha256_hex(&std::fs::read(&module).unwrap()));
+    sup.shutdown().await;
+}

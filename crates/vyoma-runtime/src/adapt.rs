@@ -1,0 +1,148 @@
+//! WASI preview-1 command modules (what `wasm32-wasip1` toolchains emit: Go, TinyGo, Zig,
+//! C with wasi-libc, and many existing `.wasm` files), turned into components when loaded:
+//! the module wrapped with the preview-1 command adapter Wasmtime 48 ships
+//! (`wasi-preview1-component-adapter-provider`), by `wit-component`. The result is an
+//! ordinary `wasi:cli/command` component: it is compiled, cached, granted and sandboxed like
+//! any other app.
+//!
+//! What it is not for: modules that are not preview-1 commands (a reactor, a library, a
+//! module importing anything but `wasi_snapshot_preview1`): they are refused naming what is
+//! wrong. Only with the `adapt` feature (the image's supervisor has none: `vyoma deploy` and
+//! `vyoma image build` adapt before the device sees the bytes).
+
+use std::path::Path;
+
+use wasi_preview1_component_adapter_provider::{
+    WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
+};
+use wasmparser::{ExternalKind, Parser, Payload, TypeRef};
+
+use crate::RuntimeError;
+
+/// What makes a core module a preview-1 command: the only module its imports come from,
+/// and the entry point it exports.
+const PREVIEW1: &str = WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME;
+const START: &str = "_start";
+
+/// Why `module` is not a preview-1 command module, if it is not.
+fn not_a_command(module: &[u8]) -> Option<String> {
+    let (mut start, mut memory) = (false, false);
+    for payload in Parser::new(0).parse_all(module) {
+        match payload {
+            Ok(Payload::ImportSection(imports)) => {
+                for import in imports.into_imports() {
+                    let import = match import {
+                        Ok(i) => i,
+                        Err(e) => return Some(format!("its import section is malformed: {e}")),
+                    };
+                    if import.module != PREVIEW1 {
+                        return Some(format!(
+                            "it imports `{}` from module `{}`; a preview-1 command imports only from `{PREVIEW1}`",
+                            import.name.escape_debug(),
+                            import.module.escape_debug()
+                        ));
+                    }
+                    if !matches!(import.ty, TypeRef::Func(_)) {
+                        return Some(format!(
+                            "it imports `{PREVIEW1}.{}` as something other than a function",
+                            import.name.escape_debug()
+                        ));
+                    }
+                }
+            }
+            Ok(Payload::ExportSection(exports)) => {
+                for export in exports {
+                    match export {
+                        Ok(e) if e.name == START && e.kind == ExternalKind::Func => start = true,
+                        Ok(e) if e.name == "memory" && e.kind == ExternalKind::Memory => memory = true,
+                        Ok(_) => {}
+                        Err(e) => return Some(format!("its export section is malformed: {e}")),
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => return Some(format!("it is not valid wasm: {e}")),
+        }
+    }
+    if !start {
+        return Some(format!(
+            "it exports no `{START}` function: a reactor or a library, not a command"
+        ));
+    }
+    if !memory {
+        return Some("it exports no memory named `memory`, which the preview-1 adapter needs".into());
+    }
+    None
+}
+
+/// The component for the preview-1 command module `module` (read from `origin`).
+pub(crate) fn preview1_command(module: &[u8], origin: &Path) -> Result<Vec<u8>, RuntimeError> {
+    if let Some(why) = not_a_command(module) {
+        return Err(RuntimeError::NotPreview1 {
+            path: origin.to_path_buf(),
+            why,
+        });
+    }
+    wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(module)
+        .and_then(|e| {
+            e.adapter(
+                WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
+                WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
+            )
+        })
+        .and_then(|mut e| e.encode())
+        .map_err(|e| RuntimeError::NotPreview1 {
+            path: origin.to_path_buf(),
+            why: format!("the preview-1 adapter cannot wrap it: {e:#}"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(wat: &str) -> Vec<u8> {
+        wat::parse_str(wat).unwrap()
+    }
+
+    const COMMAND: &str = r#"(module
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+        (memory (export "memory") 1)
+        (func (export "_start") (call $exit (i32.const 7))))"#;
+
+    #[test]
+    fn a_preview1_command_becomes_a_command_component() {
+        let c = preview1_command(&module(COMMAND), Path::new("p1.wasm")).unwrap();
+        assert!(wasmparser::Parser::is_component(&c));
+        let text = String::from_utf8_lossy(&c);
+        assert!(text.contains("wasi:cli/run@0.2"), "exports the command's run");
+    }
+
+    #[test]
+    fn other_core_modules_are_refused_saying_why() {
+        let cases = [
+            (
+                r#"(module (import "env" "f" (func)) (memory (export "memory") 1) (func (export "_start")))"#,
+                "it imports `f` from module `env`",
+            ),
+            (
+                r#"(module (memory (export "memory") 1) (func (export "_initialize")))"#,
+                "exports no `_start` function: a reactor or a library, not a command",
+            ),
+            (
+                r#"(module (func (export "_start")))"#,
+                "exports no memory named `memory`",
+            ),
+        ];
+        for (wat, want) in cases {
+            let e = preview1_command(&module(wat), Path::new("dir/m.wasm")).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.starts_with("dir/m.wasm is a core wasm module"), "{msg}");
+            assert!(msg.contains(want), "{msg}");
+        }
+        let e = preview1_command(b"\0asm\x01\0\0\0\x01\xff", Path::new("x.wasm")).unwrap_err();
+        assert!(e.to_string().contains("not valid wasm"), "{e}");
+    }
+}
