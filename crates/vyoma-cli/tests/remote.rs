@@ -319,7 +319,10 @@ fn a_preview1_module_is_adapted_by_the_client_before_it_is_deployed() {
     ok(h, &["wait", "cprog", "exited", "1m"]);
     let log = ok(h, &["log", "cprog"]);
     assert!(log.contains("p1: argc=1 GREETING=(unset)"), "{log}");
-    assert!(log.contains("p1: cannot read /data/in.txt"), "no grant, no folder:\n{log}");
+    assert!(
+        log.contains("p1: cannot read /data/in.txt"),
+        "no grant, no folder:\n{log}"
+    );
     // What went over the network is the adapted component, not the module.
     let json: serde_json::Value = serde_json::from_str(&ok(h, &["--json", "inspect", "cprog"])).unwrap();
     let sha = json["inspect"]["component"]["sha256"].as_str().unwrap().to_string();

@@ -369,7 +369,7 @@ async fn a_broken_component_fails_alone() {
     let sup = supervisor(d.path(), 8).await;
     wait(&sup, "bad", AppState::Failed).await;
     match status(&sup, "bad").last_exit {
-        Some(ExitReason::Error(m)) => assert!(m.contains("is a core wasm module, not a component"), "{m}"),
+        Some(ExitReason::Error(m)) => assert!(m.contains("is a core wasm module VyomaOS cannot run"), "{m}"),
         other => panic!("expected a load error, got {other:?}"),
     }
     wait(&sup, "ticker", AppState::Running).await;
