@@ -487,8 +487,8 @@ impl Runtime {
             path: path.to_path_buf(),
             source,
         })?;
-        // The file's own hash names it (in the cache too): an adapted module is found there
-        // without adapting it again.
+        // The file's own hash names it, in memory and in the compile cache: a preview-1
+        // module is adapted at each load from its file (milliseconds), compiled once.
         let sha = sha256_hex(&wasm);
         if let Some(l) = self.lock_loaded().get(&sha).and_then(Weak::upgrade) {
             return Ok(l);
