@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use vyoma_image::accel::AccelChoice;
 use vyoma_image::initramfs::{Node, Tree};
 use vyoma_image::qemu::{Accel, Serial, Vm};
 use vyoma_image::{BuildOptions, ImageReport};
@@ -24,7 +25,7 @@ pub(crate) struct BenchBootArgs {
     apps: usize,
     /// How QEMU runs the guest: `kvm`, `tcg`, or `auto` [default: $VYOMA_ACCEL, else auto].
     #[arg(long, value_name = "auto|kvm|tcg")]
-    accel: Option<vyoma_image::accel::AccelChoice>,
+    accel: Option<AccelChoice>,
     /// Also boot the default set with this (older) static /init, side by side: a
     /// before/after comparison of the supervisor itself.
     #[arg(long, value_name = "PATH")]
@@ -34,7 +35,7 @@ pub(crate) struct BenchBootArgs {
 /// The line the trivial init prints.
 const TRIVIAL_MARK: &str = "trivial init: up";
 
-fn is_boot_mark(l: &str) -> bool {
+pub(crate) fn is_boot_mark(l: &str) -> bool {
     l.starts_with("vyoma: ") && l.contains("boot complete")
 }
 
@@ -58,6 +59,22 @@ fn boot_once(vm: &Vm, mark: fn(&str) -> bool, shutdown: bool) -> anyhow::Result<
         Some(st) if st.success() => Ok((ms, guest)),
         Some(st) => bail!("QEMU exited with {st}:\n{}", s.transcript()),
         None => bail!("the VM did not power off within 120 s:\n{}", s.transcript()),
+    }
+}
+
+/// The accelerator `--accel` asked for, else `$VYOMA_ACCEL`'s (else auto).
+pub(crate) fn accel_choice(arg: Option<AccelChoice>) -> anyhow::Result<AccelChoice> {
+    match arg {
+        Some(c) => Ok(c),
+        None => AccelChoice::from_env().map_err(anyhow::Error::msg),
+    }
+}
+
+/// How QEMU ran the guest, for a report's header.
+pub(crate) fn describe(accel: &Accel) -> String {
+    match accel {
+        Accel::Kvm => "with KVM".to_string(),
+        Accel::Tcg(why) => format!("with TCG software emulation ({why})"),
     }
 }
 
@@ -139,10 +156,7 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
     )?;
     std::fs::write(trivial.join(vyoma_image::CMDLINE_FILE), vyoma_image::DEFAULT_CMDLINE)?;
 
-    let choice = match args.accel {
-        Some(c) => c,
-        None => vyoma_image::accel::AccelChoice::from_env().map_err(anyhow::Error::msg)?,
-    };
+    let choice = accel_choice(args.accel)?;
     let vm = |dir: &PathBuf| -> anyhow::Result<Vm> { Ok(Vm::from_image_with(dir, "", choice)?) };
     let (vt, vd, vm_many) = (vm(&trivial)?, vm(&default.dir)?, vm(&many.dir)?);
     // The default set as `vyoma boot` runs it: a virtio-net device, DHCP, the API forwarded.
@@ -181,10 +195,7 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
     println!("# vyoma-bench boot\n");
     println!(
         "QEMU {}, {} vCPUs, {} MiB; median of {} boots per image, interleaved\n",
-        match &accel {
-            Accel::Kvm => "with KVM".to_string(),
-            Accel::Tcg(why) => format!("with TCG software emulation ({why})"),
-        },
+        describe(&accel),
         vt.cpus,
         vt.memory_mib,
         args.runs.max(1)

@@ -55,6 +55,22 @@ pub(crate) fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
+/// A Markdown row of sorted latencies: `| what | n | p50 | p99 | max |`.
+pub(crate) fn latency_row(what: &str, sorted: &[Duration]) -> String {
+    format!(
+        "| {what} | {} | {} | {} | {} |",
+        sorted.len(),
+        ms(percentile(sorted, 0.5)),
+        ms(percentile(sorted, 0.99)),
+        ms(*sorted.last().unwrap_or(&Duration::ZERO))
+    )
+}
+
+/// The nanoseconds after `key=` in a result line, in microseconds (`4.2 us`).
+pub(crate) fn us_field(line: &str, key: &str) -> anyhow::Result<String> {
+    Ok(format!("{:.1} us", field(line, key)? as f64 / 1e3))
+}
+
 pub(crate) fn kib(b: u64) -> String {
     format!("{:.0} KiB", b as f64 / 1024.0)
 }

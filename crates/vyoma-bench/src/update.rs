@@ -23,7 +23,7 @@ use vyoma_lifecycle::{AppState, Event};
 use vyoma_supervisor::{RealClock, Supervisor};
 
 use crate::Exit;
-use crate::common::{built_app, field, ms, percentile};
+use crate::common::{built_app, latency_row, us_field};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct BenchUpdateArgs {
@@ -41,9 +41,10 @@ pub(crate) struct BenchUpdateArgs {
     pub(crate) rollbacks: usize,
 }
 
-const ECHO_GRANTS: &str = "[capabilities.ipc]\nsend = [\"ping\"]\naccept = [\"ping\"]\n[update]\nprobation = \"0s\"\n";
+pub(crate) const ECHO_GRANTS: &str =
+    "[capabilities.ipc]\nsend = [\"ping\"]\naccept = [\"ping\"]\n[update]\nprobation = \"0s\"\n";
 
-fn manifest(name: &str, version: &str, component: &Path, tail: &str) -> String {
+pub(crate) fn manifest(name: &str, version: &str, component: &Path, tail: &str) -> String {
     format!(
         "manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"{version}\"\ncomponent = \"{}\"\n{tail}",
         component.display()
@@ -270,38 +271,36 @@ pub(crate) async fn bench_update(args: BenchUpdateArgs) -> anyhow::Result<Exit> 
     rollbacks.sort();
     sup.shutdown().await;
 
-    let row = |what: &str, v: &[Duration]| {
-        format!(
-            "| {what} | {} | {} | {} | {} |",
-            v.len(),
-            ms(percentile(v, 0.5)),
-            ms(percentile(v, 0.99)),
-            ms(*v.last().unwrap_or(&Duration::ZERO))
-        )
-    };
     println!("{}", crate::common::machine());
     println!();
     println!("| swap (call to new instance running) | n | p50 | p99 | max |");
     println!("|---|---|---|---|---|");
-    println!("{}", row("update, component compiled before", &swaps));
-    println!("{}", row("restart of the same app (baseline: no update)", &restarts));
-    println!("{}", row("update, new component (compiled on the device)", &compiled));
-    println!("{}", row("rollback, trap to previous version running", &rollbacks));
+    println!("{}", latency_row("update, component compiled before", &swaps));
+    println!(
+        "{}",
+        latency_row("restart of the same app (baseline: no update)", &restarts)
+    );
+    println!(
+        "{}",
+        latency_row("update, new component (compiled on the device)", &compiled)
+    );
+    println!(
+        "{}",
+        latency_row("rollback, trap to previous version running", &rollbacks)
+    );
     println!();
-    let us =
-        |line: &str, key: &str| -> anyhow::Result<String> { Ok(format!("{:.1} us", field(line, key)? as f64 / 1e3)) };
     println!("| IPC round trip, 16 B, {} trips | median | p99 |", args.round_trips);
     println!("|---|---|---|");
     println!(
         "| no update | {} | {} |",
-        us(&quiet, "median_ns")?,
-        us(&quiet, "p99_ns")?
+        us_field(&quiet, "median_ns")?,
+        us_field(&quiet, "p99_ns")?
     );
     println!(
         "| while `echo` is updated back and forth ({} updates) | {} | {} |",
         swapping.1,
-        us(&swapping.0, "median_ns")?,
-        us(&swapping.0, "p99_ns")?
+        us_field(&swapping.0, "median_ns")?,
+        us_field(&swapping.0, "p99_ns")?
     );
     Ok(Exit::Ok)
 }

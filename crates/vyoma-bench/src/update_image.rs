@@ -18,17 +18,18 @@
 //!   previous version running, by the times of the two lines in `echo`'s log (the
 //!   supervisor's `exited: trap ...` and `running (instance N)`, millisecond resolution).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use vyoma_api::client::Remote;
 use vyoma_control::{Command, Reply, UpdateOptions, UpdateSource};
-use vyoma_image::qemu::{Accel, Serial, Vm};
+use vyoma_image::qemu::{Serial, Vm};
 use vyoma_lifecycle::{AppState, Stream};
 
 use crate::Exit;
-use crate::common::{built_app, field, ms, percentile};
+use crate::common::{built_app, latency_row, us_field};
+use crate::update::{ECHO_GRANTS, manifest};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct BenchUpdateImageArgs {
@@ -40,21 +41,20 @@ pub(crate) struct BenchUpdateImageArgs {
     accel: Option<vyoma_image::accel::AccelChoice>,
 }
 
-const ECHO_GRANTS: &str = "[capabilities.ipc]\nsend = [\"ping\"]\naccept = [\"ping\"]\n[update]\nprobation = \"0s\"\n";
 /// A generous bound for one API call under emulation (a compile included).
 const CALL: Duration = Duration::from_secs(600);
 
+/// The manifest of app `name` whose component is `NAME.wasm` beside it.
+fn manifest_beside(name: &str, version: &str, tail: &str) -> String {
+    manifest(name, version, Path::new(&format!("{name}.wasm")), tail)
+}
+
 /// An app folder holding its component (an image carries only what is inside it).
-fn app_folder(dir: &Path, name: &str, version: &str, wasm: &[u8], tail: &str) -> anyhow::Result<PathBuf> {
+fn app_folder(dir: &Path, name: &str, wasm: &[u8], tail: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join(format!("{name}.wasm")), wasm)?;
-    std::fs::write(
-        dir.join("app.toml"),
-        format!(
-            "manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"{version}\"\ncomponent = \"{name}.wasm\"\n{tail}"
-        ),
-    )?;
-    Ok(dir.to_path_buf())
+    std::fs::write(dir.join("app.toml"), manifest_beside(name, "0.1.0", tail))?;
+    Ok(())
 }
 
 /// One version to update to: the manifest's text and the component's digest, uploaded.
@@ -69,9 +69,7 @@ impl Upload {
     fn new(name: &str, version: &str, component: Vec<u8>, tail: &str) -> Upload {
         let digest = vyoma_supervisor::vyoma_store::Digest::of(&component).to_string();
         Upload {
-            manifest: format!(
-                "manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"{version}\"\ncomponent = \"{name}.wasm\"\n{tail}"
-            ),
+            manifest: manifest_beside(name, version, tail),
             component,
             digest,
         }
@@ -170,11 +168,10 @@ pub(crate) async fn bench_update_image(args: BenchUpdateImageArgs) -> anyhow::Re
     let echo = std::fs::read(built_app("echo")?)?;
     let ping = std::fs::read(built_app("ping")?)?;
     let trapper = std::fs::read(built_app("trapper")?)?;
-    app_folder(&apps.join("echo"), "echo", "0.1.0", &echo, ECHO_GRANTS)?;
+    app_folder(&apps.join("echo"), "echo", &echo, ECHO_GRANTS)?;
     app_folder(
         &apps.join("ping"),
         "ping",
-        "0.1.0",
         &ping,
         &format!(
             "args = [\"rtt\", \"echo\", \"{}\", \"16\"]\n[restart]\npolicy = \"never\"\n[capabilities.ipc]\nsend = [\"echo\"]\naccept = [\"echo\"]\n",
@@ -186,10 +183,7 @@ pub(crate) async fn bench_update_image(args: BenchUpdateImageArgs) -> anyhow::Re
     let disk = work.path().join("store.ext4");
     vyoma_image::qemu::make_store_disk(&disk, vyoma_image::qemu::STORE_DISK_SIZE)?;
 
-    let choice = match args.accel {
-        Some(c) => c,
-        None => vyoma_image::accel::AccelChoice::from_env().map_err(anyhow::Error::msg)?,
-    };
+    let choice = crate::boot::accel_choice(args.accel)?;
     let port = vyoma_image::qemu::free_port(0)?;
     let mut vm = Vm::from_image_with(&image.dir, "", choice)?.with_network(port);
     vm.disk = Some(disk);
@@ -201,10 +195,8 @@ pub(crate) async fn bench_update_image(args: BenchUpdateImageArgs) -> anyhow::Re
         let vm = vm.clone();
         move || -> anyhow::Result<Serial> {
             let mut s = Serial::start(&vm)?;
-            s.wait_for(Duration::from_secs(300), |l| {
-                l.starts_with("vyoma: ") && l.contains("boot complete")
-            })
-            .map_err(|e| anyhow::anyhow!("the image did not boot: {e}"))?;
+            s.wait_for(Duration::from_secs(300), crate::boot::is_boot_mark)
+                .map_err(|e| anyhow::anyhow!("the image did not boot: {e}"))?;
             Ok(s)
         }
     })
@@ -222,25 +214,47 @@ pub(crate) async fn bench_update_image(args: BenchUpdateImageArgs) -> anyhow::Re
     println!("{}", crate::common::machine());
     println!(
         "guest: QEMU {}, {} vCPUs, {} MiB, the store on a virtio-blk ext4 disk (cache=writeback); calls over the forwarded API (HTTPS)",
-        match &vm.accel {
-            Accel::Kvm => "with KVM".to_string(),
-            Accel::Tcg(why) => format!("with TCG software emulation ({why})"),
-        },
+        crate::boot::describe(&vm.accel),
         vm.cpus,
         vm.memory_mib
     );
     println!();
-    figures.print(&args);
+    figures.print(&args)?;
     Ok(Exit::Ok)
 }
 
+/// Updates, timed twice, sorted.
+#[derive(Default)]
+struct Updates {
+    /// The guest's own swap time (`swap_us`).
+    guest: Vec<Duration>,
+    /// The operator's `vyoma update`, until the app runs again.
+    operator: Vec<Duration>,
+}
+
+impl Updates {
+    /// Times one update of `echo` to `to`, until it runs again.
+    async fn time(&mut self, remote: &Remote, to: &Upload) -> anyhow::Result<()> {
+        let t0 = Instant::now();
+        self.guest.push(update(remote, to, false).await?);
+        wait_running(remote, "echo").await?;
+        self.operator.push(t0.elapsed());
+        Ok(())
+    }
+
+    fn sorted(mut self) -> Updates {
+        self.guest.sort();
+        self.operator.sort();
+        self
+    }
+}
+
 struct Figures {
-    /// The guest's swap time, and the operator's call until the app runs again.
-    swaps: (Vec<Duration>, Vec<Duration>),
+    /// Updates to a component compiled before.
+    swaps: Updates,
     restarts: Vec<Duration>,
-    /// Upload + compile + swap, the operator's call until the app runs again; and the
-    /// guest's swap time of those.
-    compiled: (Vec<Duration>, Vec<Duration>),
+    /// Updates to a component never seen: upload, compile, store, swap.
+    compiled: Updates,
     rollbacks: Vec<Duration>,
     quiet: String,
     swapping: (String, usize),
@@ -256,12 +270,9 @@ async fn measure(remote: &Remote, args: &BenchUpdateImageArgs, echo: &[u8], trap
     update(remote, &versions[1], false).await?;
     wait_running(remote, "echo").await?;
 
-    let (mut guest, mut operator) = (Vec::new(), Vec::new());
+    let mut swaps = Updates::default();
     for i in 0..args.sizes.swaps {
-        let t0 = Instant::now();
-        guest.push(update(remote, &versions[i % 2], false).await?);
-        wait_running(remote, "echo").await?;
-        operator.push(t0.elapsed());
+        swaps.time(remote, &versions[i % 2]).await?;
     }
     let mut restarts = Vec::new();
     for _ in 0..args.sizes.swaps {
@@ -270,13 +281,10 @@ async fn measure(remote: &Remote, args: &BenchUpdateImageArgs, echo: &[u8], trap
         wait_running(remote, "echo").await?;
         restarts.push(t0.elapsed());
     }
-    let (mut c_guest, mut c_operator) = (Vec::new(), Vec::new());
+    let mut compiled = Updates::default();
     for i in 0..args.sizes.compiles {
         let fresh = Upload::new("echo", "0.9.0", crate::update::fresh_component(echo, i), ECHO_GRANTS);
-        let t0 = Instant::now();
-        c_guest.push(update(remote, &fresh, false).await?);
-        wait_running(remote, "echo").await?;
-        c_operator.push(t0.elapsed());
+        compiled.time(remote, &fresh).await?;
     }
 
     let quiet = ping_run(remote).await?;
@@ -336,9 +344,9 @@ async fn measure(remote: &Remote, args: &BenchUpdateImageArgs, echo: &[u8], trap
         wait_running(remote, "echo").await?;
     }
     Ok(Figures {
-        swaps: (sorted(guest), sorted(operator)),
+        swaps: swaps.sorted(),
         restarts: sorted(restarts),
-        compiled: (sorted(c_operator), sorted(c_guest)),
+        compiled: compiled.sorted(),
         rollbacks: sorted(rollbacks),
         quiet,
         swapping,
@@ -346,25 +354,19 @@ async fn measure(remote: &Remote, args: &BenchUpdateImageArgs, echo: &[u8], trap
 }
 
 impl Figures {
-    fn print(&self, args: &BenchUpdateImageArgs) {
-        let row = |what: &str, v: &[Duration]| {
-            println!(
-                "| {what} | {} | {} | {} | {} |",
-                v.len(),
-                ms(percentile(v, 0.5)),
-                ms(percentile(v, 0.99)),
-                ms(*v.last().unwrap_or(&Duration::ZERO))
-            )
-        };
+    /// The tables. A result line `ping` printed that lacks a figure is an error (its text
+    /// is escaped where errors are printed).
+    fn print(&self, args: &BenchUpdateImageArgs) -> anyhow::Result<()> {
+        let row = |what: &str, v: &[Duration]| println!("{}", latency_row(what, v));
         println!("| in the image | n | p50 | p99 | max |");
         println!("|---|---|---|---|---|");
         row(
             "update, component compiled before: swap in the guest (`swap_us`)",
-            &self.swaps.0,
+            &self.swaps.guest,
         );
         row(
             "the same, the operator's `vyoma update` (upload, API call) until the app runs again",
-            &self.swaps.1,
+            &self.swaps.operator,
         );
         row(
             "restart of the same app over the API (baseline: no update)",
@@ -372,17 +374,14 @@ impl Figures {
         );
         row(
             "update, new component: upload, compile on the device, store, swap (operator's view)",
-            &self.compiled.0,
+            &self.compiled.operator,
         );
-        row("the same, swap in the guest (`swap_us`)", &self.compiled.1);
+        row("the same, swap in the guest (`swap_us`)", &self.compiled.guest);
         row(
             "rollback, trap to previous version running (log times, 1 ms resolution)",
             &self.rollbacks,
         );
         println!();
-        let us = |line: &str, key: &str| {
-            field(line, key).map_or_else(|e| format!("({e})"), |n| format!("{:.1} us", n as f64 / 1e3))
-        };
         println!(
             "| IPC round trip in the image, 16 B, {} trips | median | p99 |",
             args.sizes.round_trips
@@ -390,14 +389,15 @@ impl Figures {
         println!("|---|---|---|");
         println!(
             "| no update | {} | {} |",
-            us(&self.quiet, "median_ns"),
-            us(&self.quiet, "p99_ns")
+            us_field(&self.quiet, "median_ns")?,
+            us_field(&self.quiet, "p99_ns")?
         );
         println!(
             "| while `echo` is updated back and forth over the API ({} updates) | {} | {} |",
             self.swapping.1,
-            us(&self.swapping.0, "median_ns"),
-            us(&self.swapping.0, "p99_ns")
+            us_field(&self.swapping.0, "median_ns")?,
+            us_field(&self.swapping.0, "p99_ns")?
         );
+        Ok(())
     }
 }
