@@ -159,13 +159,7 @@ fn check_finds_missing_files_and_non_components() {
     )
     .unwrap();
     // A WASI preview-1 command module from plain clang passes: it is adapted.
-    let c = d.path().join("c");
-    vyoma_testkit::build_c_preview1(&c, "c", vyoma_testkit::PREVIEW1_C);
-    std::fs::write(
-        c.join("app.toml"),
-        "manifest_version = 1\n[app]\nname = \"c\"\nversion = \"0.1.0\"\ncomponent = \"c.wasm\"\n",
-    )
-    .unwrap();
+    vyoma_testkit::write_c_preview1_app(d.path(), "c", vyoma_testkit::PREVIEW1_C, "");
     let out = vyoma(&["check", d.path().to_str().unwrap()]).output().unwrap();
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{stdout}");

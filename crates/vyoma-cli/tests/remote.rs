@@ -307,13 +307,12 @@ fn a_preview1_module_is_adapted_by_the_client_before_it_is_deployed() {
     let dir = new.path().join("cprog");
     // Ending well (a first version that fails its probation is turned down).
     let source = vyoma_testkit::PREVIEW1_C.replace("return 3;", "return 0;");
-    let module = vyoma_testkit::build_c_preview1(&dir, "cprog", &source);
-    std::fs::write(
-        dir.join("app.toml"),
-        "manifest_version = 1\n[app]\nname = \"cprog\"\nversion = \"0.1.0\"\ncomponent = \"cprog.wasm\"\n\
-         [restart]\npolicy = \"never\"\n[update]\nprobation = \"0s\"\n",
-    )
-    .unwrap();
+    let module = vyoma_testkit::write_c_preview1_app(
+        new.path(),
+        "cprog",
+        &source,
+        "[restart]\npolicy = \"never\"\n[update]\nprobation = \"0s\"\n",
+    );
     let out = ok(h, &["deploy", dir.to_str().unwrap()]);
     assert!(out.starts_with("cprog: deployed 0.1.0 (version 1, "), "{out}");
     ok(h, &["wait", "cprog", "exited", "1m"]);

@@ -62,6 +62,13 @@ pub fn write_hanging_app(root: &Path, name: &str, extra: &str) -> PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).expect("creating the app folder");
     std::fs::write(dir.join(format!("{name}.wasm")), hanging_start_component()).expect("writing the component");
+    write_manifest_beside(&dir, name, extra);
+    dir
+}
+
+/// Writes `dir/app.toml` for app `name` running `NAME.wasm` in the same folder, with
+/// `extra` appended after the `[app]` keys.
+fn write_manifest_beside(dir: &Path, name: &str, extra: &str) {
     std::fs::write(
         dir.join("app.toml"),
         format!(
@@ -69,7 +76,6 @@ pub fn write_hanging_app(root: &Path, name: &str, extra: &str) -> PathBuf {
         ),
     )
     .expect("writing app.toml");
-    dir
 }
 
 /// A fresh folder under `target_tmpdir` standing for a user's home: the client config and
@@ -153,4 +159,13 @@ pub fn build_c_preview1(out_dir: &Path, name: &str, source: &str) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     wasm
+}
+
+/// Writes `root/NAME/` with C `source` built as `NAME.wasm` ([`build_c_preview1`]) and a
+/// manifest with `extra` appended. Returns the module's path.
+pub fn write_c_preview1_app(root: &Path, name: &str, source: &str, extra: &str) -> PathBuf {
+    let dir = root.join(name);
+    let module = build_c_preview1(&dir, name, source);
+    write_manifest_beside(&dir, name, extra);
+    module
 }

@@ -489,16 +489,15 @@ async fn a_preview1_module_from_plain_clang_runs_as_it_is_with_only_its_grants()
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("apps");
     let dir = root.join("cprog");
-    let module = vyoma_testkit::build_c_preview1(&dir, "cprog", vyoma_testkit::PREVIEW1_C);
+    let module = vyoma_testkit::write_c_preview1_app(
+        &root,
+        "cprog",
+        vyoma_testkit::PREVIEW1_C,
+        "args = [\"one\", \"two words\"]\n[env]\nGREETING = \"hello from the manifest\"\n\
+         [restart]\npolicy = \"never\"\n[[capabilities.dirs]]\nhost = \"data\"\nguest = \"/data\"\nmode = \"rw\"\n",
+    );
     std::fs::create_dir(dir.join("data")).unwrap();
     std::fs::write(dir.join("data/in.txt"), "granted text").unwrap();
-    std::fs::write(
-        dir.join("app.toml"),
-        "manifest_version = 1\n[app]\nname = \"cprog\"\nversion = \"0.1.0\"\ncomponent = \"cprog.wasm\"\n\
-         args = [\"one\", \"two words\"]\n[env]\nGREETING = \"hello from the manifest\"\n\
-         [restart]\npolicy = \"never\"\n[[capabilities.dirs]]\nhost = \"data\"\nguest = \"/data\"\nmode = \"rw\"\n",
-    )
-    .unwrap();
     let sup = supervisor(&root, 8).await;
     // It exits with 3: a failure. (The preview-1 adapter Wasmtime 48 ships passes a
     // non-zero `proc_exit` on as `wasi:cli/exit.exit(err)`, which is code 1.)
