@@ -179,7 +179,10 @@ async fn upload(remotes: &[Remote], dir: &std::path::Path) -> anyhow::Result<Upd
     let path = &manifest.component.value;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read the component {}", path.display()))?;
     // A WASI preview-1 command module is adapted here: the device runs components only.
-    let (bytes, _) = vyoma_runtime::as_component(bytes, path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bytes = match vyoma_runtime::as_component(&bytes, path).map_err(|e| anyhow::anyhow!("{e}"))? {
+        (std::borrow::Cow::Owned(adapted), _) => adapted,
+        (std::borrow::Cow::Borrowed(_), _) => bytes,
+    };
     let digest = vyoma_supervisor::vyoma_store::Digest::of(&bytes).to_string();
     for r in remotes {
         r.put_blob(&digest, bytes.clone())

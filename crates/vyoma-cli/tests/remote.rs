@@ -325,6 +325,7 @@ fn a_preview1_module_is_adapted_by_the_client_before_it_is_deployed() {
     // What went over the network is the adapted component, not the module.
     let json: serde_json::Value = serde_json::from_str(&ok(h, &["--json", "inspect", "cprog"])).unwrap();
     let sha = json["inspect"]["component"]["sha256"].as_str().unwrap().to_string();
-    let (adapted, _) = vyoma_runtime::as_component(std::fs::read(&module).unwrap(), &module).unwrap();
+    let module_bytes = std::fs::read(&module).unwrap();
+    let (adapted, _) = vyoma_runtime::as_component(&module_bytes, &module).unwrap();
     assert_eq!(sha, vyoma_runtime::sha256_hex(&adapted));
 }

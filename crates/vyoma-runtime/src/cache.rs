@@ -324,7 +324,7 @@ pub const IMAGE_TARGET: &str = "x86_64-unknown-linux-musl";
 #[cfg(feature = "compiler")]
 pub fn precompile_for_image(wasm: &[u8], origin: &Path) -> Result<Vec<u8>, RuntimeError> {
     let engine = crate::engine::image_engine()?;
-    let (wasm, _) = crate::as_component(wasm.to_vec(), origin)?;
+    let (wasm, _) = crate::as_component(wasm, origin)?;
     engine.precompile_component(&wasm).map_err(|e| RuntimeError::Compile {
         path: origin.to_path_buf(),
         message: format!("{e:#}"),

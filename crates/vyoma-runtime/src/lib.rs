@@ -349,19 +349,19 @@ impl std::fmt::Debug for Runtime {
 const CORE_MODULE_VERSION: [u8; 4] = [1, 0, 0, 0];
 
 /// Whether `wasm` is a core module (not a component).
-pub fn is_core_module(wasm: &[u8]) -> bool {
+fn is_core_module(wasm: &[u8]) -> bool {
     wasm.len() >= 8 && wasm[..4] == *b"\0asm" && wasm[4..8] == CORE_MODULE_VERSION
 }
 
 /// `wasm` as a component: a WASI preview-1 command module is adapted (with the `adapt`
-/// feature; refused without it), anything else is returned as it is. The flag says whether
+/// feature; refused without it), anything else is borrowed as it is. The flag says whether
 /// it was adapted.
-pub fn as_component(wasm: Vec<u8>, origin: &Path) -> Result<(Vec<u8>, bool), RuntimeError> {
-    if !is_core_module(&wasm) {
-        return Ok((wasm, false));
+pub fn as_component<'a>(wasm: &'a [u8], origin: &Path) -> Result<(std::borrow::Cow<'a, [u8]>, bool), RuntimeError> {
+    if !is_core_module(wasm) {
+        return Ok((std::borrow::Cow::Borrowed(wasm), false));
     }
     #[cfg(feature = "adapt")]
-    return adapt::preview1_command(&wasm, origin).map(|c| (c, true));
+    return adapt::preview1_command(wasm, origin).map(|c| (std::borrow::Cow::Owned(c), true));
     #[cfg(not(feature = "adapt"))]
     Err(RuntimeError::CoreModule {
         path: origin.to_path_buf(),
@@ -494,7 +494,7 @@ impl Runtime {
             return Ok(l);
         }
         let size = wasm.len() as u64;
-        let (wasm, adapted) = as_component(wasm, path)?;
+        let (wasm, adapted) = as_component(&wasm, path)?;
         let (component, outcome) = match wasmtime::Engine::detect_precompiled(&wasm) {
             None => self.cache.load(&self.engine, &wasm, &sha, path)?,
             Some(wasmtime::Precompiled::Module) => {
