@@ -423,6 +423,12 @@ impl OutboundRule {
             if host.contains('*') {
                 return Err("`*` is a whole host, or the first label of one (`*.example.com`)".into());
             }
+            if host.contains(':') {
+                // `c::a:8080` could be an address and a port or an address alone.
+                return Err(format!(
+                    "write the IPv6 address `{host}` in brackets, e.g. \"http://[::1]:8080\""
+                ));
+            }
             check_host_name(&host)?;
             HostRule::Exact(host)
         };

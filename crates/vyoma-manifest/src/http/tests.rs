@@ -204,6 +204,8 @@ fn bad_outbound_rules_say_why() {
         ("https://ex*mple.com", "`*` is a whole host"),
         ("https://a..b", "bad host name"),
         ("https://[::1", "unclosed"),
+        ("http://c::0a:8080", "in brackets"),
+        ("http://::1", "in brackets"),
         ("https://counter.vyoma.internal", "over http"),
         ("http://Bad_App.vyoma.internal", "not an app name"),
         ("https://", "host is missing"),
