@@ -2,11 +2,13 @@
 //! console and management API (hosted mode); `vyoma check DIR|FILE` validates apps without
 //! running them; `vyoma image build` and `vyoma boot` make and run the bootable image;
 //! `vyoma ps`, `vyoma logf APP`, ... operate running instances through their management
-//! APIs (`--endpoint`). The benchmarks are a binary of their own, `vyoma-bench`.
+//! APIs (`--endpoint`); `vyoma new`, `vyoma build` and `vyoma bindings` make apps from
+//! source. The benchmarks are a binary of their own, `vyoma-bench`.
 //!
 //! This binary only parses arguments, sets up logging and the terminal, and maps errors to
 //! exit codes; the work is in the library crates.
 
+mod build;
 mod check;
 mod image;
 mod remote;
@@ -104,6 +106,9 @@ enum Cmd {
         /// Run without the console until SIGINT or SIGTERM (for services and benchmarks).
         #[arg(long)]
         no_console: bool,
+        /// Build the apps first (their manifests' `[build]`); nothing runs if a build fails.
+        #[arg(long)]
+        build: bool,
         #[command(flatten)]
         runtime: RuntimeArgs,
         #[command(flatten)]
@@ -119,6 +124,24 @@ enum Cmd {
         path: Option<PathBuf>,
         #[command(flatten)]
         runtime: RuntimeArgs,
+    },
+    /// Make a new app folder (manifest, source, build command) that builds and runs as it is.
+    New(build::NewArgs),
+    /// Run the `[build]` command of every app in PATH (default: the bundled example apps).
+    Build {
+        /// A folder of app folders, one app folder, or one app.toml.
+        path: Option<PathBuf>,
+        /// Only this app.
+        #[arg(long)]
+        app: Option<String>,
+    },
+    /// Write the files LANG's toolchain needs to use VyomaOS's interfaces (c: bindings and
+    /// helpers; python, js: the WIT) into DIR.
+    Bindings {
+        /// c, python or js.
+        lang: build::LangArg,
+        /// The folder to write them in.
+        dir: PathBuf,
     },
     /// Build or inspect the bootable image (kernel + initramfs with the supervisor as /init).
     Image {
@@ -163,22 +186,21 @@ fn main() -> ExitCode {
             Cmd::Run {
                 dir,
                 no_console,
+                build,
                 runtime,
                 api,
                 http,
                 store,
             } => {
-                run::run(
-                    dir.unwrap_or_else(default_apps),
-                    no_console,
-                    &runtime,
-                    &api,
-                    &http,
-                    &store,
-                    cli.config,
-                )
-                .await
+                let dir = dir.unwrap_or_else(default_apps);
+                if build {
+                    build::build_first(&dir)?;
+                }
+                run::run(dir, no_console, &runtime, &api, &http, &store, cli.config).await
             }
+            Cmd::New(args) => build::new(&args),
+            Cmd::Build { path, app } => build::build(&path.unwrap_or_else(default_apps), app.as_deref()),
+            Cmd::Bindings { lang, dir } => build::bindings(lang.0, &dir),
             Cmd::Check { path, runtime } => check::check(&path.unwrap_or_else(default_apps), &runtime.config()),
             Cmd::Image { command } => image::image(command),
             Cmd::Boot(args) => image::boot(args),

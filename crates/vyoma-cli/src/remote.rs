@@ -90,6 +90,9 @@ pub(crate) enum RemoteCmd {
         /// Check and report what would change; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Build it first (its manifest's `[build]`); nothing is sent if the build fails.
+        #[arg(long)]
+        build: bool,
     },
     /// Add the app in DIR (its app.toml and component) to the running instance: it is
     /// uploaded, checked, and run on probation; it is kept once it passes.
@@ -99,6 +102,9 @@ pub(crate) enum RemoteCmd {
         /// Check and report what would happen; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Build it first (its manifest's `[build]`); nothing is sent if the build fails.
+        #[arg(long)]
+        build: bool,
     },
     /// Stop an app and take it out of the instance (across restarts too).
     Remove {
@@ -171,7 +177,10 @@ impl RemoteCmd {
 
 /// Reads the app folder `dir` and uploads its component to every instance; returns what
 /// names the upload (the manifest's text and the component's digest).
-async fn upload(remotes: &[Remote], dir: &std::path::Path) -> anyhow::Result<UpdateSource> {
+async fn upload(remotes: &[Remote], dir: &std::path::Path, build: bool) -> anyhow::Result<UpdateSource> {
+    if build {
+        crate::build::build_first(dir)?;
+    }
     let file = vyoma_manifest::manifest_file(dir);
     let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let manifest = vyoma_manifest::Manifest::parse(&text, &file)
@@ -229,16 +238,17 @@ pub(crate) async fn remote(
             dir,
             force,
             dry_run,
+            build,
         } => Some(Command::Update {
             app: app.clone(),
-            source: upload(&remotes, dir).await?,
+            source: upload(&remotes, dir, *build).await?,
             options: UpdateOptions {
                 force: *force,
                 dry_run: *dry_run,
             },
         }),
-        RemoteCmd::Deploy { dir, dry_run } => Some(Command::Deploy {
-            source: upload(&remotes, dir).await?,
+        RemoteCmd::Deploy { dir, dry_run, build } => Some(Command::Deploy {
+            source: upload(&remotes, dir, *build).await?,
             options: UpdateOptions {
                 force: false,
                 dry_run: *dry_run,

@@ -29,7 +29,7 @@ pub use http::{
     RoutePattern, SchemeRule, Segment, Specificity, split_path,
 };
 pub use set::{AppSet, PartialSet, Rejected, app_folders};
-pub use validate::parse_addr_pattern;
+pub use validate::{is_valid_name, parse_addr_pattern};
 
 /// The manifest file name inside an app folder.
 pub const MANIFEST_FILE: &str = "app.toml";
@@ -69,6 +69,9 @@ pub struct Manifest {
     pub http: HttpConfig,
     /// How a new version of the app is tried before it is kept.
     pub update: UpdateConfig,
+    /// How the component is built from source (`[build]`), for `vyoma build`; the
+    /// supervisor never runs it.
+    pub build: Option<BuildStep>,
     /// Where this manifest came from, for diagnostics.
     pub source: Source,
 }
@@ -254,6 +257,15 @@ impl Default for UpdateConfig {
             health: None,
         }
     }
+}
+
+/// The `[build]` table: the command that turns the app's source into its component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildStep {
+    /// A shell command line (run by `sh -c`), e.g. `cargo build --target wasm32-wasip2 --release`.
+    pub command: Located<String>,
+    /// The folder it runs in, resolved against the manifest's folder (default: that folder).
+    pub workdir: PathBuf,
 }
 
 /// A health check run during probation.

@@ -19,6 +19,14 @@ pub(crate) struct RawManifest {
     pub capabilities: Option<RawCapabilities>,
     pub http: Option<RawHttp>,
     pub update: Option<RawUpdate>,
+    pub build: Option<Spanned<RawBuild>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBuild {
+    pub command: Option<Spanned<String>>,
+    pub workdir: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,13 +8,13 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::raw::{
-    RawCapabilities, RawDir, RawHttp, RawIpc, RawLifecycle, RawLimits, RawManifest, RawNetwork, RawRestart, RawRoute,
-    RawUpdate,
+    RawBuild, RawCapabilities, RawDir, RawHttp, RawIpc, RawLifecycle, RawLimits, RawManifest, RawNetwork, RawRestart,
+    RawRoute, RawUpdate,
 };
 use crate::{
-    AddrPattern, Capabilities, Diagnostic, Diagnostics, DirGrant, HealthCheck, HostPattern, HttpConfig, IpcGrant,
-    Limits, Located, MANIFEST_VERSION, Manifest, NetworkGrant, OutboundRule, Peers, RESERVED_NAMES, RestartMode,
-    RestartPolicy, Route, RoutePattern, Source, Timeouts, UpdateConfig,
+    AddrPattern, BuildStep, Capabilities, Diagnostic, Diagnostics, DirGrant, HealthCheck, HostPattern, HttpConfig,
+    IpcGrant, Limits, Located, MANIFEST_VERSION, Manifest, NetworkGrant, OutboundRule, Peers, RESERVED_NAMES,
+    RestartMode, RestartPolicy, Route, RoutePattern, Source, Timeouts, UpdateConfig,
 };
 
 /// Largest memory limit accepted: the whole 32-bit address space of a wasm32 memory.
@@ -196,6 +196,7 @@ pub(crate) fn manifest(source: Source) -> Result<Manifest, Diagnostics> {
         .unwrap_or_default();
     let http = raw.http.as_ref().map(|h| http(&mut cx, h)).unwrap_or_default();
     let update = raw.update.as_ref().map(|u| update(&mut cx, u)).unwrap_or_default();
+    let build = raw.build.as_ref().and_then(|b| build(&mut cx, b));
 
     for d in &capabilities.inherit_env {
         if env.contains_key(d) {
@@ -230,6 +231,7 @@ pub(crate) fn manifest(source: Source) -> Result<Manifest, Diagnostics> {
         capabilities,
         http,
         update,
+        build,
         source: cx.source,
     })
 }
@@ -255,7 +257,7 @@ fn resolve(dir: &Path, p: &str) -> PathBuf {
 }
 
 /// App names are addresses: `[a-z][a-z0-9-]*`, at most 63 characters, no trailing or double `-`.
-pub(crate) fn is_valid_name(n: &str) -> bool {
+pub fn is_valid_name(n: &str) -> bool {
     let b = n.as_bytes();
     !b.is_empty()
         && b.len() <= 63
@@ -603,6 +605,47 @@ fn update(cx: &mut Ctx, u: &RawUpdate) -> UpdateConfig {
         }
     }
     out
+}
+
+fn build(cx: &mut Ctx, b: &Spanned<RawBuild>) -> Option<BuildStep> {
+    let dir = cx.source.dir().to_path_buf();
+    let workdir = match &b.get_ref().workdir {
+        None => Some(dir),
+        Some(w) if w.get_ref().is_empty() || Path::new(w.get_ref()).is_absolute() => {
+            cx.error(
+                w.span(),
+                format!("`workdir` = \"{}\" is not a relative path", w.get_ref()),
+                "name the folder the command runs in relative to this manifest, e.g. \"..\" or \"src\"",
+            );
+            None
+        }
+        Some(w) => Some(dir.join(w.get_ref())),
+    };
+    let command = match &b.get_ref().command {
+        Some(c) if !c.get_ref().trim().is_empty() && !c.get_ref().contains('\0') => {
+            Some(located(c, c.get_ref().clone()))
+        }
+        Some(c) => {
+            cx.error(
+                c.span(),
+                "the build `command` is empty",
+                "write the command that builds the component, e.g. \"cargo build --target wasm32-wasip2 --release\"",
+            );
+            None
+        }
+        None => {
+            cx.error(
+                b.span(),
+                "`[build]` has no `command`",
+                "add `command = \"...\"`, the shell command that builds the component, or remove `[build]`",
+            );
+            None
+        }
+    };
+    Some(BuildStep {
+        command: command?,
+        workdir: workdir?,
+    })
 }
 
 fn http(cx: &mut Ctx, h: &RawHttp) -> HttpConfig {

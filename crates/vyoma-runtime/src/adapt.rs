@@ -5,9 +5,13 @@
 //! ordinary `wasi:cli/command` component: it is compiled, cached, granted and sandboxed like
 //! any other app.
 //!
+//! A module may also import component interfaces (VyomaOS's `vyoma:app/ipc`, say) when it
+//! carries their types in a `component-type` custom section, as wit-bindgen's C bindings
+//! link in: `wit-component` checks those imports against that section.
+//!
 //! What it is not for: modules that are not preview-1 commands (a reactor, a library, a
-//! module importing anything but `wasi_snapshot_preview1`): they are refused naming what is
-//! wrong. Only with the `adapt` feature (the image's supervisor has none: `vyoma deploy` and
+//! module importing anything but `wasi_snapshot_preview1` without a component type to say
+//! what it is): they are refused naming what is wrong. Only with the `adapt` feature (the image's supervisor has none: `vyoma deploy` and
 //! `vyoma image build` adapt before the device sees the bytes).
 
 use std::path::Path;
@@ -24,11 +28,23 @@ use crate::RuntimeError;
 const PREVIEW1: &str = WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME;
 const START: &str = "_start";
 
+/// The custom sections wit-bindgen writes with the component types of a module's imports
+/// and exports are named this, plus a suffix.
+const COMPONENT_TYPE: &str = "component-type";
+
 /// Why `module` is not a preview-1 command module, if it is not.
 fn not_a_command(module: &[u8]) -> Option<String> {
     let (mut start, mut memory) = (false, false);
+    let typed = Parser::new(0)
+        .parse_all(module)
+        .any(|p| matches!(p, Ok(Payload::CustomSection(c)) if c.name().starts_with(COMPONENT_TYPE)));
     for payload in Parser::new(0).parse_all(module) {
         match payload {
+            Ok(Payload::ImportSection(imports)) if typed => {
+                if let Some(Err(e)) = imports.into_imports().find(|i| i.is_err()) {
+                    return Some(format!("its import section is malformed: {e}"));
+                }
+            }
             Ok(Payload::ImportSection(imports)) => {
                 for import in imports.into_imports() {
                     let import = match import {
@@ -37,7 +53,8 @@ fn not_a_command(module: &[u8]) -> Option<String> {
                     };
                     if import.module != PREVIEW1 {
                         return Some(format!(
-                            "it imports `{}` from module `{}`; a preview-1 command imports only from `{PREVIEW1}`",
+                            "it imports `{}` from module `{}`; a preview-1 command imports only from \
+                             `{PREVIEW1}`, unless a `{COMPONENT_TYPE}` section (wit-bindgen's) types its other imports",
                             import.name.escape_debug(),
                             import.module.escape_debug()
                         ));
@@ -95,8 +112,13 @@ pub(crate) fn preview1_command(module: &[u8], origin: &Path) -> Result<Vec<u8>, 
         .and_then(|mut e| e.encode())
         .map_err(|e| RuntimeError::NotPreview1 {
             path: origin.to_path_buf(),
-            why: format!("the preview-1 adapter cannot wrap it: {e:#}"),
+            why: format!("the preview-1 adapter cannot wrap it: {}", one_line(&format!("{e:#}"))),
         })
+}
+
+/// wit-component's errors can run over several lines; a diagnostic is one.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -118,6 +140,39 @@ mod tests {
         assert!(wasmparser::Parser::is_component(&c));
         let text = String::from_utf8_lossy(&c);
         assert!(text.contains("wasi:cli/run@0.2"), "exports the command's run");
+    }
+
+    /// A command that also imports `t:t/i.f`, typed (or not) by a `component-type` section.
+    fn typed_command(world: &str) -> Vec<u8> {
+        let mut m = module(
+            r#"(module
+                (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+                (import "t:t/i" "f" (func $f))
+                (memory (export "memory") 1)
+                (func (export "_start") (call $f) (call $exit (i32.const 0))))"#,
+        );
+        let mut resolve = wit_parser::Resolve::default();
+        let pkg = resolve.push_str("t.wit", world).unwrap();
+        let w = resolve.select_world(&[pkg], Some("w")).unwrap();
+        wit_component::embed_component_metadata(&mut m, &resolve, w, wit_component::StringEncoding::UTF8).unwrap();
+        m
+    }
+
+    #[test]
+    fn a_command_with_typed_imports_becomes_a_component_importing_them() {
+        let m = typed_command("package t:t; interface i { f: func(); } world w { import i; }");
+        let c = preview1_command(&m, Path::new("typed.wasm")).unwrap();
+        let text = String::from_utf8_lossy(&c);
+        assert!(text.contains("t:t/i"), "imports the typed interface");
+        assert!(text.contains("wasi:cli/run@0.2"));
+    }
+
+    #[test]
+    fn a_typed_import_its_types_do_not_name_is_refused() {
+        let m = typed_command("package t:t; interface i { g: func(); } world w { import i; }");
+        let e = preview1_command(&m, Path::new("typed.wasm")).unwrap_err().to_string();
+        assert!(e.contains("the preview-1 adapter cannot wrap it"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
     }
 
     #[test]
