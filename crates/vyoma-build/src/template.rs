@@ -34,12 +34,12 @@ pub fn new_app(app: &NewApp<'_>) -> Result<Vec<PathBuf>, BuildError> {
     if dir.exists() {
         return Err(BuildError::Exists(dir));
     }
-    let fill = |t: &str| t.replace("@NAME@", name);
-    let (program, source, ignore) = program(app.lang, app.ipc);
+    let fill = |t: &str, own_name: &str| t.replace(own_name, name);
+    let program = program(app.lang, app.ipc);
     let mut files: Vec<(&str, String)> = vec![
         ("app.toml", manifest(app)),
-        (program, fill(source)),
-        (".gitignore", ignore.into()),
+        (program.file, fill(program.source, program.own_name)),
+        (".gitignore", program.ignore.into()),
     ];
     if app.lang == Lang::Rust {
         let deps = if app.ipc {
@@ -47,39 +47,49 @@ pub fn new_app(app: &NewApp<'_>) -> Result<Vec<PathBuf>, BuildError> {
         } else {
             String::new()
         };
-        let cargo = fill(include_str!("../templates/rust/Cargo.toml")).replace("@DEPS@\n", &deps);
+        let cargo = fill(include_str!("../templates/rust/Cargo.toml"), "@NAME@").replace("@DEPS@\n", &deps);
         files.push(("Cargo.toml", cargo));
     }
     crate::write_files(&dir, files.iter().map(|(rel, text)| (*rel, text.as_bytes())))
 }
 
-/// The program's file, its template, and the `.gitignore` for what its build writes.
-fn program(lang: Lang, ipc: bool) -> (&'static str, &'static str, &'static str) {
+/// A program's file in the app folder, its source, the name that source uses for itself
+/// (replaced by the new app's), and the `.gitignore` for what its build writes. The C,
+/// Python and JavaScript sources are the `examples/languages` apps, so the examples are
+/// exactly what `vyoma new` makes.
+struct Program {
+    file: &'static str,
+    source: &'static str,
+    own_name: &'static str,
+    ignore: &'static str,
+}
+
+fn program(lang: Lang, ipc: bool) -> Program {
+    macro_rules! example {
+        ($file:literal, $name:literal, $ignore:literal) => {
+            Program {
+                file: $file,
+                source: include_str!(concat!("../../../examples/languages/", $name, "/", $file)),
+                own_name: $name,
+                ignore: $ignore,
+            }
+        };
+    }
+    let rust = |source| Program {
+        file: "src/main.rs",
+        source,
+        own_name: "@NAME@",
+        ignore: "/target\n/*.wasm\n",
+    };
     match (lang, ipc) {
-        (Lang::Rust, false) => (
-            "src/main.rs",
-            include_str!("../templates/rust/hello.rs"),
-            "/target\n/*.wasm\n",
-        ),
-        (Lang::Rust, true) => (
-            "src/main.rs",
-            include_str!("../templates/rust/ipc.rs"),
-            "/target\n/*.wasm\n",
-        ),
-        (Lang::C, false) => ("main.c", include_str!("../templates/c/hello.c"), "/*.wasm\n"),
-        (Lang::C, true) => ("main.c", include_str!("../templates/c/ipc.c"), "/*.wasm\n/vyoma/\n"),
-        (Lang::Python, false) => (
-            "app.py",
-            include_str!("../templates/python/hello.py"),
-            "/*.wasm\n/wit/\n__pycache__/\n",
-        ),
-        (Lang::Python, true) => (
-            "app.py",
-            include_str!("../templates/python/ipc.py"),
-            "/*.wasm\n/wit/\n__pycache__/\n",
-        ),
-        (Lang::Js, false) => ("app.js", include_str!("../templates/js/hello.js"), "/*.wasm\n/wit/\n"),
-        (Lang::Js, true) => ("app.js", include_str!("../templates/js/ipc.js"), "/*.wasm\n/wit/\n"),
+        (Lang::Rust, false) => rust(include_str!("../templates/rust/hello.rs")),
+        (Lang::Rust, true) => rust(include_str!("../templates/rust/ipc.rs")),
+        (Lang::C, false) => example!("main.c", "c-hello", "/*.wasm\n"),
+        (Lang::C, true) => example!("main.c", "c-ipc", "/*.wasm\n/vyoma/\n"),
+        (Lang::Python, false) => example!("app.py", "py-hello", "/*.wasm\n/wit/\n__pycache__/\n"),
+        (Lang::Python, true) => example!("app.py", "py-ipc", "/*.wasm\n/wit/\n__pycache__/\n"),
+        (Lang::Js, false) => example!("app.js", "js-hello", "/*.wasm\n/wit/\n"),
+        (Lang::Js, true) => example!("app.js", "js-ipc", "/*.wasm\n/wit/\n"),
     }
 }
 
@@ -172,7 +182,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for lang in Lang::ALL {
             for ipc in [false, true] {
-                let name = format!("{lang}-{}", if ipc { "ipc" } else { "hello" });
+                let name = format!("new-{lang}-{}", if ipc { "ipc" } else { "hello" });
                 let files = new(dir.path(), &name, lang, ipc).unwrap();
                 let m = vyoma_manifest::Manifest::load(&dir.path().join(&name)).unwrap();
                 assert_eq!(m.name, name);
@@ -189,6 +199,12 @@ mod tests {
                     let text = std::fs::read_to_string(f).unwrap();
                     assert!(!text.contains("@NAME@") && !text.contains("@DEPS@"), "{}", f.display());
                 }
+                let p = program(lang, ipc);
+                let source = std::fs::read_to_string(dir.path().join(&name).join(p.file)).unwrap();
+                assert!(
+                    source.contains(&name) && !source.replace(&name, "").contains(p.own_name),
+                    "{name}: {source}"
+                );
             }
         }
     }

@@ -1,7 +1,7 @@
-// @NAME@: a VyomaOS app in JavaScript that answers requests over IPC. `@@NAME@: hi` in
+// js-ipc: a VyomaOS app in JavaScript that answers requests over IPC. `@js-ipc: hi` in
 // the console asks it; when its first argument names another app (`args = ["echo"]` in
 // app.toml, and that app in `[capabilities.ipc] send`), it asks that app first and
-// includes the answer. Plain messages are printed (`log @NAME@`).
+// includes the answer. Plain messages are printed (`log js-ipc`).
 import { recv, request, reply } from "vyoma:app/ipc@0.1.0";
 import { getArguments } from "wasi:cli/environment@0.2.12";
 
@@ -26,7 +26,7 @@ export const run = {
         console.log(`message from ${m.sender}: ${text}`);
         continue;
       }
-      let answer = `@NAME@ heard "${text}"`;
+      let answer = `js-ipc heard "${text}"`;
       if (peer) {
         try {
           answer += `; ${peer} said "${decoder.decode(request(peer, m.body, 1000))}"`;

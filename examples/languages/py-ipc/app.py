@@ -1,7 +1,7 @@
-"""@NAME@: a VyomaOS app in Python that answers requests over IPC. `@@NAME@: hi` in the
+"""py-ipc: a VyomaOS app in Python that answers requests over IPC. `@py-ipc: hi` in the
 console asks it; when its first argument names another app (`args = ["echo"]` in
 app.toml, and that app in `[capabilities.ipc] send`), it asks that app first and includes
-the answer. Plain messages are printed (`log @NAME@`)."""
+the answer. Plain messages are printed (`log py-ipc`)."""
 import sys
 
 from componentize_py_types import Err
@@ -27,7 +27,7 @@ class Run(exports.Run):
             if m.reply_token is None:
                 print(f"message from {m.sender}: {text}", flush=True)
                 continue
-            answer = f'@NAME@ heard "{text}"'
+            answer = f'py-ipc heard "{text}"'
             if peer:
                 try:
                     said = ipc.request(peer, m.body, 1000)

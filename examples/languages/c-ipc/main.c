@@ -1,7 +1,7 @@
-/* @NAME@: a VyomaOS app in C that answers requests over IPC. `@@NAME@: hi` in the console
+/* c-ipc: a VyomaOS app in C that answers requests over IPC. `@c-ipc: hi` in the console
  * asks it; when its first argument names another app (`args = ["echo"]` in app.toml, and
  * that app in `[capabilities.ipc] send`), it asks that app first and includes the answer.
- * Plain messages are printed (`log @NAME@`). vyoma/ is written by `vyoma bindings c`. */
+ * Plain messages are printed (`log c-ipc`). vyoma/ is written by `vyoma bindings c`. */
 #include <stdio.h>
 
 #include "vyoma_ipc.h"
@@ -20,7 +20,7 @@ int main(int argc, char **argv) {
             continue;
         }
         char answer[4096], why[256];
-        int n = snprintf(answer, sizeof answer, "@NAME@ heard \"%.*s\"", len, text);
+        int n = snprintf(answer, sizeof answer, "c-ipc heard \"%.*s\"", len, text);
         if (peer) {
             vyoma_bytes said;
             vyoma_error err;
