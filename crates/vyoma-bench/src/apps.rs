@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use vyoma_lifecycle::AppState;
-use vyoma_runtime::{PoolingChoice, RuntimeConfig};
+use vyoma_runtime::{MemoryImages, PoolingChoice, RuntimeConfig};
 use vyoma_supervisor::{RealClock, boot};
 
 use crate::Exit;
@@ -43,14 +43,23 @@ pub(crate) struct BenchArgs {
     compare_cow: bool,
 }
 
-struct SupervisorRun {
+pub(crate) struct SupervisorRun {
     manifests: Duration,
     engine: Duration,
     load: Duration,
     start: Duration,
-    total: Duration,
-    rss_per_app: u64,
-    linear_per_app: u64,
+    pub(crate) total: Duration,
+    pub(crate) rss_per_app: u64,
+    pub(crate) linear_per_app: u64,
+}
+
+/// How the engine of one supervisor run is set up.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct EngineChoice {
+    /// Copy-on-write memory images instead of copying data segments.
+    pub(crate) cow: bool,
+    /// No pooling allocator.
+    pub(crate) no_pooling: bool,
 }
 
 impl SupervisorRun {
@@ -83,6 +92,9 @@ pub(crate) struct OneRunArgs {
     /// Copy-on-write memory images.
     #[arg(long)]
     cow: bool,
+    /// No pooling allocator.
+    #[arg(long)]
+    no_pooling: bool,
 }
 
 impl SupervisorRun {
@@ -115,13 +127,22 @@ impl SupervisorRun {
 
 /// The child side: measures one supervisor run and prints its result line.
 pub(crate) async fn apps_one(args: OneRunArgs) -> anyhow::Result<Exit> {
-    let r = supervisor_run(&args.dir, args.apps, &args.cache, args.cow).await?;
+    let engine = EngineChoice {
+        cow: args.cow,
+        no_pooling: args.no_pooling,
+    };
+    let r = supervisor_run(&args.dir, args.apps, &args.cache, engine).await?;
     println!("{}", r.line());
     Ok(Exit::Ok)
 }
 
 /// One supervisor run in a fresh process.
-fn fresh_supervisor_run(dir: &Path, n: usize, cache: &Path, cow: bool) -> anyhow::Result<SupervisorRun> {
+pub(crate) fn fresh_supervisor_run(
+    dir: &Path,
+    n: usize,
+    cache: &Path,
+    engine: EngineChoice,
+) -> anyhow::Result<SupervisorRun> {
     let mut c = Command::new(std::env::current_exe()?);
     c.arg("apps-one")
         .arg(dir)
@@ -129,8 +150,11 @@ fn fresh_supervisor_run(dir: &Path, n: usize, cache: &Path, cow: bool) -> anyhow
         .arg(n.to_string())
         .arg("--cache")
         .arg(cache);
-    if cow {
+    if engine.cow {
         c.arg("--cow");
+    }
+    if engine.no_pooling {
+        c.arg("--no-pooling");
     }
     let out = c.stderr(Stdio::inherit()).output()?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -156,17 +180,25 @@ async fn first_lines(sup: &vyoma_supervisor::Supervisor) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct BaselineRun {
-    total: Duration,
-    pss_per_process: u64,
+pub(crate) struct BaselineRun {
+    pub(crate) total: Duration,
+    pub(crate) pss_per_process: u64,
 }
 
-async fn supervisor_run(dir: &Path, n: usize, cache: &Path, cow: bool) -> anyhow::Result<SupervisorRun> {
+async fn supervisor_run(dir: &Path, n: usize, cache: &Path, engine: EngineChoice) -> anyhow::Result<SupervisorRun> {
     let config = RuntimeConfig {
         capacity: 64,
-        pooling: PoolingChoice::Auto,
+        pooling: if engine.no_pooling {
+            PoolingChoice::Off
+        } else {
+            PoolingChoice::Auto
+        },
         cache_dir: Some(cache.to_path_buf()),
-        memory_init_cow: cow,
+        memory_images: if engine.cow {
+            MemoryImages::Cow
+        } else {
+            MemoryImages::Copy
+        },
         ..RuntimeConfig::default()
     };
     let rss_before = rss_bytes();
@@ -202,7 +234,7 @@ async fn supervisor_run(dir: &Path, n: usize, cache: &Path, cow: bool) -> anyhow
     })
 }
 
-fn baseline_run(dir: &Path, n: usize, cache: &Path) -> anyhow::Result<BaselineRun> {
+pub(crate) fn baseline_run(dir: &Path, n: usize, cache: &Path) -> anyhow::Result<BaselineRun> {
     let exe = std::env::current_exe()?;
     let (mut reader, writer) = std::io::pipe()?;
     let mut children: Vec<Child> = Vec::with_capacity(n);
@@ -264,6 +296,11 @@ fn baseline_run(dir: &Path, n: usize, cache: &Path) -> anyhow::Result<BaselineRu
     result
 }
 
+const COW: EngineChoice = EngineChoice {
+    cow: true,
+    no_pooling: false,
+};
+
 pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<Exit> {
     let component = args
         .component
@@ -288,8 +325,8 @@ pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<Exit> {
     {
         let one = work.path().join("warm");
         write_apps(&one, 1, &component)?;
-        fresh_supervisor_run(&one, 1, &cache, false)?;
-        fresh_supervisor_run(&one, 1, &cache, true)?;
+        fresh_supervisor_run(&one, 1, &cache, EngineChoice::default())?;
+        fresh_supervisor_run(&one, 1, &cache, COW)?;
         if !args.no_baseline {
             baseline_run(&one, 1, &cache)?;
         }
@@ -308,9 +345,9 @@ pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<Exit> {
         let mut cow_runs = Vec::new();
         let mut baselines = Vec::new();
         for _ in 0..args.runs.max(1) {
-            runs.push(fresh_supervisor_run(&dir, n, &cache, false)?);
+            runs.push(fresh_supervisor_run(&dir, n, &cache, EngineChoice::default())?);
             if args.compare_cow {
-                cow_runs.push(fresh_supervisor_run(&dir, n, &cache, true)?);
+                cow_runs.push(fresh_supervisor_run(&dir, n, &cache, COW)?);
             }
             if !args.no_baseline {
                 baselines.push(baseline_run(&dir, n, &cache)?);

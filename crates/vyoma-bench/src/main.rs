@@ -12,7 +12,9 @@
 //! - `update`: hot update while another app talks to the one updated (hosted); and
 //!   `update-image`: the same in the booted image, over its management API;
 //! - `zoo`: wake-up latency of well-behaved apps next to hostile ones;
-//! - `boot`: image size and boot time in QEMU.
+//! - `boot`: image size and boot time in QEMU;
+//! - `languages`: per language, build, size, compile, start and memory of `vyoma new`'s
+//!   apps, and many copies of one under each engine setting.
 //!
 //! Not here: anything the product runs. Timed assertions are not tests; the suite only
 //! runs each benchmark at a small size to keep it working (`tests/bench.rs`).
@@ -24,6 +26,7 @@ mod common;
 mod console;
 mod http;
 mod ipc;
+mod languages;
 mod lone;
 mod update;
 mod update_image;
@@ -75,6 +78,8 @@ enum Cmd {
     Zoo(zoo::ZooArgs),
     /// Image size and boot time (default set and 200 apps) against a trivial init.
     Boot(boot::BenchBootArgs),
+    /// Per language: build, size, compile, start and memory of `vyoma new`'s apps.
+    Languages(languages::BenchLanguagesArgs),
     /// One supervisor run of `apps`, in a process of its own.
     #[command(hide = true)]
     AppsOne(apps::OneRunArgs),
@@ -135,6 +140,7 @@ fn main() -> ExitCode {
             Cmd::Update(args) => update::bench_update(args).await,
             Cmd::UpdateImage(args) => update_image::bench_update_image(args).await,
             Cmd::Boot(args) => boot::bench_boot(args),
+            Cmd::Languages(args) => languages::bench_languages(args),
             Cmd::UdsPeer { socket, mode, size } => ipc::uds_peer(&socket, &mode, size),
             Cmd::RunOne(_) => unreachable!("handled above"),
         }

@@ -262,3 +262,27 @@ fn bench_update_image_updates_the_booted_image_over_its_api() {
         assert!(line.ends_with(" us |"), "{line}");
     }
 }
+
+#[test]
+fn bench_languages_makes_builds_and_measures_each_language() {
+    // Keeps `vyoma-bench languages` working (one language; tests/languages.rs in vyoma-cli
+    // builds and runs every one).
+    let out = bench(&["languages", "--langs", "c", "--copies", "2", "--runs", "1"])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let line = row_of(&stdout, "| c | ");
+    assert!(line.ends_with(" ms |") && line.contains(" MiB |"), "{line}");
+    for engine in [
+        "pool, data copied",
+        "pool, CoW images",
+        "no pool, data copied",
+        "one process per copy",
+    ] {
+        let line = row_of(&stdout, &format!("| c | {engine} |"));
+        assert!(line.contains(" ms |") && line.contains(" KiB"), "{line}");
+    }
+    // Only the report on stdout: the builds' own output went to stderr.
+    assert!(!stdout.contains("wrote "), "{stdout}");
+}

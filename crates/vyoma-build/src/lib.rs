@@ -20,7 +20,7 @@ pub mod wit;
 use std::path::{Path, PathBuf};
 
 pub use bindings::write_bindings;
-pub use step::{BuildReport, Toolchains, build_app};
+pub use step::{BuildReport, Echo, Toolchains, build_app};
 pub use template::{NewApp, new_app};
 
 /// The languages VyomaOS writes app templates and bindings for.

@@ -48,6 +48,15 @@ impl Toolchains {
     }
 }
 
+/// Where a build command's standard output goes (its errors always go to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Echo {
+    /// This process's stdout: `vyoma build`.
+    Stdout,
+    /// This process's stderr, for callers whose stdout is a report (the benchmarks).
+    Stderr,
+}
+
 /// What one build made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildReport {
@@ -62,7 +71,7 @@ pub struct BuildReport {
 }
 
 /// Runs `m`'s build, if it has one (`Ok(None)` if not).
-pub fn build_app(m: &Manifest, tools: &Toolchains) -> Result<Option<BuildReport>, BuildError> {
+pub fn build_app(m: &Manifest, tools: &Toolchains, echo: Echo) -> Result<Option<BuildReport>, BuildError> {
     let Some(step) = &m.build else { return Ok(None) };
     let command = &step.command.value;
     tracing::info!(app = %m.name, %command, workdir = %step.workdir.display(), "building");
@@ -74,6 +83,10 @@ pub fn build_app(m: &Manifest, tools: &Toolchains) -> Result<Option<BuildReport>
         .env("PATH", tools.search_path())
         .env("VYOMA_APP", &m.name)
         .stdin(Stdio::null())
+        .stdout(match echo {
+            Echo::Stdout => Stdio::inherit(),
+            Echo::Stderr => std::io::stderr().into(),
+        })
         .status()
         .map_err(|source| BuildError::Spawn {
             app: m.name.clone(),
@@ -137,7 +150,7 @@ mod tests {
             dir.path(),
             "[build]\nworkdir = \"src\"\ncommand = \"mkdir -p ../out && printf \\\"$VYOMA_APP\\\" > ../out/b.wasm\"",
         );
-        let r = build_app(&m, &Toolchains::default()).unwrap().unwrap();
+        let r = build_app(&m, &Toolchains::default(), Echo::Stdout).unwrap().unwrap();
         assert_eq!(r.app, "b");
         assert_eq!(r.component, dir.path().join("out/b.wasm"));
         assert_eq!(r.bytes, 1);
@@ -147,7 +160,7 @@ mod tests {
     fn no_build_table_is_no_build() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(
-            build_app(&manifest(dir.path(), ""), &Toolchains::default()).unwrap(),
+            build_app(&manifest(dir.path(), ""), &Toolchains::default(), Echo::Stdout).unwrap(),
             None
         );
     }
@@ -156,13 +169,17 @@ mod tests {
     fn a_failing_command_says_which_app_and_command() {
         let dir = tempfile::tempdir().unwrap();
         let m = manifest(dir.path(), "[build]\ncommand = \"exit 3\"");
-        let e = build_app(&m, &Toolchains::default()).unwrap_err().to_string();
+        let e = build_app(&m, &Toolchains::default(), Echo::Stdout)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("app `b`: its build command `exit 3` failed (exit status: 3)"),
             "{e}"
         );
         let m = manifest(dir.path(), "[build]\ncommand = \"no-such-compiler-anywhere\"");
-        let e = build_app(&m, &Toolchains::default()).unwrap_err().to_string();
+        let e = build_app(&m, &Toolchains::default(), Echo::Stdout)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("a command was not found: `./dev toolchains` installs"),
             "{e}"
@@ -173,7 +190,9 @@ mod tests {
     fn a_build_that_writes_no_component_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let m = manifest(dir.path(), "[build]\ncommand = \"true\"");
-        let e = build_app(&m, &Toolchains::default()).unwrap_err().to_string();
+        let e = build_app(&m, &Toolchains::default(), Echo::Stdout)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("the build finished but") && e.contains("out/b.wasm does not exist"),
             "{e}"

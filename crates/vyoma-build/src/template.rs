@@ -210,6 +210,19 @@ mod tests {
     }
 
     #[test]
+    fn docs_ipc_shows_every_ipc_template_as_it_is() {
+        let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/ipc.md")).unwrap();
+        for lang in Lang::ALL {
+            let p = program(lang, true);
+            let code = p.source.replace(p.own_name, "greeter");
+            assert!(
+                doc.contains(&code),
+                "docs/ipc.md lacks the {lang} IPC app as `vyoma new` writes it"
+            );
+        }
+    }
+
+    #[test]
     fn a_rust_ipc_app_depends_on_the_sdk_by_path() {
         let dir = tempfile::tempdir().unwrap();
         new(dir.path(), "svc", Lang::Rust, true).unwrap();

@@ -111,7 +111,7 @@ pub(crate) fn build(path: &Path, only: Option<&str>) -> anyhow::Result<Exit> {
             continue;
         }
         found = true;
-        match vyoma_build::build_app(&m, &tools) {
+        match vyoma_build::build_app(&m, &tools, vyoma_build::Echo::Stdout) {
             Ok(Some(r)) => {
                 built += 1;
                 println!(

@@ -27,8 +27,11 @@ pub(crate) fn check(path: &Path, config: &RuntimeConfig) -> anyhow::Result<Exit>
     for w in set.warnings() {
         println!("{}", terminal_safe(&w.to_string()));
     }
+    // The engine `vyoma run` would make for these apps, so what is compiled here is cached
+    // for it.
     let runtime = Runtime::new(&RuntimeConfig {
         capacity: 16,
+        memory_images: vyoma_supervisor::memory_images(config, set.apps()),
         ..config.clone()
     })?;
     let mut problems = 0;

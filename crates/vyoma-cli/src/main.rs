@@ -73,6 +73,11 @@ pub(crate) struct RuntimeArgs {
     /// address space, the pool].
     #[arg(long, value_name = "N")]
     max_instances: Option<u64>,
+    /// How instances get their memory's initial data: `copy`, `cow` (copy-on-write
+    /// images), or `auto`: images when an app's component is 4 MiB or more (Python,
+    /// JavaScript), which start and fit many copies better (docs/PERFORMANCE.md).
+    #[arg(long, value_name = "auto|copy|cow", default_value = "auto")]
+    memory_images: vyoma_runtime::MemoryImages,
 }
 
 impl RuntimeArgs {
@@ -92,6 +97,7 @@ impl RuntimeArgs {
             },
             memory_budget: self.memory_budget.map(|b| b.as_u64()),
             max_instances: self.max_instances,
+            memory_images: self.memory_images,
             ..RuntimeConfig::default()
         }
     }

@@ -166,17 +166,61 @@ pub struct RuntimeConfig {
     /// Most instances at once, if the operator wants fewer than the machine can hold
     /// ([`Capacity`]).
     pub max_instances: Option<u64>,
-    /// Initialise linear memories by mapping a copy-on-write image instead of copying data
-    /// segments. Off by default: for typical small apps, copying was faster to start and no
-    /// larger in resident memory on the reference machine, because breaking CoW pages costs
-    /// cross-CPU TLB shootdowns (docs/PERFORMANCE.md). Worth enabling for apps with
-    /// megabytes of data segments.
-    pub memory_init_cow: bool,
+    /// How linear memories get their initial data: copied from the data segments into
+    /// each instance, or mapped from a copy-on-write image of them ([`MemoryImages`]).
+    pub memory_images: MemoryImages,
     /// Load precompiled artifacts (`.cwasm`) named by manifests, only from this folder,
     /// and only when their SHA-256 matches the one in their name. Only the image's
     /// supervisor, as PID 1, sets it (to its initramfs's `/lib/vyoma`): artifacts are
     /// machine code, trusted because the image builder made them. `None`: refuse them.
     pub trusted_artifacts: Option<PathBuf>,
+}
+
+/// How an instance's linear memory gets its initial data (`--memory-images`).
+///
+/// Measured (docs/PERFORMANCE.md, "Apps per language"): for small apps, copying starts
+/// as fast or faster at no cost in memory, since breaking copy-on-write pages costs
+/// cross-CPU TLB shootdowns; for components that carry an interpreter and its heap
+/// (Python, JavaScript: 10-18 MiB), images start 100 Python copies 1.7x faster in 2.6x
+/// less memory. The setting is the engine's, one for every app of an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MemoryImages {
+    /// Copy the data segments into each new instance.
+    Copy,
+    /// Map a copy-on-write image of them.
+    Cow,
+    /// Chosen from the app set when the supervisor starts ([`MemoryImages::for_components`]);
+    /// a runtime created with `Auto` copies.
+    #[default]
+    Auto,
+}
+
+impl MemoryImages {
+    /// Components this large (a file of at least 4 MiB: an interpreter and its heap)
+    /// make `Auto` choose images.
+    pub const LARGE_COMPONENT: u64 = 4 << 20;
+
+    /// What `Auto` becomes for an app set whose component files have these sizes:
+    /// images if one of them is [`MemoryImages::LARGE_COMPONENT`] or more.
+    pub fn for_components(self, sizes: impl IntoIterator<Item = u64>) -> MemoryImages {
+        match self {
+            MemoryImages::Auto if sizes.into_iter().any(|s| s >= Self::LARGE_COMPONENT) => MemoryImages::Cow,
+            MemoryImages::Auto => MemoryImages::Copy,
+            other => other,
+        }
+    }
+}
+
+impl std::str::FromStr for MemoryImages {
+    type Err = String;
+    fn from_str(s: &str) -> Result<MemoryImages, String> {
+        match s {
+            "auto" => Ok(MemoryImages::Auto),
+            "copy" => Ok(MemoryImages::Copy),
+            "cow" => Ok(MemoryImages::Cow),
+            _ => Err(format!("`{}`: use auto, copy or cow", s.escape_debug())),
+        }
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -188,7 +232,7 @@ impl Default for RuntimeConfig {
             scheduling: Scheduling::default(),
             memory_budget: None,
             max_instances: None,
-            memory_init_cow: false,
+            memory_images: MemoryImages::Auto,
             trusted_artifacts: None,
         }
     }
@@ -371,7 +415,11 @@ pub fn as_component<'a>(wasm: &'a [u8], origin: &Path) -> Result<(std::borrow::C
 impl Runtime {
     /// Creates the engine (pooling if possible), the WASI linker and the epoch ticker.
     pub fn new(config: &RuntimeConfig) -> Result<Runtime, RuntimeError> {
-        let (engine, allocator) = engine::build(config.pooling, config.capacity, config.memory_init_cow)?;
+        let (engine, allocator) = engine::build(
+            config.pooling,
+            config.capacity,
+            config.memory_images == MemoryImages::Cow,
+        )?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         bindings::vyoma::app::ipc::add_to_linker::<InstanceState, ipc::HasIpc>(&mut linker, InstanceState::ipc_view)
@@ -663,4 +711,28 @@ fn component_info(engine: &Engine, c: &Component) -> ComponentInfo {
     imports.sort();
     exports.sort();
     ComponentInfo { imports, exports }
+}
+
+#[cfg(test)]
+mod memory_images_tests {
+    use super::MemoryImages;
+
+    #[test]
+    fn auto_chooses_images_for_a_large_component_only() {
+        let small = [100 << 10, 2 << 20];
+        assert_eq!(MemoryImages::Auto.for_components(small), MemoryImages::Copy);
+        assert_eq!(MemoryImages::Auto.for_components([]), MemoryImages::Copy);
+        let with_python = [100 << 10, 17 << 20];
+        assert_eq!(MemoryImages::Auto.for_components(with_python), MemoryImages::Cow);
+        // What the operator chose stands.
+        assert_eq!(MemoryImages::Copy.for_components(with_python), MemoryImages::Copy);
+        assert_eq!(MemoryImages::Cow.for_components(small), MemoryImages::Cow);
+        assert_eq!("cow".parse(), Ok(MemoryImages::Cow));
+        assert!(
+            "sometimes"
+                .parse::<MemoryImages>()
+                .unwrap_err()
+                .contains("auto, copy or cow")
+        );
+    }
 }

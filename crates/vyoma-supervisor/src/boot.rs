@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vyoma_manifest::{AppSet, Diagnostic, Diagnostics, Manifest};
-use vyoma_runtime::{Runtime, RuntimeConfig, RuntimeError};
+use vyoma_runtime::{MemoryImages, Runtime, RuntimeConfig, RuntimeError};
 
 use crate::{Clock, Supervisor};
 
@@ -100,6 +100,7 @@ pub async fn prepare(dir: &Path, mut config: RuntimeConfig, clock: Arc<dyn Clock
         .sum();
     let wanted = u32::try_from(partial.set.apps().len().saturating_mul(2).saturating_add(http)).unwrap_or(u32::MAX);
     config.capacity = config.capacity.max(wanted);
+    config.memory_images = memory_images(&config, partial.set.apps());
     let runtime = Arc::new(Runtime::new(&config)?);
     let t_engine = t0.elapsed();
     let supervisor = Supervisor::with_rejected(runtime, partial, clock);
@@ -117,6 +118,26 @@ pub async fn prepare(dir: &Path, mut config: RuntimeConfig, clock: Arc<dyn Clock
             loaded: t_loaded,
         },
     })
+}
+
+/// The memory images `config` asks for, with `Auto` chosen from the sizes of `apps`'
+/// components. Precompiled artifacts (the image's) were made for copying: an engine set
+/// otherwise would refuse them, so with those `Auto` copies.
+pub fn memory_images(config: &RuntimeConfig, apps: &[vyoma_manifest::Manifest]) -> MemoryImages {
+    if config.trusted_artifacts.is_some() && config.memory_images == MemoryImages::Auto {
+        return MemoryImages::Copy;
+    }
+    // Each distinct component once: many apps often share one.
+    let paths: std::collections::BTreeSet<&Path> = apps.iter().map(|m| m.component.value.as_path()).collect();
+    let sizes = paths
+        .into_iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|meta| meta.len());
+    let chosen = config.memory_images.for_components(sizes);
+    if config.memory_images == MemoryImages::Auto {
+        tracing::info!(?chosen, "memory images chosen from the apps' component sizes");
+    }
+    chosen
 }
 
 /// A supervisor with no apps (PID 1 when its app folder is unusable keeps its console).
@@ -190,4 +211,29 @@ pub fn app_problems(m: &Manifest, load_error: Option<&str>) -> Vec<Diagnostic> {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_images_follow_the_component_sizes_except_for_precompiled_artifacts() {
+        let d = tempfile::tempdir().unwrap();
+        let big = d.path().join("big.wasm");
+        std::fs::write(&big, vec![0u8; MemoryImages::LARGE_COMPONENT as usize]).unwrap();
+        let text = format!(
+            "manifest_version = 1\n[app]\nname = \"py\"\nversion = \"0.1.0\"\ncomponent = \"{}\"\n",
+            big.display()
+        );
+        let apps = [vyoma_manifest::Manifest::parse(&text, d.path().join("app.toml")).unwrap()];
+        let config = RuntimeConfig::default();
+        assert_eq!(memory_images(&config, &apps), MemoryImages::Cow);
+        assert_eq!(memory_images(&config, &[]), MemoryImages::Copy);
+        let image = RuntimeConfig {
+            trusted_artifacts: Some(d.path().to_path_buf()),
+            ..RuntimeConfig::default()
+        };
+        assert_eq!(memory_images(&image, &apps), MemoryImages::Copy);
+    }
 }

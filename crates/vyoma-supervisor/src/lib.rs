@@ -30,7 +30,9 @@ mod order;
 mod registry;
 mod update;
 
-pub use boot::{BootError, BootTimings, Booted, app_problems, boot, boot_nothing, boot_selected, prepare};
+pub use boot::{
+    BootError, BootTimings, Booted, app_problems, boot, boot_nothing, boot_selected, memory_images, prepare,
+};
 pub use clock::{Clock, RealClock};
 pub use events::LifecycleEvent;
 pub use update::UpdateError;

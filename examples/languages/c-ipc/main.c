@@ -8,6 +8,8 @@
 
 int main(int argc, char **argv) {
     const char *peer = argc > 1 ? argv[1] : NULL;
+    printf("c-ipc answers requests\n");
+    fflush(stdout);
     for (;;) {
         vyoma_message m;
         if (!vyoma_recv(&m, -1)) continue;

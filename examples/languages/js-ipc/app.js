@@ -18,6 +18,7 @@ function describe(e) {
 export const run = {
   run() {
     const peer = getArguments()[1];
+    console.log("js-ipc answers requests");
     for (;;) {
       const m = recv(undefined);
       if (m === undefined) continue;

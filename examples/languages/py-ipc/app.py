@@ -19,6 +19,7 @@ def describe(error) -> str:
 class Run(exports.Run):
     def run(self) -> None:
         peer = sys.argv[1] if len(sys.argv) > 1 else None
+        print("py-ipc answers requests", flush=True)
         while True:
             m = ipc.recv(None)
             if m is None:

@@ -8,6 +8,7 @@ use vyoma_sdk::ipc;
 
 fn main() {
     let peer = std::env::args().nth(1);
+    println!("@NAME@ answers requests");
     loop {
         let m = ipc::recv();
         let text = ipc::text(&m).into_owned();
