@@ -134,10 +134,7 @@ pub(crate) fn bench_languages(args: BenchLanguagesArgs) -> anyhow::Result<Exit> 
             vyoma.display()
         );
     }
-    let root = std::env::var_os("VYOMA_TOOLCHAINS")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/vyoma/toolchains")));
-    let tools = Toolchains::find(Some(&vyoma), root.as_deref());
+    let tools = Toolchains::find(Some(&vyoma), Toolchains::default_root().as_deref());
     let work = tempfile::tempdir()?;
     println!("# vyoma-bench languages\n");
     println!("{}\n", crate::common::machine());

@@ -40,6 +40,19 @@ impl Toolchains {
         Toolchains { path }
     }
 
+    /// Where `./dev toolchains` installs componentize-py and componentize-js:
+    /// `$VYOMA_TOOLCHAINS`, else `$XDG_CACHE_HOME/vyoma/toolchains`, else
+    /// `~/.cache/vyoma/toolchains` (`None` without any of those variables).
+    pub fn default_root() -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os("VYOMA_TOOLCHAINS") {
+            return Some(p.into());
+        }
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(cache.join("vyoma/toolchains"))
+    }
+
     /// `PATH` for a build command: these folders, then the inherited `PATH`.
     fn search_path(&self) -> std::ffi::OsString {
         let inherited = std::env::var_os("PATH").unwrap_or_default();

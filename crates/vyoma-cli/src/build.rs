@@ -36,20 +36,11 @@ impl std::str::FromStr for LangArg {
     }
 }
 
-/// Where `./dev toolchains` installs componentize-py and componentize-js:
-/// `$VYOMA_TOOLCHAINS`, else `$XDG_CACHE_HOME/vyoma/toolchains` or `~/.cache/vyoma/toolchains`.
-fn toolchains_root() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("VYOMA_TOOLCHAINS") {
-        return Some(p.into());
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(cache.join("vyoma/toolchains"))
-}
-
 fn toolchains() -> Toolchains {
-    Toolchains::find(std::env::current_exe().ok().as_deref(), toolchains_root().as_deref())
+    Toolchains::find(
+        std::env::current_exe().ok().as_deref(),
+        Toolchains::default_root().as_deref(),
+    )
 }
 
 pub(crate) fn new(args: &NewArgs) -> anyhow::Result<Exit> {
