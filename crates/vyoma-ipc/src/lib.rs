@@ -38,11 +38,16 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{Notify, oneshot};
+
+/// The hasher of the maps touched per message (a sender's waiting counts, a sender's
+/// route cache): seeded per process, several times faster than the default SipHash on
+/// short app names.
+type Fast = foldhash::fast::RandomState;
 
 /// The operator console's address.
 pub const CONSOLE: &str = "console";
@@ -186,13 +191,36 @@ struct Mailbox {
     generation: AtomicU64,
     /// Signalled when a message is queued.
     readable: Notify,
-    /// Signalled when a message is taken (room may have come free).
+    /// Signalled when a message is taken (room may have come free), if a sender waits.
     writable: Notify,
-    /// Signalled when an instance comes back for its next message (a hand-over waits).
+    /// Senders waiting for room: a `recv` skips `writable` (a lock) when there are none.
+    /// Each counts itself before it last looks at the queue, so a taker that frees room
+    /// after that look sees it (the queue's lock orders the two).
+    writers_waiting: AtomicUsize,
+    /// Signalled when an instance comes back for its next message, if a hand-over waits.
     done_with: Notify,
+    /// Hand-overs waiting on `done_with`, counted the same way as `writers_waiting`.
+    handovers_waiting: AtomicUsize,
     sent: AtomicU64,
     received: AtomicU64,
     refused: AtomicU64,
+}
+
+/// Counts a waiter on one of a mailbox's notifications for as long as it lives (so a
+/// timed-out or cancelled wait uncounts itself).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn on(counter: &'a AtomicUsize) -> Waiting<'a> {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Waiting(counter)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Where the bytes of waiting messages are charged: the memory budget all apps share.
@@ -220,7 +248,7 @@ struct Queue {
     messages: VecDeque<Message>,
     bytes: usize,
     /// What each sender has waiting: (messages, bytes).
-    by_sender: HashMap<Arc<str>, (usize, usize)>,
+    by_sender: HashMap<Arc<str>, (usize, usize), Fast>,
     /// The message an instance took and has not finished with: it is done with a message
     /// when it asks for the next one (`recv` or `try-recv`).
     holding: Option<Held>,
@@ -257,7 +285,9 @@ impl Mailbox {
             generation: AtomicU64::new(0),
             readable: Notify::new(),
             writable: Notify::new(),
+            writers_waiting: AtomicUsize::new(0),
             done_with: Notify::new(),
+            handovers_waiting: AtomicUsize::new(0),
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
             refused: AtomicU64::new(0),
@@ -327,6 +357,7 @@ impl Mailbox {
 
     /// Queues `m`, waiting for room until `deadline`.
     async fn push_until(&self, mut m: Message, deadline: tokio::time::Instant) -> Result<(), IpcError> {
+        let _waiting = Waiting::on(&self.writers_waiting);
         loop {
             let room = self.writable.notified();
             tokio::pin!(room);
@@ -363,7 +394,9 @@ impl Mailbox {
         if let Some(g) = generation {
             if q.holding.as_ref().is_some_and(|h| h.generation == g) {
                 q.holding = None;
-                self.done_with.notify_waiters();
+                if self.handovers_waiting.load(Ordering::SeqCst) > 0 {
+                    self.done_with.notify_waiters();
+                }
             }
             // Checked under the queue lock, which superseding takes too: no message is
             // taken by an endpoint after it was superseded.
@@ -391,7 +424,9 @@ impl Mailbox {
         }
         drop(q);
         self.received.fetch_add(1, Ordering::Relaxed);
-        self.writable.notify_waiters();
+        if self.writers_waiting.load(Ordering::SeqCst) > 0 {
+            self.writable.notify_waiters();
+        }
         Some(m)
     }
 
@@ -527,7 +562,7 @@ impl Broker {
         Some(Endpoint {
             broker: self.clone(),
             me,
-            routes: HashMap::new(),
+            routes: HashMap::default(),
             routes_epoch: 0,
             generation: Some(generation),
         })
@@ -553,7 +588,7 @@ impl Broker {
         Endpoint {
             broker: self.clone(),
             me: self.console.clone(),
-            routes: HashMap::new(),
+            routes: HashMap::default(),
             routes_epoch: 0,
             generation: None,
         }
@@ -736,6 +771,7 @@ impl Handover {
     /// the next one, and gets none), or until `deadline`.
     pub async fn settle(&self, deadline: tokio::time::Instant) -> Settled {
         let outgoing = |q: &Queue| q.holding.as_ref().is_some_and(|h| h.generation < self.from);
+        let _waiting = Waiting::on(&self.me.handovers_waiting);
         loop {
             let done = self.me.done_with.notified();
             tokio::pin!(done);
@@ -798,7 +834,7 @@ impl Drop for PendingGuard<'_> {
 pub struct Endpoint {
     broker: Arc<Broker>,
     me: Arc<Mailbox>,
-    routes: HashMap<String, Result<Arc<Mailbox>, IpcError>>,
+    routes: HashMap<String, Result<Arc<Mailbox>, IpcError>, Fast>,
     /// The broker's grants epoch `routes` was filled under.
     routes_epoch: u64,
     /// Which of the app's endpoints this is (`None`: the console's, never superseded).
@@ -817,7 +853,7 @@ impl Endpoint {
         Endpoint {
             broker: self.broker.clone(),
             me: self.me.clone(),
-            routes: HashMap::new(),
+            routes: HashMap::default(),
             routes_epoch: 0,
             generation: self.generation,
         }
