@@ -297,8 +297,11 @@ fn json_body<'de, T: Deserialize<'de>>(body: &'de [u8], endpoint: &str, example:
             ),
         ));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad(format!("invalid JSON body for {endpoint}: {e}; send e.g. {example}")))
+    // serde's message quotes the body (`unknown variant `ru\nni``): one line, escaped.
+    serde_json::from_slice(body).map_err(|e| {
+        let message = format!("invalid JSON body for {endpoint}: {e}; send e.g. {example}");
+        ApiError::bad(crate::render::printable(message.as_bytes()))
+    })
 }
 
 fn no_body(body: &[u8], endpoint: &str) -> Result<(), ApiError> {

@@ -300,6 +300,14 @@ fn refusals_say_what_to_fix() {
         e.message,
         "no endpoint /v0/ip\\u{4}{\\n/k; the API's endpoints are listed in docs/api.md"
     );
+    // A JSON string with an escaped newline is quoted escaped by the message (found by the
+    // fuzzer): one line.
+    let e = refused("POST", "/v1/apps/x/wait", r#"{"state":"ru\nni"}"#);
+    assert!(
+        e.message.contains("unknown variant `ru\\nni`") && !e.message.contains('\n'),
+        "{}",
+        e.message
+    );
     // JSON bodies: serde's message, where, and an example.
     let e = refused("POST", "/v1/apps/x/wait", r#"{"state":"asleep"}"#);
     assert!(
