@@ -34,39 +34,37 @@ const COMPONENT_TYPE: &str = "component-type";
 
 /// Why `module` is not a preview-1 command module, if it is not.
 fn not_a_command(module: &[u8]) -> Option<String> {
-    let (mut start, mut memory) = (false, false);
-    let typed = Parser::new(0)
-        .parse_all(module)
-        .any(|p| matches!(p, Ok(Payload::CustomSection(c)) if c.name().starts_with(COMPONENT_TYPE)));
+    let (mut start, mut memory, mut typed) = (false, false, false);
+    // The first import a preview-1 command cannot have: a problem unless a component-type
+    // section (usually the module's last) types the module's imports.
+    let mut untyped = None;
     for payload in Parser::new(0).parse_all(module) {
         match payload {
-            Ok(Payload::ImportSection(imports)) if typed => {
-                if let Some(Err(e)) = imports.into_imports().find(|i| i.is_err()) {
-                    return Some(format!("its import section is malformed: {e}"));
-                }
-            }
             Ok(Payload::ImportSection(imports)) => {
                 for import in imports.into_imports() {
                     let import = match import {
                         Ok(i) => i,
                         Err(e) => return Some(format!("its import section is malformed: {e}")),
                     };
+                    if untyped.is_some() {
+                        continue;
+                    }
                     if import.module != PREVIEW1 {
-                        return Some(format!(
+                        untyped = Some(format!(
                             "it imports `{}` from module `{}`; a preview-1 command imports only from \
                              `{PREVIEW1}`, unless a `{COMPONENT_TYPE}` section (wit-bindgen's) types its other imports",
                             import.name.escape_debug(),
                             import.module.escape_debug()
                         ));
-                    }
-                    if !matches!(import.ty, TypeRef::Func(_)) {
-                        return Some(format!(
+                    } else if !matches!(import.ty, TypeRef::Func(_)) {
+                        untyped = Some(format!(
                             "it imports `{PREVIEW1}.{}` as something other than a function",
                             import.name.escape_debug()
                         ));
                     }
                 }
             }
+            Ok(Payload::CustomSection(c)) if c.name().starts_with(COMPONENT_TYPE) => typed = true,
             Ok(Payload::ExportSection(exports)) => {
                 for export in exports {
                     match export {
@@ -78,8 +76,17 @@ fn not_a_command(module: &[u8]) -> Option<String> {
                 }
             }
             Ok(_) => {}
-            Err(e) => return Some(format!("it is not valid wasm: {e}")),
+            Err(e) => {
+                return Some(
+                    untyped
+                        .filter(|_| !typed)
+                        .unwrap_or_else(|| format!("it is not valid wasm: {e}")),
+                );
+            }
         }
+    }
+    if let Some(why) = untyped.filter(|_| !typed) {
+        return Some(why);
     }
     if !start {
         return Some(format!(
