@@ -15,25 +15,14 @@ pub(crate) struct NewArgs {
     /// The app's name (kebab-case), also its folder's.
     name: String,
     /// Its language: rust, c, python or js.
-    #[arg(long, value_parser = clap::value_parser!(LangArg))]
-    lang: LangArg,
+    #[arg(long)]
+    lang: Lang,
     /// An app that answers requests over IPC, rather than one that prints and ends.
     #[arg(long)]
     ipc: bool,
     /// The folder to make it in.
     #[arg(long, default_value = ".")]
     dir: PathBuf,
-}
-
-/// `--lang`, parsed by [`Lang`]'s own rules.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LangArg(pub(crate) Lang);
-
-impl std::str::FromStr for LangArg {
-    type Err = String;
-    fn from_str(s: &str) -> Result<LangArg, String> {
-        s.parse().map(LangArg)
-    }
 }
 
 fn toolchains() -> Toolchains {
@@ -48,7 +37,7 @@ pub(crate) fn new(args: &NewArgs) -> anyhow::Result<Exit> {
     let files = vyoma_build::new_app(&NewApp {
         parent: &args.dir,
         name: &args.name,
-        lang: args.lang.0,
+        lang: args.lang,
         ipc: args.ipc,
         rust_sdk: &sdk,
     })?;
@@ -61,7 +50,7 @@ pub(crate) fn new(args: &NewArgs) -> anyhow::Result<Exit> {
     let shown = terminal_safe(&dir.display().to_string()).into_owned();
     println!(
         "created {} app `{}` in {shown}: {}",
-        args.lang.0,
+        args.lang,
         args.name,
         names.join(", ")
     );

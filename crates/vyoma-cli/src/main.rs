@@ -145,7 +145,7 @@ enum Cmd {
     /// helpers; python, js: the WIT) into DIR.
     Bindings {
         /// c, python or js.
-        lang: build::LangArg,
+        lang: vyoma_build::Lang,
         /// The folder to write them in.
         dir: PathBuf,
     },
@@ -206,7 +206,7 @@ fn main() -> ExitCode {
             }
             Cmd::New(args) => build::new(&args),
             Cmd::Build { path, app } => build::build(&path.unwrap_or_else(default_apps), app.as_deref()),
-            Cmd::Bindings { lang, dir } => build::bindings(lang.0, &dir),
+            Cmd::Bindings { lang, dir } => build::bindings(lang, &dir),
             Cmd::Check { path, runtime } => check::check(&path.unwrap_or_else(default_apps), &runtime.config()),
             Cmd::Image { command } => image::image(command),
             Cmd::Boot(args) => image::boot(args),
