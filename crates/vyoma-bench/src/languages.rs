@@ -114,9 +114,15 @@ fn load_time(component: &Path, cache: &Path) -> anyhow::Result<Duration> {
     Ok(t.elapsed())
 }
 
-fn median<T: Ord + Copy>(mut v: Vec<T>) -> T {
-    v.sort();
-    v[v.len() / 2]
+/// Runs `run` `times` times (at least once); the run in the middle by `key`.
+fn median_run<T>(
+    times: usize,
+    mut run: impl FnMut() -> anyhow::Result<T>,
+    key: impl Fn(&T) -> Duration,
+) -> anyhow::Result<T> {
+    let mut runs = (0..times.max(1)).map(|_| run()).collect::<anyhow::Result<Vec<T>>>()?;
+    runs.sort_by_key(|r| key(r));
+    Ok(runs.swap_remove(runs.len() / 2))
 }
 
 pub(crate) fn bench_languages(args: BenchLanguagesArgs) -> anyhow::Result<Exit> {
@@ -157,11 +163,12 @@ pub(crate) fn bench_languages(args: BenchLanguagesArgs) -> anyhow::Result<Exit> 
         let one = work.path().join(format!("one-{lang}"));
         write_app_set(&one, "t", 1, &b.ipc, &tail(lang))?;
         fresh_supervisor_run(&one, 1, &cache, EngineChoice::default())?;
-        let start = median(
-            (0..args.runs.max(1))
-                .map(|_| fresh_supervisor_run(&one, 1, &cache, EngineChoice::default()).map(|r| r.total))
-                .collect::<anyhow::Result<Vec<_>>>()?,
-        );
+        let start = median_run(
+            args.runs,
+            || fresh_supervisor_run(&one, 1, &cache, EngineChoice::default()),
+            |r| r.total,
+        )?
+        .total;
         println!(
             "| {lang} | {:.1} s | {:.1} MiB | {} | {} | {} |",
             b.build.as_secs_f64(),
@@ -186,11 +193,7 @@ pub(crate) fn bench_languages(args: BenchLanguagesArgs) -> anyhow::Result<Exit> 
         write_app_set(&dir, "t", n, &b.ipc, &tail(b.lang))?;
         for (what, engine) in ENGINES {
             fresh_supervisor_run(&dir.join("t0000"), 1, &cache, engine)?;
-            let mut runs = (0..args.runs.max(1))
-                .map(|_| fresh_supervisor_run(&dir, n, &cache, engine))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            runs.sort_by_key(|r| r.total);
-            let r = &runs[runs.len() / 2];
+            let r = median_run(args.runs, || fresh_supervisor_run(&dir, n, &cache, engine), |r| r.total)?;
             println!(
                 "| {} | {what} | {} | {} | {} |",
                 b.lang,
@@ -200,11 +203,7 @@ pub(crate) fn bench_languages(args: BenchLanguagesArgs) -> anyhow::Result<Exit> 
             );
         }
         if !args.no_baseline {
-            let mut runs = (0..args.runs.max(1))
-                .map(|_| baseline_run(&dir, n, &cache))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            runs.sort_by_key(|r| r.total);
-            let r = &runs[runs.len() / 2];
+            let r = median_run(args.runs, || baseline_run(&dir, n, &cache), |r| r.total)?;
             println!(
                 "| {} | one process per copy | {} | {} PSS | - |",
                 b.lang,
@@ -216,11 +215,8 @@ pub(crate) fn bench_languages(args: BenchLanguagesArgs) -> anyhow::Result<Exit> 
     Ok(Exit::Ok)
 }
 
-/// The manifest of one copy: the template's limits, IPC from anyone.
+/// The manifest of one copy: the template's memory limit, IPC from anyone.
 fn tail(lang: Lang) -> String {
-    let memory = match lang {
-        Lang::Python | Lang::Js => "64 MiB",
-        Lang::Rust | Lang::C => "16 MiB",
-    };
+    let memory = lang.memory_limit();
     format!("[limits]\nmemory = \"{memory}\"\nlog_buffer = \"4 KiB\"\n[capabilities.ipc]\naccept = [\"*\"]\n")
 }

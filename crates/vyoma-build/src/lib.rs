@@ -51,6 +51,17 @@ impl Lang {
     }
 }
 
+impl Lang {
+    /// The memory limit `vyoma new`'s manifest grants: the interpreters' apps (CPython's
+    /// heap, SpiderMonkey's) about five times what one uses idle (docs/PERFORMANCE.md).
+    pub fn memory_limit(self) -> &'static str {
+        match self {
+            Lang::Rust | Lang::C => "16 MiB",
+            Lang::Python | Lang::Js => "64 MiB",
+        }
+    }
+}
+
 impl std::fmt::Display for Lang {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())

@@ -114,13 +114,13 @@ pub fn build_command(lang: Lang, ipc: bool, name: &str) -> String {
 
 fn manifest(app: &NewApp<'_>) -> String {
     let name = app.name;
-    let (what, memory) = match app.lang {
-        Lang::Rust => ("Rust", "16 MiB"),
-        Lang::C => ("C", "16 MiB"),
-        // The interpreters: CPython's heap, and SpiderMonkey's.
-        Lang::Python => ("Python", "64 MiB"),
-        Lang::Js => ("JavaScript", "64 MiB"),
+    let what = match app.lang {
+        Lang::Rust => "Rust",
+        Lang::C => "C",
+        Lang::Python => "Python",
+        Lang::Js => "JavaScript",
     };
+    let memory = app.lang.memory_limit();
     let does = if app.ipc {
         "answers requests over IPC"
     } else {
