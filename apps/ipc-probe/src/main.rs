@@ -5,11 +5,15 @@
 //! - `send:TO:TEXT`         send TEXT, print `send TO -> ok` or `send TO -> error: E`
 //! - `sendn:TO:N`           send N messages `0`..`N-1` without waiting; print the tally
 //! - `sendw:TO:N`           like sendn, waiting up to 10 s for room each time
+//! - `batchw:TO:N:K`        send `0`..`N-1` in batches of K (`send-many`), waiting up to
+//!   10 s for room when one does not fit; print `batchw TO -> ok=N calls=C`
 //! - `big:TO:SIZE`          send SIZE bytes
 //! - `request:TO:TEXT`      print `request TO -> reply R` or the error
 //! - `recv:N`               receive N messages, print `recv from S: TEXT`
 //! - `count:N`              receive N messages, print only `received N from S1,S2,...`
 //!   and `order ok` if each sender's numbers arrived in increasing order
+//! - `countb:N:K`           as `count`, taking up to K at a time (`recv-many`); a request
+//!   among them is answered `ack:TEXT` and not counted; also prints `batches B`
 //! - `serve`                forever: print each message, answer requests with `ack:TEXT`
 //! - `tally`                forever: print `got S N` for each message; answer the request
 //!   `health` with `ok` (an update's health check)
@@ -58,6 +62,54 @@ fn main() {
                     }
                 }
                 println!("{} {} -> ok={ok} full={full} other={other}", parts[0], parts[1]);
+            }
+            "batchw" => {
+                let (total, k) = {
+                    let (n, k) = parts[2].split_once(':').expect("batchw:TO:N:K");
+                    (n.parse::<u64>().expect("N"), k.parse::<u64>().expect("K"))
+                };
+                let (mut next, mut calls) = (0, 0);
+                while next < total {
+                    let batch: Vec<Vec<u8>> = (next..total.min(next + k))
+                        .map(|i| i.to_string().into_bytes())
+                        .collect();
+                    calls += 1;
+                    match ipc::send_many(parts[1], &batch) {
+                        Ok(n) => next += n as u64,
+                        Err(ipc::Error::Full) => {
+                            ipc::send_wait(parts[1], &batch[0], Duration::from_secs(10)).expect("room within 10 s");
+                            next += 1;
+                        }
+                        Err(e) => panic!("batchw: {e:?}"),
+                    }
+                }
+                println!("batchw {} -> ok={next} calls={calls}", parts[1]);
+            }
+            "countb" => {
+                let (total, k) = (num(1), num(2) as usize);
+                let mut last: BTreeMap<String, u64> = BTreeMap::new();
+                let (mut in_order, mut got, mut batches) = (true, 0, 0);
+                while got < total {
+                    let batch = ipc::recv_many(k);
+                    batches += 1;
+                    for m in &batch {
+                        if m.reply_token.is_some() {
+                            let _ = m.reply(format!("ack:{}", m.text()));
+                            continue;
+                        }
+                        let n: u64 = m.text().parse().unwrap_or(u64::MAX);
+                        if let Some(prev) = last.insert(m.sender.to_string(), n) {
+                            in_order &= prev < n;
+                        }
+                        got += 1;
+                    }
+                }
+                let senders: Vec<&str> = last.keys().map(String::as_str).collect();
+                println!("received {got} from {}", senders.join(","));
+                if in_order {
+                    println!("order ok");
+                }
+                println!("batches {batches}");
             }
             "big" => println!(
                 "big {} -> {}",

@@ -126,6 +126,27 @@ pub mod ipc {
         wit::send(to, body.as_ref())
     }
 
+    /// Queues each of `bodies` for app `to`, in order, and returns at once how many were
+    /// queued: the first ones, up to the first that did not fit (a full inbox, or too
+    /// large). When not even the first fits, the error says why. One call costs about what
+    /// one [`send`] costs, so batching many small messages multiplies the rate.
+    ///
+    /// ```no_run
+    /// # use vyoma_sdk::ipc;
+    /// let batch: Vec<Vec<u8>> = (0..64u32).map(|i| i.to_le_bytes().to_vec()).collect();
+    /// let mut rest = &batch[..];
+    /// while !rest.is_empty() {
+    ///     match ipc::send_many("sink", rest) {
+    ///         Ok(n) => rest = &rest[n..],
+    ///         Err(ipc::Error::Full) => std::thread::yield_now(), // or send_wait the next one
+    ///         Err(e) => panic!("{e:?}"),
+    ///     }
+    /// }
+    /// ```
+    pub fn send_many(to: &str, bodies: &[Vec<u8>]) -> Result<usize, Error> {
+        wit::send_many(to, bodies).map(|n| n as usize)
+    }
+
     /// Like [`send`], but waits up to `timeout` for room in a full inbox.
     pub fn send_wait(to: &str, body: impl AsRef<[u8]>, timeout: Duration) -> Result<(), Error> {
         wit::send_wait(to, body.as_ref(), ms(timeout))
@@ -150,6 +171,126 @@ pub mod ipc {
         wit::recv(Some(ms(timeout)))
     }
 
+    /// Waits for the next message, then takes it and whatever else is waiting, up to `max`
+    /// messages (at least one, unless `max` is 0). One call costs about what one [`recv`]
+    /// costs.
+    ///
+    /// ```no_run
+    /// # use vyoma_sdk::ipc;
+    /// loop {
+    ///     for m in &ipc::recv_many(64) {
+    ///         if m.reply_token.is_some() {
+    ///             let _ = m.reply(m.body);
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn recv_many(max: usize) -> Batch {
+        if max == 0 {
+            return Batch::from(wit::recv_many(0, Some(0)));
+        }
+        loop {
+            let b = Batch::from(wit::recv_many(clamp(max), None));
+            if !b.is_empty() {
+                return b;
+            }
+        }
+    }
+
+    /// Like [`recv_many`], waiting up to `timeout` for the first message (`Duration::ZERO`
+    /// never waits); empty if none came.
+    pub fn recv_many_timeout(max: usize, timeout: Duration) -> Batch {
+        Batch::from(wit::recv_many(clamp(max), Some(ms(timeout))))
+    }
+
+    fn clamp(n: usize) -> u32 {
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Messages taken at once by [`recv_many`]; iterate over it for each [`Envelope`].
+    #[derive(Debug)]
+    pub struct Batch {
+        raw: wit::Batch,
+        /// Where each message's body starts in `raw.bodies` (one more at the end).
+        starts: Vec<usize>,
+    }
+
+    impl From<wit::Batch> for Batch {
+        fn from(raw: wit::Batch) -> Batch {
+            let mut starts = Vec::with_capacity(raw.envelopes.len() + 1);
+            let mut at = 0usize;
+            starts.push(at);
+            for e in &raw.envelopes {
+                at += e.size as usize;
+                starts.push(at);
+            }
+            assert!(
+                at == raw.bodies.len() && raw.envelopes.iter().all(|e| (e.sender as usize) < raw.senders.len()),
+                "the supervisor sent a malformed batch"
+            );
+            Batch { raw, starts }
+        }
+    }
+
+    impl Batch {
+        /// How many messages it holds.
+        pub fn len(&self) -> usize {
+            self.raw.envelopes.len()
+        }
+
+        /// Whether it holds none.
+        pub fn is_empty(&self) -> bool {
+            self.raw.envelopes.is_empty()
+        }
+
+        /// The `i`th message, oldest first.
+        pub fn get(&self, i: usize) -> Option<Envelope<'_>> {
+            let e = self.raw.envelopes.get(i)?;
+            Some(Envelope {
+                sender: &self.raw.senders[e.sender as usize],
+                body: &self.raw.bodies[self.starts[i]..self.starts[i + 1]],
+                reply_token: e.reply_token,
+            })
+        }
+
+        /// The messages, oldest first.
+        pub fn iter(&self) -> impl ExactSizeIterator<Item = Envelope<'_>> {
+            (0..self.len()).map(|i| self.get(i).expect("in range"))
+        }
+    }
+
+    impl<'a> IntoIterator for &'a Batch {
+        type Item = Envelope<'a>;
+        type IntoIter = Box<dyn ExactSizeIterator<Item = Envelope<'a>> + 'a>;
+
+        fn into_iter(self) -> Self::IntoIter {
+            Box::new(self.iter())
+        }
+    }
+
+    /// One message of a [`Batch`], borrowed from it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Envelope<'a> {
+        /// The app that sent it (set by the supervisor).
+        pub sender: &'a str,
+        /// The contents.
+        pub body: &'a [u8],
+        /// Present when the sender waits for an answer.
+        pub reply_token: Option<u64>,
+    }
+
+    impl Envelope<'_> {
+        /// Answers this message, as [`reply`] does.
+        pub fn reply(&self, body: impl AsRef<[u8]>) -> Result<(), Error> {
+            reply_token(self.sender, self.reply_token, body.as_ref())
+        }
+
+        /// The body as text (invalid UTF-8 replaced).
+        pub fn text(&self) -> std::borrow::Cow<'_, str> {
+            String::from_utf8_lossy(self.body)
+        }
+    }
+
     /// A pollable that is ready while a message is waiting; combine it with other
     /// pollables in [`crate::poll::poll`].
     pub fn subscribe() -> Pollable {
@@ -165,11 +306,14 @@ pub mod ipc {
     /// or a message from the operator console). [`Error::NotPermitted`] if it carries none
     /// or was already answered.
     pub fn reply(request: &Message, body: impl AsRef<[u8]>) -> Result<(), Error> {
-        match request.reply_token {
-            Some(t) => wit::reply(t, body.as_ref()),
+        reply_token(&request.sender, request.reply_token, body.as_ref())
+    }
+
+    fn reply_token(sender: &str, token: Option<u64>, body: &[u8]) -> Result<(), Error> {
+        match token {
+            Some(t) => wit::reply(t, body),
             None => Err(Error::NotPermitted(format!(
-                "the message from `{}` is not a request: send to it instead",
-                request.sender
+                "the message from `{sender}` is not a request: send to it instead"
             ))),
         }
     }

@@ -13,6 +13,9 @@
 //! - Both again between two threads of this process over `std::sync::mpsc` channels (a
 //!   fresh `Vec` per message; one way over a channel bounded at 256 messages): what two
 //!   parts of one native program would do, with no isolation at all.
+//! - One way in batches of BATCH messages: `ping` sends with `send-many` and `sink` takes
+//!   with `recv-many`; the socket baseline writes BATCH messages per `write`, the channel
+//!   baseline sends a `Vec` of BATCH messages per channel message.
 //!
 //! Both sides run real code end to end: real components in the same supervisor `vyoma run`
 //! uses, and real processes and sockets. Figures are printed as Markdown.
@@ -43,6 +46,9 @@ pub(crate) struct BenchIpcArgs {
     /// Message size in bytes.
     #[arg(long, default_value_t = 16)]
     size: usize,
+    /// Messages per call in the batched one-way runs (`send-many` / `recv-many`).
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
     /// Runs of each measurement (the median run is reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
@@ -211,13 +217,16 @@ fn uds_round_trips(dir: &Path, n: usize, size: usize) -> anyhow::Result<RoundTri
     })
 }
 
-/// Messages per second one way.
-fn uds_one_way(dir: &Path, n: usize, size: usize) -> anyhow::Result<f64> {
+/// Messages per second one way, `batch` messages per `write`.
+fn uds_one_way(dir: &Path, n: usize, size: usize, batch: usize) -> anyhow::Result<f64> {
     let (mut child, mut s) = spawn_peer(dir, "sink", size)?;
-    let msg = vec![7u8; size];
+    let msgs = vec![7u8; size * batch];
     let t0 = Instant::now();
-    for _ in 0..n {
-        s.write_all(&msg)?;
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(batch);
+        s.write_all(&msgs[..k * size])?;
+        left -= k;
     }
     s.write_all(&vec![0xffu8; size])?;
     let mut count = [0u8; 8];
@@ -279,6 +288,36 @@ fn thread_one_way(n: usize, size: usize) -> anyhow::Result<f64> {
         tx.send(vec![7u8; size]).expect("the sink thread is alive");
     }
     drop(tx);
+    counted(sink, n, t0)
+}
+
+/// Like [`thread_one_way`], `batch` messages (each its own `Vec`) per channel message; the
+/// channel still holds 256 messages.
+fn thread_one_way_batched(n: usize, size: usize, batch: usize) -> anyhow::Result<f64> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>((256 / batch).max(1));
+    let sink = std::thread::spawn(move || {
+        rx.iter()
+            .map(|b| {
+                b.iter()
+                    .map(|m| std::hint::black_box(m).len().min(1) as u64)
+                    .sum::<u64>()
+            })
+            .sum::<u64>()
+    });
+    let t0 = Instant::now();
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(batch);
+        tx.send((0..k).map(|_| vec![7u8; size]).collect())
+            .expect("the sink thread is alive");
+        left -= k;
+    }
+    drop(tx);
+    counted(sink, n, t0)
+}
+
+/// The rate of `n` messages since `t0`, once the sink thread has counted all of them.
+fn counted(sink: std::thread::JoinHandle<u64>, n: usize, t0: Instant) -> anyhow::Result<f64> {
     let got = sink.join().map_err(|_| anyhow::anyhow!("the sink thread panicked"))?;
     let dt = t0.elapsed();
     if got != n as u64 {
@@ -296,18 +335,19 @@ fn rate(r: f64) -> String {
 }
 
 pub(crate) async fn bench_ipc(args: BenchIpcArgs) -> anyhow::Result<Exit> {
-    if args.size == 0 || args.round_trips < 10 || args.messages == 0 {
-        bail!("--size must be at least 1, --round-trips at least 10, --messages at least 1");
+    if args.size == 0 || args.round_trips < 10 || args.messages == 0 || args.batch < 2 {
+        bail!("--size must be at least 1, --round-trips at least 10, --messages at least 1, --batch at least 2");
     }
     let work = tempfile::tempdir()?;
     let cache = work.path().join("cache");
     let size = args.size.to_string();
     println!("# vyoma-bench ipc\n");
     println!(
-        "{} B messages; {} round trips and {} one-way messages per run; median of {} runs; {} CPUs\n",
+        "{} B messages; {} round trips and {} one-way messages per run, batches of {}; median of {} runs; {} CPUs\n",
         args.size,
         args.round_trips,
         args.messages,
+        args.batch,
         args.runs,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
@@ -325,11 +365,26 @@ pub(crate) async fn bench_ipc(args: BenchIpcArgs) -> anyhow::Result<Exit> {
         "sink",
         &["sink"],
     )?;
+    let batch = args.batch.to_string();
+    let batch_dir = work.path().join("batch");
+    write_apps(
+        &batch_dir,
+        &[
+            "flood".into(),
+            "sink".into(),
+            args.messages.to_string(),
+            size.clone(),
+            batch.clone(),
+        ],
+        "sink",
+        &["sink", &batch],
+    )?;
     // Compile (and cache) the components outside any measurement.
     supervisor_run(&rtt_dir, &cache).await?;
 
     let (mut sup_rtt, mut uds_rtt, mut sup_rate, mut uds_rate) = (vec![], vec![], vec![], vec![]);
     let (mut thr_rtt, mut thr_rate) = (vec![], vec![]);
+    let (mut sup_batch, mut uds_batch, mut thr_batch) = (vec![], vec![], vec![]);
     // Interleave the two sides so drift on the machine affects both alike.
     for _ in 0..args.runs.max(1) {
         let line = supervisor_run(&rtt_dir, &cache).await?;
@@ -345,13 +400,22 @@ pub(crate) async fn bench_ipc(args: BenchIpcArgs) -> anyhow::Result<Exit> {
             bail!("the sink app counted {received} of {} messages", args.messages);
         }
         sup_rate.push(args.messages as f64 / (field(&line, "elapsed_ns")? as f64 / 1e9));
-        uds_rate.push(uds_one_way(work.path(), args.messages, args.size)?);
+        uds_rate.push(uds_one_way(work.path(), args.messages, args.size, 1)?);
         thr_rate.push(thread_one_way(args.messages, args.size)?);
+        let line = supervisor_run(&batch_dir, &cache).await?;
+        let received = field(&line, "received")?;
+        if received != args.messages as u64 {
+            bail!("the sink app counted {received} of {} batched messages", args.messages);
+        }
+        sup_batch.push(args.messages as f64 / (field(&line, "elapsed_ns")? as f64 / 1e9));
+        uds_batch.push(uds_one_way(work.path(), args.messages, args.size, args.batch)?);
+        thr_batch.push(thread_one_way_batched(args.messages, args.size, args.batch)?);
     }
     let (s, u) = (median_by(sup_rtt, |r| r.median), median_by(uds_rtt, |r| r.median));
     let by_rate = |v: Vec<f64>| median_by(v, |r| *r as u64);
     let t = median_by(thr_rtt, |r| r.median);
     let (sr, ur, tr) = (by_rate(sup_rate), by_rate(uds_rate), by_rate(thr_rate));
+    let (sb, ub, tb) = (by_rate(sup_batch), by_rate(uds_batch), by_rate(thr_batch));
     println!(
         "| measure | app → supervisor → app | Unix socket, two processes | channel, two threads of one process | supervisor vs socket |"
     );
@@ -377,6 +441,15 @@ pub(crate) async fn bench_ipc(args: BenchIpcArgs) -> anyhow::Result<Exit> {
         rate(ur),
         rate(tr),
         sr / ur
+    );
+    println!(
+        "| one way, {} B messages, {} per call / write / channel message | {} | {} | {} | {:.2}x |",
+        args.size,
+        args.batch,
+        rate(sb),
+        rate(ub),
+        rate(tb),
+        sb / ub
     );
     Ok(Exit::Ok)
 }

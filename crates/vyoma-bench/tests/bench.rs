@@ -124,6 +124,7 @@ fn bench_ipc_runs_both_sides_and_prints_its_table() {
         "| round trip, median |",
         "| round trip, p99 |",
         "| one way, 16 B messages |",
+        "| one way, 16 B messages, 64 per call / write / channel message |",
     ] {
         let line = stdout
             .lines()

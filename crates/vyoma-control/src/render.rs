@@ -114,14 +114,15 @@ fn render_swap(s: &mut String, swap: &SwapReport) {
         fmt_micros(swap.total),
         fmt_micros(swap.handover)
     );
-    match &swap.unfinished_from {
-        Some(from) => {
-            let _ = writeln!(
-                s,
-                "; it was still handling a message from `{from}` when stopped: that message was not handed over"
-            );
-        }
-        None => s.push_str("; no message lost\n"),
+    if swap.unfinished_from.is_empty() {
+        s.push_str("; no message lost\n");
+    } else {
+        let from: Vec<String> = swap.unfinished_from.iter().map(|a| format!("`{a}`")).collect();
+        let _ = writeln!(
+            s,
+            "; it was still handling what it took from {} when stopped: that was not handed over",
+            from.join(", ")
+        );
     }
 }
 

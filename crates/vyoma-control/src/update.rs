@@ -76,10 +76,11 @@ pub struct SwapReport {
     /// From the request to the new version's instance created and started.
     #[serde(rename = "swap_us", with = "micros")]
     pub total: Duration,
-    /// The sender of a message the old instance took and had not finished when it was
-    /// stopped (it is not handed to the new version); `None`: nothing was lost.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unfinished_from: Option<String>,
+    /// The senders of what the old instance took and had not finished when it was
+    /// stopped (a message, or a batch from `recv-many`: not handed to the new version),
+    /// each once; empty: nothing was lost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unfinished_from: Vec<String>,
 }
 
 /// What `rollback` did (or probation did, automatically).

@@ -249,9 +249,9 @@ struct Queue {
     bytes: usize,
     /// What each sender has waiting: (messages, bytes).
     by_sender: HashMap<Arc<str>, (usize, usize), Fast>,
-    /// The message an instance took and has not finished with: it is done with a message
-    /// when it asks for the next one (`recv` or `try-recv`).
-    holding: Option<Held>,
+    /// The messages an instance took (one, or a batch) and has not finished with: it is
+    /// done with them when it asks for more (any receive call). All of one generation.
+    holding: Vec<Held>,
     /// The app was removed ([`Broker::remove`]): nothing is queued any more.
     closed: bool,
 }
@@ -355,6 +355,47 @@ impl Mailbox {
         Ok(())
     }
 
+    /// Queues `bodies` from `sender`, in order and under one lock, until one does not fit
+    /// (no room, over the sender's fair share, or the memory account says no); returns how
+    /// many were queued. Bodies must be within the message size limit already.
+    fn push_many(&self, sender: &Arc<str>, bodies: impl IntoIterator<Item = Vec<u8>>) -> usize {
+        let limits = self.limits();
+        let mut q = self.queue();
+        if q.closed {
+            return 0;
+        }
+        let (mut held, mut held_bytes) = q.by_sender.get(sender).copied().unwrap_or_default();
+        let others = q.by_sender.len() - usize::from(held > 0);
+        let (share, share_bytes) = Self::fair_share(&limits, others + 1);
+        let mut queued = 0;
+        for body in bodies {
+            let len = body.len();
+            if q.messages.len() >= limits.messages
+                || q.bytes + len > limits.bytes
+                || held + 1 > share
+                || held_bytes + len > share_bytes
+                || !self.memory.try_charge(len as u64)
+            {
+                break;
+            }
+            q.bytes += len;
+            held += 1;
+            held_bytes += len;
+            q.messages.push_back(Message {
+                sender: sender.clone(),
+                body,
+                reply_token: None,
+            });
+            queued += 1;
+        }
+        if queued > 0 {
+            q.by_sender.insert(sender.clone(), (held, held_bytes));
+            drop(q);
+            self.readable.notify_one();
+        }
+        queued
+    }
+
     /// Queues `m`, waiting for room until `deadline`.
     async fn push_until(&self, mut m: Message, deadline: tokio::time::Instant) -> Result<(), IpcError> {
         let _waiting = Waiting::on(&self.writers_waiting);
@@ -388,12 +429,21 @@ impl Mailbox {
     }
 
     /// Takes the oldest message for the endpoint of `generation` (`None`: the console's),
-    /// which is done with the one it took before; nothing once it is superseded.
+    /// which is done with what it took before; nothing once it is superseded.
     fn pop_as(&self, generation: Option<u64>) -> Option<Message> {
+        let mut one = None;
+        self.take_as(generation, 1, |m| one = Some(m));
+        one
+    }
+
+    /// Takes up to `max` of the oldest messages for the endpoint of `generation`, as
+    /// [`Mailbox::pop_as`] takes one, under one lock; gives each to `out` and returns how
+    /// many.
+    fn take_as(&self, generation: Option<u64>, max: usize, mut out: impl FnMut(Message)) -> usize {
         let mut q = self.queue();
         if let Some(g) = generation {
-            if q.holding.as_ref().is_some_and(|h| h.generation == g) {
-                q.holding = None;
+            if q.holding.first().is_some_and(|h| h.generation == g) {
+                q.holding.clear();
                 if self.handovers_waiting.load(Ordering::SeqCst) > 0 {
                     self.done_with.notify_waiters();
                 }
@@ -401,33 +451,45 @@ impl Mailbox {
             // Checked under the queue lock, which superseding takes too: no message is
             // taken by an endpoint after it was superseded.
             if self.generation.load(Ordering::Acquire) != g {
-                return None;
+                return 0;
             }
         }
-        let m = q.messages.pop_front()?;
-        if let Some(generation) = generation {
-            q.holding = Some(Held {
-                generation,
-                sender: m.sender.clone(),
-                reply_token: m.reply_token,
-            });
-        }
-        let len = m.body.len();
-        q.bytes -= len;
-        self.memory.release(len as u64);
-        if let Some(held) = q.by_sender.get_mut(&m.sender) {
-            held.0 -= 1;
-            held.1 -= len;
-            if held.0 == 0 {
-                q.by_sender.remove(&m.sender);
+        let (mut taken, mut bytes) = (0, 0);
+        while taken < max {
+            let Some(m) = q.messages.pop_front() else { break };
+            if let Some(generation) = generation {
+                if taken == 0 {
+                    q.holding.clear();
+                }
+                q.holding.push(Held {
+                    generation,
+                    sender: m.sender.clone(),
+                    reply_token: m.reply_token,
+                });
             }
+            let len = m.body.len();
+            bytes += len;
+            if let Some(held) = q.by_sender.get_mut(&m.sender) {
+                held.0 -= 1;
+                held.1 -= len;
+                if held.0 == 0 {
+                    q.by_sender.remove(&m.sender);
+                }
+            }
+            out(m);
+            taken += 1;
         }
+        if taken == 0 {
+            return 0;
+        }
+        q.bytes -= bytes;
+        self.memory.release(bytes as u64);
         drop(q);
-        self.received.fetch_add(1, Ordering::Relaxed);
+        self.received.fetch_add(taken as u64, Ordering::Relaxed);
         if self.writers_waiting.load(Ordering::SeqCst) > 0 {
             self.writable.notify_waiters();
         }
-        Some(m)
+        taken
     }
 
     /// Resolves once a message is waiting (without taking it).
@@ -451,7 +513,7 @@ impl Mailbox {
     fn supersede(&self, forget_held: bool) -> u64 {
         let mut q = self.queue();
         if forget_held {
-            q.holding = None;
+            q.holding.clear();
         }
         self.generation.fetch_add(1, Ordering::AcqRel) + 1
     }
@@ -652,7 +714,7 @@ impl Broker {
         let dropped = {
             let mut q = m.queue();
             q.closed = true;
-            q.holding = None;
+            q.holding.clear();
             q.by_sender.clear();
             let dropped = q.messages.len() as u64;
             self.memory.release(q.bytes as u64);
@@ -762,15 +824,16 @@ pub enum Settled {
     /// The outgoing instance holds no message: every message it took, it finished (it
     /// asked for the next), and every other one waits in the inbox for the next instance.
     Quiet,
-    /// At the deadline, the outgoing instance still held this message.
-    Holding(Held),
+    /// At the deadline, the outgoing instance still held these messages (the one it
+    /// took, or the rest of a batch).
+    Holding(Vec<Held>),
 }
 
 impl Handover {
     /// Waits until the outgoing instance is done with the message it took (it asks for
     /// the next one, and gets none), or until `deadline`.
     pub async fn settle(&self, deadline: tokio::time::Instant) -> Settled {
-        let outgoing = |q: &Queue| q.holding.as_ref().is_some_and(|h| h.generation < self.from);
+        let outgoing = |q: &Queue| q.holding.first().is_some_and(|h| h.generation < self.from);
         let _waiting = Waiting::on(&self.me.handovers_waiting);
         loop {
             let done = self.me.done_with.notified();
@@ -784,16 +847,17 @@ impl Handover {
             }
         }
         let mut q = self.me.queue();
-        match q.holding.take_if(|h| h.generation < self.from) {
-            Some(h) => Settled::Holding(h),
-            None => Settled::Quiet,
+        if outgoing(&q) {
+            Settled::Holding(std::mem::take(&mut q.holding))
+        } else {
+            Settled::Quiet
         }
     }
 
-    /// Ends the request behind `held` (taken by the outgoing instance and not finished):
-    /// its sender stops waiting at once, with an error, instead of at its timeout.
-    pub fn abandon(&self, held: &Held) {
-        if let Some(token) = held.reply_token {
+    /// Ends the requests among `held` (taken by the outgoing instance and not finished):
+    /// their senders stop waiting at once, with an error, instead of at their timeout.
+    pub fn abandon(&self, held: &[Held]) {
+        for token in held.iter().filter_map(|h| h.reply_token) {
             self.broker.forget(token);
         }
     }
@@ -923,6 +987,29 @@ impl Endpoint {
         self.tally(r)
     }
 
+    /// Queues `bodies` for `to`, in order, without waiting, until one cannot be queued;
+    /// returns how many were (a prefix of `bodies`). When not even the first could be, the
+    /// error says why, as [`Endpoint::send`]'s would. A short count is not a refusal: the
+    /// caller sends the rest again, and learns then why they do not fit.
+    pub fn send_many(&mut self, to: &str, bodies: Vec<Vec<u8>>) -> Result<usize, IpcError> {
+        let Some(first) = bodies.first().map(Vec::len) else {
+            // Nothing to send; the route is still checked, so a bad name is told at once.
+            return self.route(to).map(|_| 0);
+        };
+        let target = match self.target(to, first) {
+            Ok(t) => t,
+            Err(e) => return self.tally(Err(e)),
+        };
+        let limit = target.limits().message;
+        let within = bodies.iter().take_while(|b| b.len() <= limit).count();
+        let queued = target.push_many(&self.me.name, bodies.into_iter().take(within));
+        if queued == 0 {
+            return self.tally(Err(target.refusal()));
+        }
+        self.me.sent.fetch_add(queued as u64, Ordering::Relaxed);
+        Ok(queued)
+    }
+
     /// Takes the oldest waiting message, if any (never, once superseded).
     pub fn try_recv(&self) -> Option<Message> {
         self.me.pop_as(self.generation)
@@ -951,6 +1038,38 @@ impl Endpoint {
             None => Some(next.await),
             Some(t) => tokio::time::timeout(t, next).await.ok(),
         }
+    }
+
+    /// Takes up to `max` waiting messages at once, oldest first, waiting up to `timeout`
+    /// (`None`: no limit) for the first; empty when the time passed or `max` is 0. The
+    /// instance is done with the whole batch when it next asks for messages, as with one.
+    pub async fn recv_many(&self, max: usize, timeout: Option<Duration>) -> Vec<Message> {
+        let mut batch = Vec::new();
+        if max == 0 {
+            return batch;
+        }
+        let next = async {
+            loop {
+                let n = self.me.readable.notified();
+                tokio::pin!(n);
+                n.as_mut().enable();
+                if self.me.take_as(self.generation, max, |m| batch.push(m)) > 0 {
+                    return;
+                }
+                if !self.is_current() {
+                    self.me.readable.notify_one();
+                    std::future::pending::<()>().await;
+                }
+                n.await;
+            }
+        };
+        match timeout {
+            None => next.await,
+            Some(t) => {
+                let _ = tokio::time::timeout(t, next).await;
+            }
+        }
+        batch
     }
 
     /// A handle that tells when a message is waiting, without taking it. It holds no

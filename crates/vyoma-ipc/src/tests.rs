@@ -516,8 +516,9 @@ async fn a_request_held_past_the_deadline_is_abandoned_and_its_sender_told_at_on
         let Settled::Holding(held) = settled else {
             panic!("expected the request to be held, got {settled:?}")
         };
-        assert_eq!(&*held.sender, "a");
-        assert_eq!(held.reply_token, m.reply_token);
+        assert_eq!(held.len(), 1);
+        assert_eq!(&*held[0].sender, "a");
+        assert_eq!(held[0].reply_token, m.reply_token);
         h.abandon(&held);
         // A late answer from the outgoing instance is refused as late.
         assert_eq!(
@@ -546,6 +547,37 @@ async fn what_a_killed_instance_held_does_not_delay_a_later_hand_over() {
     assert_eq!(h.settle(tokio::time::Instant::now()).await, Settled::Quiet);
 }
 
+/// Runs `sender` (its own task) while the receiving app `r`'s instance is replaced over
+/// and over, each instance running `instance` with its endpoint and the list it records
+/// what it took in; returns that list once it holds `messages`, and how many hand-overs.
+async fn across_hand_overs<F>(
+    b: &Arc<Broker>,
+    messages: usize,
+    sender: impl Future<Output = ()> + Send + 'static,
+    instance: impl Fn(Endpoint, Arc<Mutex<Vec<u32>>>) -> F,
+    pause: Duration,
+) -> (Vec<u32>, usize)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let sender = tokio::spawn(sender);
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let mut hand_overs = 0;
+    while got.lock().unwrap().len() < messages {
+        let running = tokio::spawn(instance(b.endpoint("r").unwrap(), got.clone()));
+        tokio::time::sleep(pause).await;
+        let h = b.hand_over("r").unwrap();
+        let settled = h.settle(tokio::time::Instant::now() + Duration::from_secs(5)).await;
+        assert_eq!(settled, Settled::Quiet);
+        running.abort();
+        let _ = running.await;
+        hand_overs += 1;
+    }
+    sender.await.unwrap();
+    let got = got.lock().unwrap().clone();
+    (got, hand_overs)
+}
+
 /// A sender at full speed while the receiving app's instance is replaced over and over:
 /// every message arrives exactly once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -556,39 +588,26 @@ async fn no_message_is_lost_or_duplicated_across_hand_overs() {
         ..InboxLimits::default()
     });
     let mut s = b.endpoint("s").unwrap();
-    let sender = tokio::spawn(async move {
+    let sender = async move {
         for i in 0..MESSAGES {
             s.send_wait("r", i.to_be_bytes().to_vec(), Duration::from_secs(30))
                 .await
                 .unwrap();
         }
-    });
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let mut hand_overs = 0;
-    while got.lock().unwrap().len() < MESSAGES as usize {
-        let ep = b.endpoint("r").unwrap();
-        let sink = got.clone();
-        // An instance: takes each message, records it, asks for the next.
-        let instance = tokio::spawn(async move {
-            while let Some(m) = ep.recv(None).await {
-                sink.lock()
-                    .unwrap()
-                    .push(u32::from_be_bytes(m.body.try_into().unwrap()));
-                tokio::task::yield_now().await;
-            }
-        });
-        tokio::time::sleep(Duration::from_micros(200)).await;
-        let h = b.hand_over("r").unwrap();
-        let settled = h.settle(tokio::time::Instant::now() + Duration::from_secs(5)).await;
-        assert_eq!(settled, Settled::Quiet);
-        instance.abort();
-        let _ = instance.await;
-        hand_overs += 1;
-    }
-    sender.await.unwrap();
-    let got = got.lock().unwrap();
+    };
+    // An instance: takes each message, records it, asks for the next.
+    let instance = |ep: Endpoint, sink: Arc<Mutex<Vec<u32>>>| async move {
+        while let Some(m) = ep.recv(None).await {
+            sink.lock()
+                .unwrap()
+                .push(u32::from_be_bytes(m.body.try_into().unwrap()));
+            tokio::task::yield_now().await;
+        }
+    };
+    let (got, hand_overs) =
+        across_hand_overs(&b, MESSAGES as usize, sender, instance, Duration::from_micros(200)).await;
+    assert_eq!(got, (0..MESSAGES).collect::<Vec<_>>());
     assert!(hand_overs > 10, "only {hand_overs} hand-overs");
-    assert_eq!(*got, (0..MESSAGES).collect::<Vec<_>>());
 }
 
 #[test]
@@ -670,4 +689,202 @@ async fn a_sender_waiting_for_room_is_told_when_the_receiver_is_removed() {
     tokio::task::yield_now().await;
     b.remove("r").unwrap();
     assert_eq!(wait.await.unwrap(), Err(IpcError::UnknownApp("r".into())));
+}
+
+#[test]
+fn send_many_queues_the_messages_that_fit_and_says_why_the_first_does_not() {
+    let b = sender_and_receiver(InboxLimits {
+        messages: 6,
+        bytes: 20,
+        message: 8,
+    });
+    let mut s = b.endpoint("s").unwrap();
+    // Its share is half the inbox: 3 messages, 10 bytes; a batch stops at the first
+    // message past it, and says how many went.
+    assert_eq!(s.send_many("r", vec![vec![1; 8], vec![2], vec![], vec![]]), Ok(3));
+    assert_eq!(s.send_many("r", vec![vec![]]), Err(IpcError::Full));
+    assert_eq!(s.send_many("r", vec![]), Ok(0), "nothing to send is no refusal");
+    let r = b.endpoint("r").unwrap();
+    let got: Vec<Vec<u8>> = std::iter::from_fn(|| r.try_recv().map(|m| m.body)).collect();
+    assert_eq!(got, [vec![1; 8], vec![2], vec![]]);
+    // Too large: an error when it is the first, the end of the batch otherwise.
+    assert_eq!(
+        s.send_many("r", vec![vec![0; 9], vec![1]]),
+        Err(IpcError::TooLarge { size: 9, limit: 8 })
+    );
+    assert_eq!(s.send_many("r", vec![vec![1], vec![0; 9], vec![1]]), Ok(1));
+    // Names and grants as for `send`, even with nothing to send.
+    assert_eq!(
+        s.send_many("nobody", vec![]),
+        Err(IpcError::UnknownApp("nobody".into()))
+    );
+    let mut r = b.endpoint("r").unwrap();
+    assert!(matches!(
+        r.send_many("s", vec![vec![1]]),
+        Err(IpcError::NotPermitted(_))
+    ));
+    // Counted per message sent, per call refused.
+    assert_eq!(
+        b.counters("s").unwrap(),
+        Counters {
+            sent: 4,
+            received: 0,
+            refused: 2,
+            queued: 0
+        }
+    );
+    assert_eq!(b.counters("r").unwrap().queued, 1);
+}
+
+#[test]
+fn send_many_keeps_the_other_senders_share() {
+    let b = Broker::new(
+        [
+            spec("flood", only(&["r"]), Peers::None),
+            spec("x", only(&["r"]), Peers::None),
+            spec("r", Peers::None, Peers::Any),
+        ],
+        InboxLimits::default(),
+    );
+    let mut flood = b.endpoint("flood").unwrap();
+    assert_eq!(
+        flood.send_many("r", vec![b"spam".to_vec(); 1000]),
+        Ok(128),
+        "half of 256"
+    );
+    let mut x = b.endpoint("x").unwrap();
+    assert_eq!(x.send_many("r", vec![b"hi".to_vec(); 1000]), Ok(85), "a third of 256");
+}
+
+#[tokio::test(start_paused = true)]
+async fn recv_many_takes_up_to_max_in_order_and_frees_their_room() {
+    let b = sender_and_receiver(InboxLimits {
+        messages: 10,
+        bytes: 1000,
+        message: 100,
+    });
+    let mut s = b.endpoint("s").unwrap();
+    let mut console = b.console();
+    assert_eq!(s.send_many("r", (0..5u8).map(|i| vec![i]).collect()), Ok(5));
+    assert_eq!(s.send("r", vec![9]), Err(IpcError::Full), "its half is 5");
+    console.send_from_console("r", b"status".to_vec()).unwrap();
+    let r = b.endpoint("r").unwrap();
+    let first = r.recv_many(3, None).await;
+    let bodies: Vec<&[u8]> = first.iter().map(|m| &m.body[..]).collect();
+    assert_eq!(bodies, [[0], [1], [2]]);
+    assert!(first.iter().all(|m| &*m.sender == "s" && m.reply_token.is_none()));
+    // Taken messages free their sender's room at once.
+    s.send("r", vec![5]).unwrap();
+    let rest = r.recv_many(100, Some(Duration::ZERO)).await;
+    let shape: Vec<(&str, &[u8], bool)> = rest
+        .iter()
+        .map(|m| (&*m.sender, &m.body[..], m.reply_token.is_some()))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("s", &[3][..], false),
+            ("s", &[4], false),
+            ("console", b"status", true),
+            ("s", &[5], false)
+        ]
+    );
+    assert_eq!(b.counters("r").unwrap().received, 7);
+    assert_eq!(b.counters("r").unwrap().queued, 0);
+    // Nothing waiting: empty after the timeout; a `max` of 0 takes nothing.
+    let t0 = tokio::time::Instant::now();
+    assert!(r.recv_many(8, Some(Duration::from_millis(50))).await.is_empty());
+    assert_eq!(t0.elapsed(), Duration::from_millis(50));
+    s.send("r", vec![6]).unwrap();
+    assert!(r.recv_many(0, None).await.is_empty());
+    assert_eq!(r.recv_many(8, None).await.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_is_held_until_the_instance_asks_for_more() {
+    let b = trio();
+    let mut a = b.endpoint("a").unwrap();
+    let old = b.endpoint("b").unwrap();
+    a.send_many("b", vec![b"1".to_vec(), b"2".to_vec()]).unwrap();
+    assert_eq!(old.recv_many(10, None).await.len(), 2);
+    a.send("b", b"3".to_vec()).unwrap();
+    // The instance finishes its batch and asks for more: the hand-over is quiet, and the
+    // message after the batch waits for the next instance.
+    let h = b.hand_over("b").unwrap();
+    let handler = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        old.recv_many(10, Some(Duration::ZERO)).await
+    };
+    let (settled, more) = tokio::join!(h.settle(tokio::time::Instant::now() + Duration::from_secs(5)), handler);
+    assert_eq!(settled, Settled::Quiet);
+    assert!(more.is_empty(), "a superseded instance takes nothing");
+    assert_eq!(b.endpoint("b").unwrap().try_recv().unwrap().body, b"3");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_held_past_the_deadline_is_reported_whole_and_its_requests_abandoned() {
+    let b = trio();
+    let mut a = b.endpoint("a").unwrap();
+    let old = b.endpoint("b").unwrap();
+    a.send("b", b"plain".to_vec()).unwrap();
+    let started = tokio::time::Instant::now();
+    let asker = async { a.request("b", b"q".to_vec(), Duration::from_secs(60)).await };
+    let hand_over = async {
+        // Both messages are in the inbox once the request is queued.
+        tokio::task::yield_now().await;
+        let batch = old.recv_many(10, None).await;
+        assert_eq!(batch.len(), 2);
+        let h = b.hand_over("b").unwrap();
+        let Settled::Holding(held) = h.settle(tokio::time::Instant::now() + Duration::from_secs(1)).await else {
+            panic!("expected the batch to be held")
+        };
+        assert_eq!(held.len(), 2);
+        assert!(held.iter().all(|h| &*h.sender == "a"));
+        assert_eq!(held[1].reply_token, batch[1].reply_token);
+        h.abandon(&held);
+    };
+    let (answer, ()) = tokio::join!(asker, hand_over);
+    assert_eq!(answer, Err(IpcError::Timeout));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the requester waited out its timeout"
+    );
+}
+
+/// As `no_message_is_lost_or_duplicated_across_hand_overs`, with the sender and the
+/// instances using the batch calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_batched_message_is_lost_or_duplicated_across_hand_overs() {
+    const MESSAGES: u32 = 50_000;
+    let b = sender_and_receiver(InboxLimits {
+        messages: 64,
+        ..InboxLimits::default()
+    });
+    let mut s = b.endpoint("s").unwrap();
+    let sender = async move {
+        let mut next = 0;
+        while next < MESSAGES {
+            let batch = (next..MESSAGES.min(next + 10))
+                .map(|i| i.to_be_bytes().to_vec())
+                .collect();
+            match s.send_many("r", batch) {
+                Ok(n) => next += n as u32,
+                Err(IpcError::Full) => tokio::task::yield_now().await,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    let instance = |ep: Endpoint, sink: Arc<Mutex<Vec<u32>>>| async move {
+        loop {
+            let batch = ep.recv_many(16, None).await;
+            let numbers = batch
+                .into_iter()
+                .map(|m| u32::from_be_bytes(m.body.try_into().unwrap()));
+            sink.lock().unwrap().extend(numbers);
+            tokio::task::yield_now().await;
+        }
+    };
+    let (got, hand_overs) = across_hand_overs(&b, MESSAGES as usize, sender, instance, Duration::from_micros(50)).await;
+    assert_eq!(got, (0..MESSAGES).collect::<Vec<_>>());
+    assert!(hand_overs > 5, "only {hand_overs} hand-overs");
 }

@@ -10,6 +10,7 @@ wasmtime::component::bindgen!({
     imports: {
         "vyoma:app/ipc.send-wait": async,
         "vyoma:app/ipc.recv": async,
+        "vyoma:app/ipc.recv-many": async,
         "vyoma:app/ipc.request": async,
         "vyoma:app/ipc.subscribe": trappable,
         "vyoma:app/lifecycle.subscribe-stop": trappable,

@@ -112,7 +112,7 @@ fn reply_json_snapshots() {
                 swap: Some(crate::SwapReport {
                     handover: Duration::from_micros(120),
                     total: Duration::from_micros(2500),
-                    unfinished_from: None,
+                    unfinished_from: vec![],
                 }),
             })),
             r#"{"updated":{"app":"hello","dry_run":false,"from":{"version":"0.1.0","component":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},"to":{"id":2,"version":"0.2.0","component":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"},"changes":["version 0.1.0 -> 0.2.0"],"probation_ms":10000,"swap":{"handover_us":120,"swap_us":2500}}}"#,
@@ -134,10 +134,10 @@ fn reply_json_snapshots() {
                 swap: Some(crate::SwapReport {
                     handover: Duration::ZERO,
                     total: Duration::from_micros(900),
-                    unfinished_from: Some("pinger".into()),
+                    unfinished_from: vec!["pinger".into()],
                 }),
             })),
-            r#"{"rolled_back":{"app":"hello","from":{"id":2,"version":"0.2.0","component":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"},"to":{"id":1,"version":"0.1.0","component":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},"reason":"trapped: unreachable","swap":{"handover_us":0,"swap_us":900,"unfinished_from":"pinger"}}}"#,
+            r#"{"rolled_back":{"app":"hello","from":{"id":2,"version":"0.2.0","component":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"},"to":{"id":1,"version":"0.1.0","component":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},"reason":"trapped: unreachable","swap":{"handover_us":0,"swap_us":900,"unfinished_from":["pinger"]}}}"#,
         ),
         (
             Reply::Versions(Box::new(crate::VersionsReport {

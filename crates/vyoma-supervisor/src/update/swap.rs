@@ -45,10 +45,13 @@ impl Supervisor {
             Some(h) => h.settle(tokio::time::Instant::now() + grace).await,
             None => Settled::Quiet,
         };
-        let mut unfinished_from = None;
+        let (mut unfinished_from, mut unfinished) = (Vec::new(), 0);
         if let (Some(h), Settled::Holding(held)) = (&handover, &settled) {
             h.abandon(held);
-            unfinished_from = Some(held.sender.to_string());
+            unfinished_from = held.iter().map(|h| h.sender.to_string()).collect();
+            unfinished_from.sort_unstable();
+            unfinished_from.dedup();
+            unfinished = held.len();
         }
         if http && live {
             self.inner.gateway.settle(app, grace.saturating_sub(t0.elapsed())).await;
@@ -68,9 +71,16 @@ impl Supervisor {
                 e.manifest.version
             );
             e.log.note(&note);
-            if let Some(from) = &unfinished_from {
+            if !unfinished_from.is_empty() {
+                let from: Vec<String> = unfinished_from.iter().map(|a| format!("`{a}`")).collect();
+                let from = from.join(", ");
+                let what = if unfinished == 1 {
+                    "a message".to_string()
+                } else {
+                    format!("{unfinished} messages")
+                };
                 e.log.note(&format!(
-                    "{why}: the outgoing instance was still handling a message from `{from}` after {}: it is not handed over",
+                    "{why}: the outgoing instance was still handling {what} from {from} after {}: not handed over",
                     humantime::format_duration(grace)
                 ));
             }

@@ -131,6 +131,61 @@ async fn each_senders_order_is_kept() {
     assert!(log.contains("order ok"), "{log}");
 }
 
+/// `send-many` and `recv-many` between real components: every message once, each sender's
+/// in order, mixed with single sends and a request answered from inside a batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_keep_each_senders_order_and_lose_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    // A small inbox, so batches are cut short and senders wait for room.
+    let small = "[limits]\ninbox = 40\n[restart]\npolicy = \"never\"\n";
+    app(
+        root,
+        "sink",
+        "ipc-probe",
+        &probe(&["countb:2600:32"], "", "\"*\"", small),
+    );
+    for s in ["a", "b", "c"] {
+        app(
+            root,
+            s,
+            "ipc-probe",
+            &probe(&["batchw:sink:800:16"], "\"sink\"", "", NEVER),
+        );
+    }
+    app(
+        root,
+        "d",
+        "ipc-probe",
+        &probe(&["sendw:sink:200"], "\"sink\"", "", NEVER),
+    );
+    app(
+        root,
+        "asker",
+        "ipc-probe",
+        &probe(&["request:sink:hi"], "\"sink\"", "", NEVER),
+    );
+    let sup = supervisor(root, 16).await;
+    wait(&sup, "sink", AppState::Exited).await;
+    let log = log_text(&sup, "sink");
+    assert!(log.contains("received 2600 from a,b,c,d"), "{log}");
+    assert!(log.contains("order ok"), "{log}");
+    let batches: u64 = log
+        .lines()
+        .find_map(|l| l.split_once("batches ").map(|(_, n)| n.trim().parse().unwrap()))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(batches < 2600, "every message came alone ({batches} batches)");
+    wait(&sup, "asker", AppState::Exited).await;
+    let asked = log_text(&sup, "asker");
+    assert!(asked.contains("request sink -> reply ack:hi"), "{asked}");
+    for s in ["a", "b", "c"] {
+        wait(&sup, s, AppState::Exited).await;
+        let sent = log_text(&sup, s);
+        assert!(sent.contains("batchw sink -> ok=800 calls="), "{sent}");
+    }
+    sup.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_messages_survive_the_receivers_restarts() {
     let d = tempfile::tempdir().unwrap();
