@@ -144,11 +144,29 @@ pub(crate) async fn boot_running(dir: &Path) -> anyhow::Result<vyoma_supervisor:
     Ok(sup)
 }
 
+/// CPU time (user and system) this process has used so far, in seconds.
+pub(crate) fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of the line; the first after the name is 3.
+    (ticks(11) + ticks(12)) as f64 / rustix::param::clock_ticks_per_second() as f64
+}
+
 /// One line describing this machine, for the top of a report.
 pub(crate) fn machine() -> String {
     format!(
-        "machine: {} CPUs, {}; kernel {}",
+        "machine: {} CPUs ({}), {}; kernel {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l
+                .strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, m)| m.trim().to_string())))
+            .unwrap_or_else(|| "CPU model unknown".into()),
         std::fs::read_to_string("/proc/meminfo")
             .ok()
             .and_then(|s| s

@@ -17,6 +17,12 @@
 //!   with `recv-many`; the socket baseline writes BATCH messages per `write`, the channel
 //!   baseline sends a `Vec` of BATCH messages per channel message.
 //!
+//! - Many pairs at once: PAIRS `ping`s each flooding its own `sink` with M messages
+//!   (per-message `send`), all in one supervisor; the aggregate is every message over the
+//!   time from boot to the last `ping`'s answer, with the CPU the supervisor used meanwhile
+//!   (in cores). Beside it one pair alone moving the same PAIRS x M messages, and the same
+//!   two arrangements of a thread here writing to its own child process over a Unix socket.
+//!
 //! Both sides run real code end to end: real components in the same supervisor `vyoma run`
 //! uses, and real processes and sockets. Figures are printed as Markdown.
 
@@ -49,6 +55,12 @@ pub(crate) struct BenchIpcArgs {
     /// Messages per call in the batched one-way runs (`send-many` / `recv-many`).
     #[arg(long, default_value_t = 64)]
     batch: usize,
+    /// App pairs flooding at once in the many-pairs run.
+    #[arg(long, default_value_t = 100)]
+    pairs: usize,
+    /// Messages each pair sends in the many-pairs run.
+    #[arg(long, default_value_t = 20_000)]
+    pair_messages: usize,
     /// Runs of each measurement (the median run is reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
@@ -61,46 +73,47 @@ struct RoundTrip {
     p99: u64,
 }
 
-/// Writes the app folders for one supervisor run: `ping` with `ping_args`, and its peer.
-fn write_apps(root: &Path, ping_args: &[String], peer: &str, peer_args: &[&str]) -> anyhow::Result<()> {
-    let apps = crate::default_apps();
+/// The `ping` benchmark component (built by `./dev apps`).
+fn ping_component() -> anyhow::Result<std::path::PathBuf> {
     let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../apps/target/wasm32-wasip2/release/ping.wasm");
-    let ping = bench.canonicalize().with_context(|| {
+    bench.canonicalize().with_context(|| {
         format!(
             "the ping benchmark app {} is missing: build the apps with `./dev apps`",
             bench.display()
         )
-    })?;
-    let echo = apps.join("echo/echo.wasm");
-    let peer_component = if peer == "echo" { echo } else { ping.clone() };
-    let quote = |args: &[&str]| args.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
-    let ping_args: Vec<&str> = ping_args.iter().map(String::as_str).collect();
-    for (name, component, args, grants) in [
-        (
-            "ping",
-            &ping,
-            quote(&ping_args),
-            format!("send = [\"{peer}\"]\naccept = [\"{peer}\"]"),
+    })
+}
+
+/// Writes one app folder: `name` running `component` with `args`, sending to and
+/// accepting from `peer` only, with an inbox of 10,000 messages.
+fn write_app(root: &Path, name: &str, component: &Path, args: &[&str], peer: &str) -> anyhow::Result<()> {
+    let args = args.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("app.toml"),
+        format!(
+            "manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"0.1.0\"\ncomponent = \"{}\"\nargs = [{args}]\n\
+             [restart]\npolicy = \"never\"\n[limits]\ninbox = 10000\ninbox_bytes = \"16 MiB\"\n\
+             [capabilities.ipc]\nsend = [\"{peer}\"]\naccept = [\"{peer}\"]\n",
+            component.display()
         ),
-        (
-            peer,
-            &peer_component,
-            quote(peer_args),
-            "send = [\"ping\"]\naccept = [\"ping\"]".to_string(),
-        ),
-    ] {
-        let dir = root.join(name);
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(
-            dir.join("app.toml"),
-            format!(
-                "manifest_version = 1\n[app]\nname = \"{name}\"\nversion = \"0.1.0\"\ncomponent = \"{}\"\nargs = [{args}]\n\
-                 [restart]\npolicy = \"never\"\n[limits]\ninbox = 10000\ninbox_bytes = \"16 MiB\"\n[capabilities.ipc]\n{grants}\n",
-                component.display()
-            ),
-        )?;
-    }
+    )?;
     Ok(())
+}
+
+/// Writes the app folders for one supervisor run: `ping` with `ping_args`, and its peer
+/// (`echo`, or another `ping` as `sink`).
+fn write_apps(root: &Path, ping_args: &[String], peer: &str, peer_args: &[&str]) -> anyhow::Result<()> {
+    let ping = ping_component()?;
+    let peer_component = if peer == "echo" {
+        crate::default_apps().join("echo/echo.wasm")
+    } else {
+        ping.clone()
+    };
+    let ping_args: Vec<&str> = ping_args.iter().map(String::as_str).collect();
+    write_app(root, "ping", &ping, &ping_args, peer)?;
+    write_app(root, peer, &peer_component, peer_args, "ping")
 }
 
 /// Boots the apps in `root`, waits for `ping` to finish, returns its last output line.
@@ -131,6 +144,112 @@ async fn supervisor_run(root: &Path, cache: &Path) -> anyhow::Result<String> {
             bail!("the ping app printed no result:\n{}", all.join("\n"))
         }
     }
+}
+
+/// Aggregate figures of pairs flooding at once.
+#[derive(Debug, Clone, Copy)]
+struct Aggregate {
+    /// Messages per second, all pairs together.
+    rate: f64,
+    /// CPU used meanwhile, in cores (the supervisor's process; `None` for the baseline).
+    cores: Option<f64>,
+}
+
+/// `pairs` pings in one supervisor, each sending `messages` to its own sink.
+async fn supervisor_pairs(
+    root: &Path,
+    cache: &Path,
+    pairs: usize,
+    messages: usize,
+    size: usize,
+) -> anyhow::Result<Aggregate> {
+    let _ = std::fs::remove_dir_all(root);
+    let ping = ping_component()?;
+    for i in 0..pairs {
+        let (p, s) = (format!("ping{i:03}"), format!("sink{i:03}"));
+        write_app(
+            root,
+            &p,
+            &ping,
+            &["flood", &s, &messages.to_string(), &size.to_string()],
+            &s,
+        )?;
+        write_app(root, &s, &ping, &["sink"], &p)?;
+    }
+    let config = RuntimeConfig {
+        cache_dir: Some(cache.to_path_buf()),
+        ..RuntimeConfig::default()
+    };
+    let (t0, cpu0) = (Instant::now(), crate::common::cpu_seconds());
+    let booted = boot(root, config, Arc::new(RealClock::default()))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sup = booted.supervisor;
+    for i in 0..pairs {
+        let p = format!("ping{i:03}");
+        if !sup.wait_for(&p, AppState::Exited, Duration::from_secs(600)).await? {
+            bail!("{p} did not finish within 600 s");
+        }
+    }
+    let (wall, cpu) = (t0.elapsed(), crate::common::cpu_seconds() - cpu0);
+    for i in 0..pairs {
+        let p = format!("ping{i:03}");
+        let (lines, _) = sup.log(&p)?.since(0);
+        let line = lines
+            .iter()
+            .rev()
+            .find(|l| l.stream == vyoma_lifecycle::Stream::Stdout)
+            .map(|l| l.text.clone())
+            .with_context(|| format!("{p} printed no result"))?;
+        let received = field(&line, "received")?;
+        if received != messages as u64 {
+            bail!("the sink of {p} counted {received} of {messages} messages");
+        }
+    }
+    sup.shutdown().await;
+    Ok(Aggregate {
+        rate: (pairs * messages) as f64 / wall.as_secs_f64(),
+        cores: Some(cpu / wall.as_secs_f64()),
+    })
+}
+
+/// `pairs` threads of this process, each writing `messages` to its own child process over
+/// a Unix socket (as [`uds_one_way`]); timed from when every child is connected.
+fn uds_pairs(dir: &Path, pairs: usize, messages: usize, size: usize) -> anyhow::Result<Aggregate> {
+    let mut peers = Vec::with_capacity(pairs);
+    for i in 0..pairs {
+        let sub = dir.join(format!("pair{i}"));
+        std::fs::create_dir_all(&sub)?;
+        peers.push(spawn_peer(&sub, "sink", size)?);
+    }
+    let t0 = Instant::now();
+    let writers: Vec<_> = peers
+        .into_iter()
+        .map(|(mut child, mut s)| {
+            std::thread::spawn(move || -> anyhow::Result<u64> {
+                let msg = vec![7u8; size];
+                for _ in 0..messages {
+                    s.write_all(&msg)?;
+                }
+                s.write_all(&vec![0xffu8; size])?;
+                let mut count = [0u8; 8];
+                s.read_exact(&mut count)?;
+                drop(s);
+                child.wait()?;
+                Ok(u64::from_le_bytes(count))
+            })
+        })
+        .collect();
+    for w in writers {
+        let got = w.join().map_err(|_| anyhow::anyhow!("a writer thread panicked"))??;
+        if got != messages as u64 {
+            bail!("a Unix-socket sink counted {got} of {messages} messages");
+        }
+    }
+    Ok(Aggregate {
+        rate: (pairs * messages) as f64 / t0.elapsed().as_secs_f64(),
+        cores: None,
+    })
 }
 
 /// `key=value` from a result line.
@@ -342,6 +461,7 @@ pub(crate) async fn bench_ipc(args: BenchIpcArgs) -> anyhow::Result<Exit> {
     let cache = work.path().join("cache");
     let size = args.size.to_string();
     println!("# vyoma-bench ipc\n");
+    println!("{}\n", crate::common::machine());
     println!(
         "{} B messages; {} round trips and {} one-way messages per run, batches of {}; median of {} runs; {} CPUs\n",
         args.size,
@@ -451,5 +571,47 @@ pub(crate) async fn bench_ipc(args: BenchIpcArgs) -> anyhow::Result<Exit> {
         rate(tb),
         sb / ub
     );
+    pairs_table(&args, work.path(), &cache).await?;
     Ok(Exit::Ok)
+}
+
+/// The many-pairs run: one pair, then `--pairs` pairs, each side, `--runs` times.
+async fn pairs_table(args: &BenchIpcArgs, work: &Path, cache: &Path) -> anyhow::Result<()> {
+    let (m, size) = (args.pair_messages, args.size);
+    let dir = work.join("pairs");
+    let (mut sup1, mut supn, mut uds1, mut udsn) = (vec![], vec![], vec![], vec![]);
+    let all = m * args.pairs;
+    for _ in 0..args.runs.max(1) {
+        sup1.push(supervisor_pairs(&dir, cache, 1, all, size).await?);
+        uds1.push(uds_pairs(&dir, 1, all, size)?);
+        supn.push(supervisor_pairs(&dir, cache, args.pairs, m, size).await?);
+        udsn.push(uds_pairs(&dir, args.pairs, m, size)?);
+    }
+    let med = |v: Vec<Aggregate>| median_by(v, |a| a.rate as u64);
+    let (s1, sn, u1, un) = (med(sup1), med(supn), med(uds1), med(udsn));
+    let cores = |a: &Aggregate| a.cores.map_or("-".into(), |c| format!("{c:.2}"));
+    println!(
+        "\n{size} B messages, {all} in all ({m} per pair when {} pairs), one `send` per message; aggregate over all pairs, from boot (or connection) to the last count\n",
+        args.pairs
+    );
+    println!(
+        "| pairs flooding at once | app → supervisor → app | supervisor CPU (cores) | Unix socket, thread → process | supervisor vs socket |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for (n, s, u) in [(1, s1, u1), (args.pairs, sn, un)] {
+        println!(
+            "| {n} | {} | {} | {} | {:.2}x |",
+            rate(s.rate),
+            cores(&s),
+            rate(u.rate),
+            s.rate / u.rate
+        );
+    }
+    println!(
+        "\n{} pairs against one: supervisor {:.2}x, Unix socket {:.2}x",
+        args.pairs,
+        sn.rate / s1.rate,
+        un.rate / u1.rate
+    );
+    Ok(())
 }

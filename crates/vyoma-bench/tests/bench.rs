@@ -115,9 +115,21 @@ fn bench_runs_end_to_end_and_prints_its_table() {
 #[test]
 fn bench_ipc_runs_both_sides_and_prints_its_table() {
     // Keeps `vyoma-bench ipc` working; the figures themselves go to docs/PERFORMANCE.md.
-    let out = bench(&["ipc", "--round-trips", "200", "--messages", "2000", "--runs", "1"])
-        .output()
-        .unwrap();
+    let out = bench(&[
+        "ipc",
+        "--round-trips",
+        "200",
+        "--messages",
+        "2000",
+        "--runs",
+        "1",
+        "--pairs",
+        "3",
+        "--pair-messages",
+        "500",
+    ])
+    .output()
+    .unwrap();
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     for row in [
@@ -134,6 +146,19 @@ fn bench_ipc_runs_both_sides_and_prints_its_table() {
         assert_eq!(cells.len(), 5, "{line}");
         let unit = if row.contains("one way") { " M msg/s" } else { " µs" };
         assert!(cells[1..4].iter().all(|c| c.ends_with(unit)), "{line}");
+    }
+    for pairs in ["1", "3"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {pairs} |")))
+            .unwrap_or_else(|| panic!("no row for {pairs} pairs:\n{stdout}"));
+        let cells: Vec<&str> = line.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        assert_eq!(cells.len(), 5, "{line}");
+        assert!(
+            cells[1].ends_with(" M msg/s") && cells[3].ends_with(" M msg/s"),
+            "{line}"
+        );
+        assert!(cells[2].parse::<f64>().is_ok(), "{line}");
     }
 }
 
