@@ -39,9 +39,29 @@ pub(crate) fn is_boot_mark(l: &str) -> bool {
     l.starts_with("vyoma: ") && l.contains("boot complete")
 }
 
+/// The supervisor's phases in its boot line (`... boot complete in N ms: PHASES)` or
+/// `... boot complete in N ms (PHASES): ...`).
+fn phases(line: &str) -> Option<&str> {
+    let rest = line.split_once("boot complete in ")?.1;
+    let rest = rest.split_once(" ms")?.1;
+    let rest = rest.strip_prefix(": ").or_else(|| rest.strip_prefix(" ("))?;
+    Some(rest.split_once(')')?.0)
+}
+
+/// One boot's figures.
+struct Boot {
+    /// QEMU start to the line, host clock.
+    ms: f64,
+    /// The supervisor's own count in that line, if any.
+    guest: Option<u64>,
+    /// The supervisor's phases in that line, if any.
+    phases: Option<String>,
+}
+
 /// Boots `vm` once: milliseconds from QEMU's start to the line `mark` accepts, and the
-/// in-guest figure that line carries (`... in N ms`), if any. Shuts the VM down cleanly.
-fn boot_once(vm: &Vm, mark: fn(&str) -> bool, shutdown: bool) -> anyhow::Result<(f64, Option<u64>)> {
+/// in-guest figures that line carries (`... in N ms`, the phases), if any. Shuts the VM
+/// down cleanly.
+fn boot_once(vm: &Vm, mark: fn(&str) -> bool, shutdown: bool) -> anyhow::Result<Boot> {
     let mut s = Serial::start(vm)?;
     let (at, line) = s
         .wait_for(Duration::from_secs(300), mark)
@@ -52,11 +72,12 @@ fn boot_once(vm: &Vm, mark: fn(&str) -> bool, shutdown: bool) -> anyhow::Result<
         .nth(1)
         .and_then(|r| r.split_whitespace().next())
         .and_then(|n| n.parse().ok());
+    let phases = phases(&line).map(str::to_string);
     if shutdown {
         s.send("shutdown").map_err(|e| anyhow::anyhow!(e))?;
     }
     match s.wait_exit(Duration::from_secs(120)) {
-        Some(st) if st.success() => Ok((ms, guest)),
+        Some(st) if st.success() => Ok(Boot { ms, guest, phases }),
         Some(st) => bail!("QEMU exited with {st}:\n{}", s.transcript()),
         None => bail!("the VM did not power off within 120 s:\n{}", s.transcript()),
     }
@@ -165,22 +186,29 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
     let accel = vt.accel.clone();
     let (mut t, mut d, mut m, mut dg, mut mg) = (vec![], vec![], vec![], vec![], vec![]);
     let (mut n, mut ng, mut b, mut bg) = (vec![], vec![], vec![], vec![]);
+    // The phases of each image's boots, by the supervisor's own count.
+    let mut phased: Vec<(&str, Vec<(u64, String)>)> = vec![
+        ("default set", vec![]),
+        ("with the network", vec![]),
+        ("many apps", vec![]),
+    ];
+    let mut record = |times: &mut Vec<f64>, guest: &mut Vec<f64>, which: usize, boot: Boot| {
+        times.push(boot.ms);
+        guest.extend(boot.guest.map(|g| g as f64));
+        if let (Some(g), Some(p)) = (boot.guest, boot.phases) {
+            phased[which].1.push((g, p));
+        }
+    };
     // Interleaved so drift on the machine affects every image alike.
     for _ in 0..args.runs.max(1) {
-        t.push(boot_once(&vt, |l| l.contains(TRIVIAL_MARK), false)?.0);
-        let (ms, g) = boot_once(&vd, is_boot_mark, true)?;
-        d.push(ms);
-        dg.extend(g.map(|g| g as f64));
-        let (ms, g) = boot_once(&vnet, is_boot_mark, true)?;
-        n.push(ms);
-        ng.extend(g.map(|g| g as f64));
-        let (ms, g) = boot_once(&vm_many, is_boot_mark, true)?;
-        m.push(ms);
-        mg.extend(g.map(|g| g as f64));
+        t.push(boot_once(&vt, |l| l.contains(TRIVIAL_MARK), false)?.ms);
+        record(&mut d, &mut dg, 0, boot_once(&vd, is_boot_mark, true)?);
+        record(&mut n, &mut ng, 1, boot_once(&vnet, is_boot_mark, true)?);
+        record(&mut m, &mut mg, 2, boot_once(&vm_many, is_boot_mark, true)?);
         if let Some(vb) = &vbefore {
-            let (ms, g) = boot_once(vb, is_boot_mark, true)?;
-            b.push(ms);
-            bg.extend(g.map(|g| g as f64));
+            let boot = boot_once(vb, is_boot_mark, true)?;
+            b.push(boot.ms);
+            bg.extend(boot.guest.map(|g| g as f64));
         }
     }
     let (t, d, m, n) = (median(t), median(d), median(m), median(n));
@@ -248,5 +276,30 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
             in_guest(bg)
         );
     }
+    println!("\nThe supervisor's phases in its median boot of each image (guest clock):\n");
+    for (name, mut boots) in phased {
+        boots.sort_by_key(|(g, _)| *g);
+        if let Some((g, p)) = boots.get(boots.len() / 2) {
+            println!("- {name}: {g} ms = {p}");
+        }
+    }
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_phases_are_read_from_either_boot_line() {
+        assert_eq!(
+            phases("vyoma: all 200 apps running (boot complete in 678 ms: init 36 ms, manifests 80 ms, start 9 ms)"),
+            Some("init 36 ms, manifests 80 ms, start 9 ms")
+        );
+        assert_eq!(
+            phases("vyoma: boot complete in 12 ms (init 1 ms, start 2 ms): 3 apps started (2 running, 1 exited)"),
+            Some("init 1 ms, start 2 ms")
+        );
+        assert_eq!(phases("trivial init: up"), None);
+    }
 }
