@@ -1,0 +1,308 @@
+//! The compositor end to end without a screen: real layouts, surfaces, placeholders and
+//! the bar composed into frames and compared pixel for pixel with golden PNGs
+//! (`tests/golden`). A missing golden is written and the test fails; `BLESS=1` rewrites
+//! them after a deliberate change (look at the pictures before committing).
+
+use std::path::PathBuf;
+
+use vyoma_display::compositor::colour;
+use vyoma_display::{Compositor, Frame, Input, Layout, Mods, Phase, Rect, Routed, Size, png};
+
+const SCREEN: Size = Size::new(320, 200);
+const MAX: Size = Size::new(1920, 1080);
+
+fn golden(name: &str, frame: &Frame) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{name}.png"));
+    let bless = std::env::var_os("BLESS").is_some_and(|v| v == "1");
+    if bless || !path.exists() {
+        std::fs::write(&path, png::encode(frame).unwrap()).unwrap();
+        assert!(
+            bless,
+            "{} was missing: written now; look at it, then run again",
+            path.display()
+        );
+        return;
+    }
+    let want = png::decode(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(want.size, frame.size, "{name}: size");
+    let differ = want.pixels.iter().zip(&frame.pixels).filter(|(a, b)| a != b).count();
+    if differ > 0 {
+        let got = path.with_extension("got.png");
+        std::fs::write(&got, png::encode(frame).unwrap()).unwrap();
+        panic!(
+            "{name}: {differ} pixels differ from {}; this frame is in {}",
+            path.display(),
+            got.display()
+        );
+    }
+}
+
+/// A surface of `size` filled with a pattern: a gradient in its own coordinates, so a
+/// misplaced or mis-clipped copy shows.
+fn pattern(size: Size, tint: u32) -> Vec<u32> {
+    (0..size.h)
+        .flat_map(|y| (0..size.w).map(move |x| tint | ((x * 255 / size.w.max(1)) << 8) | (y * 255 / size.h.max(1))))
+        .collect()
+}
+
+fn painted(c: &mut Compositor, app: &str, size: Size, tint: u32) {
+    let got = c.create_surface(app, size, MAX, app).unwrap();
+    c.draw(app, got.rect(), &pattern(got, tint)).unwrap();
+    c.present(app, &[got.rect()]).unwrap();
+}
+
+fn four_apps(layout: Layout) -> Compositor {
+    let tiles = matches!(layout, Layout::Tiles(_));
+    let mut c = Compositor::new(SCREEN, layout, true);
+    for a in ["clock", "paint", "crasher", "text"] {
+        c.add_app(a);
+    }
+    painted(&mut c, "clock", Size::new(120, 60), 0x00c0_0000);
+    painted(&mut c, "paint", Size::new(400, 400), 0x0000_0000);
+    c.set_placeholder("crasher", Some("restarting... 2/5")).unwrap();
+    if !tiles {
+        c.focus("paint").unwrap();
+    }
+    c
+}
+
+#[test]
+fn a_grid_with_surfaces_a_placeholder_an_empty_tile_and_the_bar() {
+    let mut c = four_apps(Layout::Grid);
+    assert!(!c.compose().is_empty());
+    golden("grid", c.frame());
+}
+
+#[test]
+fn kiosk_shows_the_focused_app_alone_and_follows_focus() {
+    let mut c = four_apps(Layout::Kiosk);
+    c.compose();
+    golden("kiosk-paint", c.frame());
+    c.focus("crasher").unwrap();
+    c.compose();
+    golden("kiosk-placeholder", c.frame());
+}
+
+#[test]
+fn only_what_was_presented_is_composed_again() {
+    let mut c = four_apps(Layout::Grid);
+    c.compose();
+    assert!(c.compose().is_empty(), "nothing changed, nothing redrawn");
+    let before = c.frame().clone();
+    // The app draws a 10x10 square but presents only its left half.
+    c.draw("clock", Rect::new(5, 5, 10, 10), &[0x00ff_ffff; 100]).unwrap();
+    c.present("clock", &[Rect::new(5, 5, 5, 10)]).unwrap();
+    let damaged = c.compose();
+    let clock = c.tiles().into_iter().find(|(a, _)| a == "clock").unwrap().1;
+    let (x, y) = (clock.x + 2 + 5, clock.y + 2 + 5);
+    assert_eq!(damaged, [Rect::new(x, y, 5, 10)]);
+    let changed: Vec<usize> = (0..before.pixels.len())
+        .filter(|i| before.pixels[*i] != c.frame().pixels[*i])
+        .collect();
+    assert_eq!(changed.len(), 50, "exactly the presented half");
+    assert!(changed.iter().all(|i| c.frame().pixels[*i] == 0x00ff_ffff));
+    // Damage outside the surface, or while a placeholder shows, composes nothing.
+    c.present("clock", &[Rect::new(500, 500, 10, 10)]).unwrap();
+    c.set_placeholder("text", None).unwrap();
+    assert!(c.compose().is_empty());
+}
+
+#[test]
+fn a_crash_placeholder_replaces_the_surface_at_the_next_frame_and_leaves_the_rest() {
+    let mut c = four_apps(Layout::Grid);
+    c.compose();
+    let before = c.frame().clone();
+    c.set_placeholder("paint", Some("failed")).unwrap();
+    let damaged = c.compose();
+    let paint = c.tiles().into_iter().find(|(a, _)| a == "paint").unwrap().1;
+    assert!(
+        damaged.iter().any(|r| r.intersect(paint) == paint),
+        "the whole tile: {damaged:?}"
+    );
+    let clock = c.tiles().into_iter().find(|(a, _)| a == "clock").unwrap().1;
+    for y in clock.y..clock.y + clock.h as i32 {
+        for x in clock.x..clock.x + clock.w as i32 {
+            assert_eq!(before.at(x as u32, y as u32), c.frame().at(x as u32, y as u32));
+        }
+    }
+    golden("grid-paint-failed", c.frame());
+    // Back again once the app draws.
+    c.set_placeholder("paint", None).unwrap();
+    c.compose();
+    assert_eq!(c.frame(), &before);
+}
+
+#[test]
+fn tiles_show_only_the_named_apps_and_refuse_focus_elsewhere() {
+    let mut c = four_apps("tiles:text,clock".parse().unwrap());
+    c.compose();
+    golden("tiles", c.frame());
+    assert!(c.is_visible("clock") && !c.is_visible("paint"));
+    assert_eq!(c.focused(), Some("clock"), "the first tiled app to appear has focus");
+    let e = c.focus("paint").unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "app `paint` is not shown by the layout `tiles:text,clock`: add it to the tiles, or change the layout"
+    );
+}
+
+fn key(code: &str, down: bool, mods: Mods) -> Input {
+    Input::Key {
+        code: code.into(),
+        text: None,
+        down,
+        mods,
+    }
+}
+
+#[test]
+fn keys_go_to_the_focused_app_and_the_chord_never_reaches_one() {
+    let mut c = four_apps(Layout::Grid);
+    let chord = Mods {
+        ctrl: true,
+        alt: true,
+        ..Mods::default()
+    };
+    match c.route(key("KeyA", true, Mods::default())) {
+        Routed::App { app, .. } => assert_eq!(app, "paint"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        c.route(key("Tab", true, chord)),
+        Routed::FocusCycled(Some("crasher".into()))
+    );
+    assert_eq!(c.route(key("Tab", false, chord)), Routed::Nowhere, "the chord's key-up");
+    assert_eq!(
+        c.route(key("Tab", true, chord)),
+        Routed::FocusCycled(Some("text".into()))
+    );
+    assert_eq!(c.route(key("Tab", false, chord)), Routed::Nowhere);
+    assert_eq!(
+        c.route(key("Tab", true, chord)),
+        Routed::FocusCycled(Some("clock".into()))
+    );
+    assert_eq!(c.route(key("Tab", false, chord)), Routed::Nowhere);
+    // A plain Tab is the app's.
+    assert!(matches!(c.route(key("Tab", true, Mods::default())), Routed::App { app, .. } if app == "clock"));
+    assert!(matches!(
+        c.route(key("Tab", false, Mods::default())),
+        Routed::App { .. }
+    ));
+}
+
+#[test]
+fn pointer_and_touch_go_to_the_surface_under_them_in_its_coordinates() {
+    let mut c = four_apps(Layout::Grid);
+    let tiles = c.tiles();
+    let clock = tiles.iter().find(|(a, _)| a == "clock").unwrap().1;
+    let text = tiles.iter().find(|(a, _)| a == "text").unwrap().1;
+    let press = Input::Pointer {
+        x: clock.x + 12,
+        y: clock.y + 7,
+        phase: Phase::Down,
+        button: 0,
+    };
+    assert_eq!(
+        c.route(press),
+        Routed::App {
+            app: "clock".into(),
+            event: Input::Pointer {
+                x: 10,
+                y: 5,
+                phase: Phase::Down,
+                button: 0
+            }
+        }
+    );
+    assert_eq!(c.focused(), Some("clock"), "a press focuses");
+    // A drag stays with the app it started in, even over another tile, until released.
+    let over_text = Input::Pointer {
+        x: text.x + 20,
+        y: text.y + 20,
+        phase: Phase::Move,
+        button: 0,
+    };
+    assert!(matches!(c.route(over_text.clone()), Routed::App { app, .. } if app == "clock"));
+    let up = Input::Pointer {
+        x: text.x + 20,
+        y: text.y + 20,
+        phase: Phase::Up,
+        button: 0,
+    };
+    assert!(matches!(c.route(up), Routed::App { app, .. } if app == "clock"));
+    assert!(matches!(c.route(over_text), Routed::App { app, .. } if app == "text"));
+    // The bar and the frames belong to no app.
+    let on_bar = Input::Touch {
+        id: 3,
+        x: 5,
+        y: 5,
+        phase: Phase::Down,
+    };
+    assert_eq!(c.route(on_bar), Routed::Nowhere);
+    let finger = Input::Touch {
+        id: 1,
+        x: text.x + 2,
+        y: text.y + 2,
+        phase: Phase::Down,
+    };
+    assert_eq!(
+        c.route(finger),
+        Routed::App {
+            app: "text".into(),
+            event: Input::Touch {
+                id: 1,
+                x: 0,
+                y: 0,
+                phase: Phase::Down
+            }
+        }
+    );
+}
+
+#[test]
+fn surfaces_are_capped_by_the_grant_and_hold_memory_only_once_drawn() {
+    let mut c = Compositor::new(SCREEN, Layout::Grid, false);
+    c.add_app("a");
+    let got = c
+        .create_surface("a", Size::new(4000, 100), Size::new(800, 600), "a")
+        .unwrap();
+    assert_eq!(got, Size::new(800, 100));
+    assert_eq!(c.surface_bytes("a"), 0, "nothing drawn, nothing allocated");
+    c.draw("a", Rect::new(0, 0, 1, 1), &[1]).unwrap();
+    assert_eq!(c.surface_bytes("a"), 800 * 100 * 4);
+    assert_eq!(
+        c.draw("a", Rect::new(0, 0, 2, 2), &[1]).unwrap_err().to_string(),
+        "app `a` drew 1 pixels into 2x2+0+0, which holds 4"
+    );
+    assert!(c.create_surface("a", Size::new(0, 10), MAX, "a").is_err());
+    c.destroy_surface("a");
+    assert_eq!(c.surface_bytes("a"), 0);
+    assert_eq!(
+        c.draw("a", Rect::new(0, 0, 1, 1), &[1]).unwrap_err().to_string(),
+        "app `a` has no surface: create one first"
+    );
+    c.remove_app("a");
+    assert!(c.create_surface("a", Size::new(1, 1), MAX, "a").is_err());
+    // Drawing past the surface's edge is clipped, never a panic.
+    c.add_app("b");
+    c.create_surface("b", Size::new(10, 10), MAX, "b").unwrap();
+    c.draw("b", Rect::new(-5, 8, 20, 5), &[7; 100]).unwrap();
+    let (f, title) = c.surface("b").unwrap();
+    assert_eq!(title, "b");
+    assert_eq!(f.pixels.iter().filter(|p| **p == 7).count(), 20);
+}
+
+#[test]
+fn removing_the_focused_app_focuses_the_previous_one_and_redraws() {
+    let mut c = four_apps(Layout::Grid);
+    c.focus("clock").unwrap();
+    c.focus("text").unwrap();
+    c.compose();
+    c.remove_app("text");
+    assert_eq!(c.focused(), Some("clock"));
+    assert!(!c.compose().is_empty());
+    assert_eq!(c.tiles().len(), 3);
+    // The focused tile's frame is the accent colour.
+    let clock = c.tiles().into_iter().find(|(a, _)| a == "clock").unwrap().1;
+    assert_eq!(c.frame().at(clock.x as u32, clock.y as u32), colour::ACCENT);
+}
