@@ -24,6 +24,7 @@ mod apps;
 mod boot;
 mod common;
 mod console;
+mod display;
 mod http;
 mod ipc;
 mod languages;
@@ -80,6 +81,8 @@ enum Cmd {
     Boot(boot::BenchBootArgs),
     /// Per language: build, size, compile, start and memory of `vyoma new`'s apps.
     Languages(languages::BenchLanguagesArgs),
+    /// The compositor's CPU per frame: 16 animating apps and 200 idle, full and no damage.
+    Display(display::BenchDisplayArgs),
     /// One supervisor run of `apps`, in a process of its own.
     #[command(hide = true)]
     AppsOne(apps::OneRunArgs),
@@ -141,6 +144,7 @@ fn main() -> ExitCode {
             Cmd::UpdateImage(args) => update_image::bench_update_image(args).await,
             Cmd::Boot(args) => boot::bench_boot(args),
             Cmd::Languages(args) => languages::bench_languages(args),
+            Cmd::Display(args) => display::bench_display(args),
             Cmd::UdsPeer { socket, mode, size } => ipc::uds_peer(&socket, &mode, size),
             Cmd::RunOne(_) => unreachable!("handled above"),
         }

@@ -312,3 +312,26 @@ fn bench_languages_makes_builds_and_measures_each_language() {
     // Only the report on stdout: the builds' own output went to stderr.
     assert!(!stdout.contains("wrote "), "{stdout}");
 }
+
+#[test]
+fn display_times_the_compositor_and_prints_its_table() {
+    let out = bench(&["display", "--frames", "20", "--animating", "4", "--idle", "10"])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for row in [
+        "| compositor, full damage: presents + compose |",
+        "| compositor, no damage: compose |",
+        "| floor: one copy of a whole frame |",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no {row} row:\n{stdout}"));
+        let cells: Vec<&str> = line.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        assert_eq!(cells.len(), 4, "{line}");
+        assert!(cells[1].ends_with(" µs") && cells[3].ends_with('%'), "{line}");
+    }
+    assert!(stdout.contains("the idle apps' surfaces hold 0 bytes"), "{stdout}");
+}
