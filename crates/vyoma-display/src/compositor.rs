@@ -323,8 +323,11 @@ impl Compositor {
         let size = s.size;
         let buf = s.pixels.get_or_insert_with(|| vec![0; size.area() as usize]);
         let clip = rect.intersect(size.rect());
+        // `clip` lies inside both; offsets into `rect` are computed wide, as `rect` may
+        // start far off the surface.
         for y in clip.y..clip.y + clip.h as i32 {
-            let src = ((y - rect.y) as usize) * rect.w as usize + (clip.x - rect.x) as usize;
+            let (dy, dx) = (y as i64 - rect.y as i64, clip.x as i64 - rect.x as i64);
+            let src = dy as usize * rect.w as usize + dx as usize;
             let dst = y as usize * size.w as usize + clip.x as usize;
             buf[dst..dst + clip.w as usize].copy_from_slice(&pixels[src..src + clip.w as usize]);
         }
@@ -428,9 +431,10 @@ impl Compositor {
             self.grabs.insert(grab, app.clone());
             let _ = self.focus(&app);
         }
+        // A drag may go far off the surface: coordinates saturate rather than wrap.
         Routed::App {
             app,
-            event: make(x - content.x, y - content.y),
+            event: make(x.saturating_sub(content.x), y.saturating_sub(content.y)),
         }
     }
 
@@ -473,10 +477,11 @@ impl Compositor {
         let Some(a) = self.apps.get(app) else { return };
         if let Some(text) = &a.placeholder {
             self.frame.fill(clip, colour::PLACEHOLDER);
-            let (w, h) = (text::width(text) as i32, text::LINE as i32);
-            let x = content.x + (content.w as i32 - w) / 2;
-            let y = content.y + (content.h as i32 - h) / 2;
-            text::draw(&mut self.frame, x.max(content.x), y, text, colour::TEXT, clip);
+            let (w, h) = (text::width(text) as i64, text::LINE as i64);
+            let x = (content.x as i64 + (content.w as i64 - w) / 2).max(content.x as i64);
+            let y = content.y as i64 + (content.h as i64 - h) / 2;
+            // Both lie between the content's edges, on the screen.
+            text::draw(&mut self.frame, x as i32, y as i32, text, colour::TEXT, clip);
             return;
         }
         let Some(s) = &a.surface else { return };

@@ -306,3 +306,22 @@ fn removing_the_focused_app_focuses_the_previous_one_and_redraws() {
     let clock = c.tiles().into_iter().find(|(a, _)| a == "clock").unwrap().1;
     assert_eq!(c.frame().at(clock.x as u32, clock.y as u32), colour::ACCENT);
 }
+
+/// Found by the `display_calls` fuzz target: a drag that ends far off the screen.
+#[test]
+fn a_drag_far_off_the_screen_saturates_instead_of_wrapping() {
+    let mut c = four_apps(Layout::Grid);
+    let clock = c.tiles().into_iter().find(|(a, _)| a == "clock").unwrap().1;
+    let at = |x, y, phase| Input::Pointer { x, y, phase, button: 0 };
+    assert!(matches!(
+        c.route(at(clock.x + 5, clock.y + 5, Phase::Down)),
+        Routed::App { .. }
+    ));
+    match c.route(at(i32::MIN, i32::MAX, Phase::Move)) {
+        Routed::App { app, event } => {
+            assert_eq!(app, "clock");
+            assert_eq!(event, at(i32::MIN, i32::MAX - clock.y - 2, Phase::Move));
+        }
+        other => panic!("{other:?}"),
+    }
+}
