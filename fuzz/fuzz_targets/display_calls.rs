@@ -1,9 +1,9 @@
 //! Any sequence of what apps and the operator can ask of the compositor: surfaces of any
 //! size against any grant, draws and damage at any coordinates (negative, huge, past the
 //! surface) with right and wrong pixel counts, placeholders with any text, any layout
-//! text, focus, added and removed apps, and input anywhere: nothing panics, every
-//! composed rectangle lies on the screen, the frame keeps its size, and no surface holds
-//! more than its grant.
+//! text, focus, added and removed apps, input anywhere, frame requests and ticks:
+//! nothing panics, every composed rectangle lies on the screen, the frame keeps its size,
+//! no surface holds more than its grant, and only visible apps get frames.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use vyoma_display::{Compositor, Input, Layout, Mods, Phase, Rect, Size};
@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
     let mut next = || bytes.next();
     while let (Some(op), Some(x), Some(y), Some(z)) = (next(), next(), next(), next()) {
         let app = APPS[usize::from(x) % APPS.len()];
-        match op % 10 {
+        match op % 12 {
             0 => {
                 let max = Size::new(u32::from(z % 40), u32::from(y % 40));
                 let asked = Size::new(u32::from(y), u32::from(z));
@@ -86,7 +86,16 @@ fuzz_target!(|data: &[u8]| {
                     c.add_app(app);
                 }
             }
-            _ => c.destroy_surface(app),
+            9 => c.destroy_surface(app),
+            10 => {
+                let _ = c.request_frame(app);
+            }
+            _ => {
+                let shown: Vec<String> = c.tiles().into_iter().map(|(a, _)| a).collect();
+                let t = c.tick();
+                assert!(t.frames.iter().all(|a| shown.contains(a)), "a hidden app got a frame");
+                assert!(t.damaged.iter().all(|r| r.intersect(SCREEN.rect()) == *r));
+            }
         }
         for r in c.compose() {
             assert_eq!(r.intersect(SCREEN.rect()), r, "composed {r} off the screen");

@@ -8,6 +8,12 @@
 //! none, and a hidden app keeps its last pixels without costing the screen anything.
 //! Drawn pixels become visible no later than the next present.
 //!
+//! The display's clock (a page flip, or 60 Hz without one) calls [`Compositor::tick`]: it
+//! composes what is damaged, tells apps whose visible area changed size, and answers the
+//! frame requests of visible apps only; a hidden app's request waits until it is shown, so
+//! hidden and idle apps cost nothing per frame, and a tick with nothing damaged and nothing
+//! requested does nothing.
+//!
 //! In grid and tile layouts each tile has a two-pixel frame (the accent colour for the
 //! focused app) and the surface sits inside it, clipped; kiosk shows the focused surface
 //! with no frame. A tile whose app is not drawing (it exited, trapped, is restarting)
@@ -77,6 +83,18 @@ pub enum Routed {
     Nowhere,
 }
 
+/// What one tick of the display's clock did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tick {
+    /// Screen regions composed again (for the backend to flush); empty: show nothing new.
+    pub damaged: Vec<Rect>,
+    /// Visible apps whose area changed size since they were last told (the first time
+    /// they are shown, after a layout change): they may want a surface of that size.
+    pub resized: Vec<(String, Size)>,
+    /// Apps whose frame request is answered now: draw the next frame.
+    pub frames: Vec<String>,
+}
+
 /// The display's state. Pure: backends show [`Compositor::frame`] and feed input; the
 /// supervisor adds apps, sets placeholders and carries the apps' calls.
 #[derive(Debug, Clone)]
@@ -93,6 +111,10 @@ pub struct Compositor {
     swallowed: BTreeSet<String>,
     /// Who gets a pointer drag or a finger until it is lifted (`None`: the pointer).
     grabs: BTreeMap<Option<u32>, String>,
+    /// Apps waiting for their next frame.
+    frame_requests: BTreeSet<String>,
+    /// The area size each app was last told.
+    told: BTreeMap<String, Size>,
 }
 
 impl Compositor {
@@ -108,6 +130,8 @@ impl Compositor {
             damage: Damage::new(),
             swallowed: BTreeSet::new(),
             grabs: BTreeMap::new(),
+            frame_requests: BTreeSet::new(),
+            told: BTreeMap::new(),
         };
         c.damage_all();
         c
@@ -212,6 +236,8 @@ impl Compositor {
         self.order.retain(|a| a != app);
         self.focus.forget(app);
         self.grabs.retain(|_, a| a != app);
+        self.frame_requests.remove(app);
+        self.told.remove(app);
         self.rearranged();
     }
 
@@ -520,6 +546,35 @@ impl Compositor {
                 break;
             }
         }
+    }
+
+    /// `app` wants to draw its next frame: answered at the first tick it is visible.
+    pub fn request_frame(&mut self, app: &str) -> Result<(), DisplayError> {
+        if !self.apps.contains_key(app) {
+            return Err(DisplayError::UnknownApp(app.to_string()));
+        }
+        self.frame_requests.insert(app.to_string());
+        Ok(())
+    }
+
+    /// One tick of the display's clock: see [`Tick`].
+    pub fn tick(&mut self) -> Tick {
+        let damaged = self.compose();
+        let mut tick = Tick {
+            damaged,
+            ..Tick::default()
+        };
+        for (app, tile) in self.tiles() {
+            let size = self.content(tile).size();
+            if self.told.get(&app) != Some(&size) {
+                self.told.insert(app.clone(), size);
+                tick.resized.push((app.clone(), size));
+            }
+            if self.frame_requests.remove(&app) {
+                tick.frames.push(app);
+            }
+        }
+        tick
     }
 
     /// The composed screen.

@@ -19,7 +19,7 @@ pub mod layout;
 pub mod png;
 pub mod text;
 
-pub use compositor::{Compositor, Routed};
+pub use compositor::{Compositor, Routed, Tick};
 pub use damage::Damage;
 pub use focus::{Input, Mods, Phase};
 pub use geom::{Rect, Size};

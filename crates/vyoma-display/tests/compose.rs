@@ -325,3 +325,40 @@ fn a_drag_far_off_the_screen_saturates_instead_of_wrapping() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn ticks_answer_visible_apps_frame_requests_and_do_nothing_when_nothing_changed() {
+    let mut c = four_apps(Layout::Kiosk);
+    // The first tick composes everything and tells the shown app its size.
+    let t = c.tick();
+    assert!(!t.damaged.is_empty());
+    assert_eq!(t.resized, [("paint".to_string(), Size::new(320, 180))]);
+    assert!(t.frames.is_empty());
+    // Nothing damaged, nothing asked: a tick does nothing at all.
+    assert_eq!(c.tick(), vyoma_display::Tick::default());
+    // The visible app asks for a frame: answered once, at the next tick.
+    c.request_frame("paint").unwrap();
+    c.request_frame("clock").unwrap();
+    let t = c.tick();
+    assert_eq!(t.frames, ["paint"]);
+    assert!(t.damaged.is_empty());
+    assert_eq!(
+        c.tick(),
+        vyoma_display::Tick::default(),
+        "the hidden clock's request waits"
+    );
+    // Shown (focused, in kiosk), the clock gets its size and its frame.
+    c.focus("clock").unwrap();
+    let t = c.tick();
+    assert_eq!(t.resized, [("clock".to_string(), Size::new(320, 180))]);
+    assert_eq!(t.frames, ["clock"]);
+    // A layout change resizes what is shown, once.
+    c.set_layout(Layout::Grid);
+    let t = c.tick();
+    let mut told: Vec<&str> = t.resized.iter().map(|(a, _)| a.as_str()).collect();
+    told.sort_unstable();
+    assert_eq!(told, ["clock", "crasher", "paint", "text"]);
+    assert!(t.resized.iter().all(|(_, s)| s.w < 160 && s.h < 90));
+    assert!(c.tick().resized.is_empty());
+    assert!(c.request_frame("nobody").is_err());
+}
