@@ -465,7 +465,8 @@ impl Compositor {
     }
 
     /// Draws every damaged region of the screen again and returns them (empty: nothing
-    /// changed, nothing to show).
+    /// changed, nothing to show). Each pixel of a region is written once: tile frames and
+    /// background only where no surface covers them.
     pub fn compose(&mut self) -> Vec<Rect> {
         let damaged = self.damage.take();
         if damaged.is_empty() {
@@ -473,10 +474,17 @@ impl Compositor {
         }
         let tiles = self.tiles();
         let focused = self.focused().map(str::to_string);
+        let area = self.area();
         for r in &damaged {
-            self.frame.fill(*r, colour::BACKGROUND);
             if self.bar {
                 self.draw_bar(*r, focused.as_deref());
+            }
+            let in_area = r.intersect(area);
+            // Tiles never overlap: if their parts of `r` add up to less than it, some of
+            // it is bare background (an empty grid cell, no app to show).
+            let covered: u64 = tiles.iter().map(|(_, t)| t.intersect(in_area).size().area()).sum();
+            if covered < in_area.size().area() {
+                self.frame.fill(in_area, colour::BACKGROUND);
             }
             for (app, tile) in &tiles {
                 let clip = tile.intersect(*r);
@@ -490,8 +498,7 @@ impl Compositor {
                     } else {
                         colour::FRAME
                     };
-                    self.frame.fill(clip, c);
-                    self.frame.fill(content.intersect(*r), colour::BACKGROUND);
+                    self.frame.fill_except(clip, content, c);
                 }
                 self.draw_content(app, content, content.intersect(*r));
             }
@@ -499,7 +506,12 @@ impl Compositor {
         damaged
     }
 
+    /// Draws `app`'s placeholder or surface into `clip`, a part of its `content` area;
+    /// background where its surface does not reach.
     fn draw_content(&mut self, app: &str, content: Rect, clip: Rect) {
+        if clip.is_empty() {
+            return;
+        }
         let Some(a) = self.apps.get(app) else { return };
         if let Some(text) = &a.placeholder {
             self.frame.fill(clip, colour::PLACEHOLDER);
@@ -510,17 +522,20 @@ impl Compositor {
             text::draw(&mut self.frame, x as i32, y as i32, text, colour::TEXT, clip);
             return;
         }
-        let Some(s) = &a.surface else { return };
-        let Some(px) = &s.pixels else { return };
-        let shown = clip.intersect(Rect::new(content.x, content.y, s.size.w, s.size.h));
+        let Some((size, px)) = a.surface.as_ref().and_then(|s| Some((s.size, s.pixels.as_ref()?))) else {
+            self.frame.fill(clip, colour::BACKGROUND);
+            return;
+        };
+        let shown = clip.intersect(Rect::new(content.x, content.y, size.w, size.h));
         let fw = self.frame.size.w as usize;
         for y in shown.y..shown.y + shown.h as i32 {
             let sy = (y - content.y) as usize;
             let sx = (shown.x - content.x) as usize;
-            let src = &px[sy * s.size.w as usize + sx..][..shown.w as usize];
+            let src = &px[sy * size.w as usize + sx..][..shown.w as usize];
             let dst = y as usize * fw + shown.x as usize;
             self.frame.pixels[dst..dst + shown.w as usize].copy_from_slice(src);
         }
+        self.frame.fill_except(clip, shown, colour::BACKGROUND);
     }
 
     fn draw_bar(&mut self, clip: Rect, focused: Option<&str>) {

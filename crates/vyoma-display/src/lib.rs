@@ -58,6 +58,30 @@ impl Frame {
         }
     }
 
+    /// Fills `outer` (clipped to the frame) with `colour` except where `inner` is: at most
+    /// four strips around it.
+    pub fn fill_except(&mut self, outer: Rect, inner: Rect, colour: u32) {
+        let inner = inner.intersect(outer);
+        if inner.is_empty() {
+            self.fill(outer, colour);
+            return;
+        }
+        let (ox1, oy1) = (outer.right(), outer.bottom());
+        let (ix1, iy1) = (inner.right(), inner.bottom());
+        let strip = |x0: i64, y0: i64, x1: i64, y1: i64| {
+            Rect::new(x0 as i32, y0 as i32, (x1 - x0).max(0) as u32, (y1 - y0).max(0) as u32)
+        };
+        let (ox0, oy0, ix0, iy0) = (outer.x as i64, outer.y as i64, inner.x as i64, inner.y as i64);
+        for r in [
+            strip(ox0, oy0, ox1, iy0),
+            strip(ox0, iy1, ox1, oy1),
+            strip(ox0, iy0, ix0, iy1),
+            strip(ix1, iy0, ox1, iy1),
+        ] {
+            self.fill(r, colour);
+        }
+    }
+
     /// The pixel at (`x`, `y`).
     pub fn at(&self, x: u32, y: u32) -> u32 {
         self.pixels[y as usize * self.size.w as usize + x as usize]
@@ -101,4 +125,30 @@ pub enum DisplayError {
         /// The layout.
         layout: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_except_leaves_exactly_the_inner_rect() {
+        for inner in [
+            Rect::new(2, 2, 3, 3),
+            Rect::new(-5, -5, 8, 8),
+            Rect::new(6, 0, 10, 10),
+            Rect::new(50, 50, 1, 1),
+            Rect::new(0, 0, 8, 8),
+        ] {
+            let mut f = Frame::new(Size::new(8, 8), 0);
+            let outer = Rect::new(1, 1, 6, 6);
+            f.fill_except(outer, inner, 9);
+            for y in 0..8 {
+                for x in 0..8 {
+                    let want = outer.contains(x, y) && !inner.intersect(outer).contains(x, y);
+                    assert_eq!(f.at(x as u32, y as u32) == 9, want, "{inner} at {x},{y}");
+                }
+            }
+        }
+    }
 }
