@@ -582,7 +582,8 @@ where
 /// every message arrives exactly once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_message_is_lost_or_duplicated_across_hand_overs() {
-    const MESSAGES: u32 = 20_000;
+    // Long enough for many hand-overs even on a fast, idle machine.
+    const MESSAGES: u32 = 100_000;
     let b = sender_and_receiver(InboxLimits {
         messages: 64,
         ..InboxLimits::default()
@@ -855,7 +856,7 @@ async fn a_batch_held_past_the_deadline_is_reported_whole_and_its_requests_aband
 /// instances using the batch calls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_batched_message_is_lost_or_duplicated_across_hand_overs() {
-    const MESSAGES: u32 = 50_000;
+    const MESSAGES: u32 = 200_000;
     let b = sender_and_receiver(InboxLimits {
         messages: 64,
         ..InboxLimits::default()
