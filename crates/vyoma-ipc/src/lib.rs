@@ -256,6 +256,47 @@ struct Queue {
     closed: bool,
 }
 
+/// A sender's standing in one inbox: what it has waiting, and its fair share.
+struct Standing {
+    held: usize,
+    held_bytes: usize,
+    share: usize,
+    share_bytes: usize,
+}
+
+impl Standing {
+    /// One more message of `len` bytes queued.
+    fn add(&mut self, len: usize) {
+        self.held += 1;
+        self.held_bytes += len;
+    }
+}
+
+impl Queue {
+    /// `sender`'s standing: its share counts it among the senders with messages waiting.
+    fn standing(&self, limits: &InboxLimits, sender: &Arc<str>) -> Standing {
+        let (held, held_bytes) = self.by_sender.get(sender).copied().unwrap_or_default();
+        let senders = self.by_sender.len() + usize::from(held == 0);
+        let (share, share_bytes) = Mailbox::fair_share(limits, senders);
+        Standing {
+            held,
+            held_bytes,
+            share,
+            share_bytes,
+        }
+    }
+
+    /// Whether one more message of `len` bytes from a sender at `at` fits: the app is not
+    /// removed, the inbox has room, and the sender stays within its share.
+    fn admits(&self, limits: &InboxLimits, at: &Standing, len: usize) -> bool {
+        !self.closed
+            && self.messages.len() < limits.messages
+            && self.bytes + len <= limits.bytes
+            && at.held < at.share
+            && at.held_bytes + len <= at.share_bytes
+    }
+}
+
 /// A message an instance took, as a hand-over sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
@@ -333,22 +374,13 @@ impl Mailbox {
         let limits = self.limits();
         let mut q = self.queue();
         let len = m.body.len();
-        if q.closed || q.messages.len() >= limits.messages || q.bytes + len > limits.bytes {
+        let mut at = q.standing(&limits, &m.sender);
+        if !q.admits(&limits, &at, len) || !self.memory.try_charge(len as u64) {
             return Err(m);
         }
-        let (held, held_bytes) = q.by_sender.get(&m.sender).copied().unwrap_or_default();
-        let senders = q.by_sender.len() + usize::from(held == 0);
-        let (share, share_bytes) = Self::fair_share(&limits, senders);
-        if held + 1 > share || held_bytes + len > share_bytes {
-            return Err(m);
-        }
-        if !self.memory.try_charge(len as u64) {
-            return Err(m);
-        }
+        at.add(len);
         q.bytes += len;
-        let entry = q.by_sender.entry(m.sender.clone()).or_default();
-        entry.0 += 1;
-        entry.1 += len;
+        q.by_sender.insert(m.sender.clone(), (at.held, at.held_bytes));
         q.messages.push_back(m);
         drop(q);
         self.readable.notify_one();
@@ -356,31 +388,20 @@ impl Mailbox {
     }
 
     /// Queues `bodies` from `sender`, in order and under one lock, until one does not fit
-    /// (no room, over the sender's fair share, or the memory account says no); returns how
-    /// many were queued. Bodies must be within the message size limit already.
+    /// (as for [`Mailbox::push`]); returns how many were queued. Bodies must be within the
+    /// message size limit already.
     fn push_many(&self, sender: &Arc<str>, bodies: impl IntoIterator<Item = Vec<u8>>) -> usize {
         let limits = self.limits();
         let mut q = self.queue();
-        if q.closed {
-            return 0;
-        }
-        let (mut held, mut held_bytes) = q.by_sender.get(sender).copied().unwrap_or_default();
-        let others = q.by_sender.len() - usize::from(held > 0);
-        let (share, share_bytes) = Self::fair_share(&limits, others + 1);
+        let mut at = q.standing(&limits, sender);
         let mut queued = 0;
         for body in bodies {
             let len = body.len();
-            if q.messages.len() >= limits.messages
-                || q.bytes + len > limits.bytes
-                || held + 1 > share
-                || held_bytes + len > share_bytes
-                || !self.memory.try_charge(len as u64)
-            {
+            if !q.admits(&limits, &at, len) || !self.memory.try_charge(len as u64) {
                 break;
             }
+            at.add(len);
             q.bytes += len;
-            held += 1;
-            held_bytes += len;
             q.messages.push_back(Message {
                 sender: sender.clone(),
                 body,
@@ -389,7 +410,7 @@ impl Mailbox {
             queued += 1;
         }
         if queued > 0 {
-            q.by_sender.insert(sender.clone(), (held, held_bytes));
+            q.by_sender.insert(sender.clone(), (at.held, at.held_bytes));
             drop(q);
             self.readable.notify_one();
         }
@@ -1018,26 +1039,9 @@ impl Endpoint {
     /// Waits for the next message, up to `timeout` (`None`: no limit). A superseded
     /// endpoint never gets one.
     pub async fn recv(&self, timeout: Option<Duration>) -> Option<Message> {
-        let next = async {
-            loop {
-                let n = self.me.readable.notified();
-                tokio::pin!(n);
-                n.as_mut().enable();
-                if let Some(m) = self.me.pop_as(self.generation) {
-                    return m;
-                }
-                if !self.is_current() {
-                    // Pass on a wake-up that may have been meant for the newest endpoint.
-                    self.me.readable.notify_one();
-                    std::future::pending::<()>().await;
-                }
-                n.await;
-            }
-        };
-        match timeout {
-            None => Some(next.await),
-            Some(t) => tokio::time::timeout(t, next).await.ok(),
-        }
+        let mut one = None;
+        self.take_next(1, timeout, |m| one = Some(m)).await;
+        one
     }
 
     /// Takes up to `max` waiting messages at once, oldest first, waiting up to `timeout`
@@ -1045,18 +1049,26 @@ impl Endpoint {
     /// instance is done with the whole batch when it next asks for messages, as with one.
     pub async fn recv_many(&self, max: usize, timeout: Option<Duration>) -> Vec<Message> {
         let mut batch = Vec::new();
-        if max == 0 {
-            return batch;
+        if max > 0 {
+            self.take_next(max, timeout, |m| batch.push(m)).await;
         }
+        batch
+    }
+
+    /// Waits up to `timeout` (`None`: no limit) until this endpoint takes up to `max`
+    /// messages (at least one), giving each to `out`. A superseded endpoint never takes
+    /// one.
+    async fn take_next(&self, max: usize, timeout: Option<Duration>, mut out: impl FnMut(Message)) {
         let next = async {
             loop {
                 let n = self.me.readable.notified();
                 tokio::pin!(n);
                 n.as_mut().enable();
-                if self.me.take_as(self.generation, max, |m| batch.push(m)) > 0 {
+                if self.me.take_as(self.generation, max, &mut out) > 0 {
                     return;
                 }
                 if !self.is_current() {
+                    // Pass on a wake-up that may have been meant for the newest endpoint.
                     self.me.readable.notify_one();
                     std::future::pending::<()>().await;
                 }
@@ -1069,7 +1081,6 @@ impl Endpoint {
                 let _ = tokio::time::timeout(t, next).await;
             }
         }
-        batch
     }
 
     /// A handle that tells when a message is waiting, without taking it. It holds no
