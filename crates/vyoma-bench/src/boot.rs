@@ -72,7 +72,8 @@ fn boot_once(vm: &Vm, mark: fn(&str) -> bool, shutdown: bool) -> anyhow::Result<
         .nth(1)
         .and_then(|r| r.split_whitespace().next())
         .and_then(|n| n.parse().ok());
-    let phases = phases(&line).map(str::to_string);
+    // The guest's console text, made safe for this terminal.
+    let phases = phases(&line).map(|p| vyoma_supervisor::console::terminal_safe(p).into_owned());
     if shutdown {
         s.send("shutdown").map_err(|e| anyhow::anyhow!(e))?;
     }

@@ -15,6 +15,7 @@ use anyhow::bail;
 use vyoma_display::{Compositor, Layout, Size};
 
 use crate::Exit;
+use crate::common::percentile;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct BenchDisplayArgs {
@@ -41,7 +42,7 @@ fn us(d: Duration) -> String {
 
 fn stats(mut v: Vec<Duration>) -> (Duration, Duration) {
     v.sort_unstable();
-    (v[v.len() / 2], v[(v.len() * 99 / 100).min(v.len() - 1)])
+    (percentile(&v, 0.5), percentile(&v, 0.99))
 }
 
 pub(crate) fn bench_display(args: BenchDisplayArgs) -> anyhow::Result<Exit> {

@@ -127,23 +127,37 @@ async fn supervisor_run(root: &Path, cache: &Path) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let sup = booted.supervisor;
     let done = sup.wait_for("ping", AppState::Exited, Duration::from_secs(600)).await?;
-    let (lines, _) = sup.log("ping")?.since(0);
+    let line = result_line(&sup, "ping");
     sup.shutdown().await;
     if !done {
         bail!("the ping app did not finish within 600 s");
     }
-    let out: Vec<&str> = lines
-        .iter()
-        .filter(|l| l.stream == vyoma_lifecycle::Stream::Stdout)
-        .map(|l| l.text.as_str())
-        .collect();
-    match out.last() {
-        Some(l) => Ok(l.to_string()),
+    line
+}
+
+/// The last line `app` printed on stdout: a `ping` run's result.
+fn result_line(sup: &vyoma_supervisor::Supervisor, app: &str) -> anyhow::Result<String> {
+    let (lines, _) = sup.log(app)?.since(0);
+    match lines.iter().rev().find(|l| l.stream == vyoma_lifecycle::Stream::Stdout) {
+        Some(l) => Ok(l.text.clone()),
         None => {
             let all: Vec<String> = lines.iter().map(|l| format!("{} {}", l.stream, l.text)).collect();
-            bail!("the ping app printed no result:\n{}", all.join("\n"))
+            bail!(
+                "the {app} app printed no result:
+{}",
+                all.join("\n")
+            )
         }
     }
+}
+
+/// Messages per second of a `ping flood` result line, once its sink counted all `n`.
+fn one_way_rate(line: &str, n: usize) -> anyhow::Result<f64> {
+    let received = field(line, "received")?;
+    if received != n as u64 {
+        bail!("the sink app counted {received} of {n} messages");
+    }
+    Ok(n as f64 / (field(line, "elapsed_ns")? as f64 / 1e9))
 }
 
 /// Aggregate figures of pairs flooding at once.
@@ -180,7 +194,8 @@ async fn supervisor_pairs(
         cache_dir: Some(cache.to_path_buf()),
         ..RuntimeConfig::default()
     };
-    let (t0, cpu0) = (Instant::now(), crate::common::cpu_seconds());
+    let me = std::process::id();
+    let (t0, cpu0) = (Instant::now(), crate::common::process_cpu(me));
     let booted = boot(root, config, Arc::new(RealClock::default()))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -191,25 +206,15 @@ async fn supervisor_pairs(
             bail!("{p} did not finish within 600 s");
         }
     }
-    let (wall, cpu) = (t0.elapsed(), crate::common::cpu_seconds() - cpu0);
+    let (wall, cpu) = (t0.elapsed(), crate::common::process_cpu(me) - cpu0);
     for i in 0..pairs {
         let p = format!("ping{i:03}");
-        let (lines, _) = sup.log(&p)?.since(0);
-        let line = lines
-            .iter()
-            .rev()
-            .find(|l| l.stream == vyoma_lifecycle::Stream::Stdout)
-            .map(|l| l.text.clone())
-            .with_context(|| format!("{p} printed no result"))?;
-        let received = field(&line, "received")?;
-        if received != messages as u64 {
-            bail!("the sink of {p} counted {received} of {messages} messages");
-        }
+        one_way_rate(&result_line(&sup, &p)?, messages).with_context(|| format!("pair {p}"))?;
     }
     sup.shutdown().await;
     Ok(Aggregate {
         rate: (pairs * messages) as f64 / wall.as_secs_f64(),
-        cores: Some(cpu / wall.as_secs_f64()),
+        cores: Some(cpu.as_secs_f64() / wall.as_secs_f64()),
     })
 }
 
@@ -227,16 +232,10 @@ fn uds_pairs(dir: &Path, pairs: usize, messages: usize, size: usize) -> anyhow::
         .into_iter()
         .map(|(mut child, mut s)| {
             std::thread::spawn(move || -> anyhow::Result<u64> {
-                let msg = vec![7u8; size];
-                for _ in 0..messages {
-                    s.write_all(&msg)?;
-                }
-                s.write_all(&vec![0xffu8; size])?;
-                let mut count = [0u8; 8];
-                s.read_exact(&mut count)?;
+                let got = flood_socket(&mut s, messages, size, 1)?;
                 drop(s);
                 child.wait()?;
-                Ok(u64::from_le_bytes(count))
+                Ok(got)
             })
         })
         .collect();
@@ -336,11 +335,10 @@ fn uds_round_trips(dir: &Path, n: usize, size: usize) -> anyhow::Result<RoundTri
     })
 }
 
-/// Messages per second one way, `batch` messages per `write`.
-fn uds_one_way(dir: &Path, n: usize, size: usize, batch: usize) -> anyhow::Result<f64> {
-    let (mut child, mut s) = spawn_peer(dir, "sink", size)?;
+/// Writes `n` messages of `size` bytes to a `sink` peer, `batch` per `write`, then asks
+/// for its count.
+fn flood_socket(s: &mut UnixStream, n: usize, size: usize, batch: usize) -> anyhow::Result<u64> {
     let msgs = vec![7u8; size * batch];
-    let t0 = Instant::now();
     let mut left = n;
     while left > 0 {
         let k = left.min(batch);
@@ -350,10 +348,17 @@ fn uds_one_way(dir: &Path, n: usize, size: usize, batch: usize) -> anyhow::Resul
     s.write_all(&vec![0xffu8; size])?;
     let mut count = [0u8; 8];
     s.read_exact(&mut count)?;
+    Ok(u64::from_le_bytes(count))
+}
+
+/// Messages per second one way, `batch` messages per `write`.
+fn uds_one_way(dir: &Path, n: usize, size: usize, batch: usize) -> anyhow::Result<f64> {
+    let (mut child, mut s) = spawn_peer(dir, "sink", size)?;
+    let t0 = Instant::now();
+    let got = flood_socket(&mut s, n, size, batch)?;
     let dt = t0.elapsed();
     drop(s);
     child.wait()?;
-    let got = u64::from_le_bytes(count);
     if got != n as u64 {
         bail!("the Unix-socket sink counted {got} of {n} messages");
     }
@@ -514,20 +519,10 @@ pub(crate) async fn bench_ipc(args: BenchIpcArgs) -> anyhow::Result<Exit> {
         });
         uds_rtt.push(uds_round_trips(work.path(), args.round_trips, args.size)?);
         thr_rtt.push(thread_round_trips(args.round_trips, args.size));
-        let line = supervisor_run(&flood_dir, &cache).await?;
-        let received = field(&line, "received")?;
-        if received != args.messages as u64 {
-            bail!("the sink app counted {received} of {} messages", args.messages);
-        }
-        sup_rate.push(args.messages as f64 / (field(&line, "elapsed_ns")? as f64 / 1e9));
+        sup_rate.push(one_way_rate(&supervisor_run(&flood_dir, &cache).await?, args.messages)?);
         uds_rate.push(uds_one_way(work.path(), args.messages, args.size, 1)?);
         thr_rate.push(thread_one_way(args.messages, args.size)?);
-        let line = supervisor_run(&batch_dir, &cache).await?;
-        let received = field(&line, "received")?;
-        if received != args.messages as u64 {
-            bail!("the sink app counted {received} of {} batched messages", args.messages);
-        }
-        sup_batch.push(args.messages as f64 / (field(&line, "elapsed_ns")? as f64 / 1e9));
+        sup_batch.push(one_way_rate(&supervisor_run(&batch_dir, &cache).await?, args.messages)?);
         uds_batch.push(uds_one_way(work.path(), args.messages, args.size, args.batch)?);
         thr_batch.push(thread_one_way_batched(args.messages, args.size, args.batch)?);
     }

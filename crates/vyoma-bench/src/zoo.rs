@@ -27,7 +27,7 @@ use vyoma_runtime::{RuntimeConfig, Scheduling};
 use vyoma_supervisor::{RealClock, boot};
 
 use crate::Exit;
-use crate::common::{built_app, end_all, percentile, write_app_set};
+use crate::common::{built_app, end_all, percentile, process_cpu, write_app_set};
 
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct ZooArgs {
@@ -91,20 +91,6 @@ fn hog_cpu(sup: &vyoma_supervisor::Supervisor) -> Duration {
         .filter(|s| !s.name.starts_with('m'))
         .map(|s| s.cpu)
         .sum()
-}
-
-/// CPU time (user + system) of process `pid`, from /proc.
-fn process_cpu(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at its closing paren.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // After the name: state, ppid, pgrp, session, tty_nr, tpgid, flags, minflt, cminflt,
-    // majflt, cmajflt, utime, stime.
-    let field = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
-    let ticks = field(11) + field(12);
-    let hz = rustix::param::clock_ticks_per_second();
-    Duration::from_secs_f64(ticks as f64 / hz as f64)
 }
 
 /// The three kinds of app, written into `dir` as `m0000`.., `b0000`.., `c0000`...

@@ -25,6 +25,11 @@ fn row_of<'a>(stdout: &'a str, row: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no row {row}:\n{stdout}"))
 }
 
+/// The non-empty cells of a Markdown table row.
+fn cells(line: &str) -> Vec<&str> {
+    line.split('|').map(str::trim).filter(|c| !c.is_empty()).collect()
+}
+
 #[test]
 fn bench_console_times_both_arrangements() {
     // Keeps `vyoma-bench console` working; the figures go to docs/PERFORMANCE.md.
@@ -99,11 +104,8 @@ fn bench_runs_end_to_end_and_prints_its_table() {
         stdout.contains("| apps | supervisor: all running (median of 1) |"),
         "{stdout}"
     );
-    let row = stdout
-        .lines()
-        .find(|l| l.starts_with("| 10 |"))
-        .expect("a row for 10 apps");
-    let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+    let row = row_of(&stdout, "| 10 |");
+    let cells = cells(row);
     assert_eq!(cells.len(), 11, "{row}");
     assert!(
         cells[1].ends_with(" ms") && cells[8].ends_with(" ms") && cells[10].ends_with('x'),
@@ -138,21 +140,15 @@ fn bench_ipc_runs_both_sides_and_prints_its_table() {
         "| one way, 16 B messages |",
         "| one way, 16 B messages, 64 per call / write / channel message |",
     ] {
-        let line = stdout
-            .lines()
-            .find(|l| l.starts_with(row))
-            .unwrap_or_else(|| panic!("no {row} row:\n{stdout}"));
-        let cells: Vec<&str> = line.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        let line = row_of(&stdout, row);
+        let cells = cells(line);
         assert_eq!(cells.len(), 5, "{line}");
         let unit = if row.contains("one way") { " M msg/s" } else { " µs" };
         assert!(cells[1..4].iter().all(|c| c.ends_with(unit)), "{line}");
     }
     for pairs in ["1", "3"] {
-        let line = stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("| {pairs} |")))
-            .unwrap_or_else(|| panic!("no row for {pairs} pairs:\n{stdout}"));
-        let cells: Vec<&str> = line.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        let line = row_of(&stdout, &format!("| {pairs} |"));
+        let cells = cells(line);
         assert_eq!(cells.len(), 5, "{line}");
         assert!(
             cells[1].ends_with(" M msg/s") && cells[3].ends_with(" M msg/s"),
@@ -177,7 +173,7 @@ fn zoo_runs_every_arrangement_and_prints_its_table() {
         "| process per app, with the hogs (Linux's scheduler) |",
     ] {
         let line = row_of(&stdout, row);
-        let cells: Vec<&str> = line.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        let cells = cells(line);
         assert_eq!(cells.len(), 6, "{line}");
         assert!(cells[1..4].iter().all(|c| c.ends_with(" ms")), "{line}");
         // Every metronome ticked in the window: 3 metronomes, 10 ticks a second.
@@ -325,11 +321,8 @@ fn display_times_the_compositor_and_prints_its_table() {
         "| compositor, no damage: compose |",
         "| floor: one copy of a whole frame |",
     ] {
-        let line = stdout
-            .lines()
-            .find(|l| l.starts_with(row))
-            .unwrap_or_else(|| panic!("no {row} row:\n{stdout}"));
-        let cells: Vec<&str> = line.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        let line = row_of(&stdout, row);
+        let cells = cells(line);
         assert_eq!(cells.len(), 4, "{line}");
         assert!(cells[1].ends_with(" µs") && cells[3].ends_with('%'), "{line}");
     }
