@@ -209,13 +209,19 @@ impl Compositor {
     /// After anything that may move tiles or focus: focus only what is shown (kiosk:
     /// anything), and redraw everything.
     fn rearranged(&mut self) {
-        let shown: Vec<String> = match &self.layout {
-            Layout::Kiosk | Layout::Grid => self.order.clone(),
-            Layout::Tiles(_) => self.tiles().into_iter().map(|(a, _)| a).collect(),
-        };
+        let shown = self.focusable();
         let fallback = shown.first().cloned();
         self.focus.keep(|a| shown.iter().any(|s| s == a), fallback.as_deref());
         self.damage_all();
+    }
+
+    /// The apps that may have focus, in display order: every app in kiosk (focusing one
+    /// shows it) and grid, the tiled ones under tiles.
+    fn focusable(&self) -> Vec<String> {
+        match &self.layout {
+            Layout::Kiosk | Layout::Grid => self.order.clone(),
+            Layout::Tiles(_) => self.tiles().into_iter().map(|(a, _)| a).collect(),
+        }
     }
 
     /// Adds an app (at the end of the operator's order). Adding one twice changes nothing.
@@ -257,9 +263,7 @@ impl Compositor {
         if !self.apps.contains_key(app) {
             return Err(DisplayError::UnknownApp(app.to_string()));
         }
-        if let Layout::Tiles(names) = &self.layout
-            && !names.iter().any(|n| n == app)
-        {
+        if !self.focusable().iter().any(|a| a == app) {
             return Err(DisplayError::Hidden {
                 app: app.to_string(),
                 layout: self.layout.to_string(),
@@ -279,10 +283,7 @@ impl Compositor {
 
     /// Focuses the next app on the screen (the focus chord).
     pub fn cycle_focus(&mut self) {
-        let order: Vec<String> = match &self.layout {
-            Layout::Kiosk | Layout::Grid => self.order.clone(),
-            Layout::Tiles(_) => self.tiles().into_iter().map(|(a, _)| a).collect(),
-        };
+        let order = self.focusable();
         let names: Vec<&str> = order.iter().map(String::as_str).collect();
         let before = self.focus.current().map(str::to_string);
         self.focus.cycle(&names);
@@ -363,22 +364,22 @@ impl Compositor {
     /// `app` presents the regions of its surface it changed: where visible, they are
     /// composed at the next [`Compositor::compose`].
     pub fn present(&mut self, app: &str, damage: &[Rect]) -> Result<(), DisplayError> {
-        let size = {
-            let a = self
-                .apps
-                .get(app)
-                .ok_or_else(|| DisplayError::UnknownApp(app.to_string()))?;
-            a.surface
-                .as_ref()
-                .ok_or_else(|| DisplayError::NoSurface(app.to_string()))?
-                .size
-        };
+        let a = self
+            .apps
+            .get(app)
+            .ok_or_else(|| DisplayError::UnknownApp(app.to_string()))?;
+        let size = a
+            .surface
+            .as_ref()
+            .ok_or_else(|| DisplayError::NoSurface(app.to_string()))?
+            .size;
+        // A placeholder covers the surface: nothing of it shows.
+        if a.placeholder.is_some() {
+            return Ok(());
+        }
         let Some(tile) = self.tile_of(app) else {
             return Ok(());
         };
-        if self.apps.get(app).is_some_and(|a| a.placeholder.is_some()) {
-            return Ok(());
-        }
         let content = self.content(tile);
         let s = self.screen();
         for r in damage {
