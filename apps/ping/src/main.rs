@@ -46,14 +46,19 @@ fn main() {
                 samples[(n * 99 / 100).min(n - 1)]
             );
         }
-        "flood" if batch > 1 => {
+        "flood" => {
             let bodies = vec![body.clone(); batch];
             let t0 = clock::now_ns();
             let mut left = n;
             while left > 0 {
-                let chunk = &bodies[..left.min(batch)];
-                match ipc::send_many(peer, chunk) {
-                    Ok(sent) => left -= sent,
+                // One message per `send`, or up to BATCH per `send-many`.
+                let sent = if batch > 1 {
+                    ipc::send_many(peer, &bodies[..left.min(batch)])
+                } else {
+                    ipc::send(peer, &body).map(|()| 1)
+                };
+                match sent {
+                    Ok(k) => left -= k,
                     Err(ipc::Error::Full) => {
                         ipc::send_wait(peer, &body, Duration::from_secs(60)).expect("send to the sink");
                         left -= 1;
@@ -65,24 +70,6 @@ fn main() {
             let dt = clock::now_ns() - t0;
             println!(
                 "flood n={n} size={size} batch={batch} elapsed_ns={dt} received={}",
-                String::from_utf8_lossy(&got)
-            );
-        }
-        "flood" => {
-            let t0 = clock::now_ns();
-            for _ in 0..n {
-                match ipc::send(peer, &body) {
-                    Ok(()) => {}
-                    Err(ipc::Error::Full) => {
-                        ipc::send_wait(peer, &body, Duration::from_secs(60)).expect("send to the sink");
-                    }
-                    Err(e) => panic!("send to the sink: {e:?}"),
-                }
-            }
-            let got = ipc::request(peer, b"count", Duration::from_secs(60)).expect("count from the sink");
-            let dt = clock::now_ns() - t0;
-            println!(
-                "flood n={n} size={size} elapsed_ns={dt} received={}",
                 String::from_utf8_lossy(&got)
             );
         }
