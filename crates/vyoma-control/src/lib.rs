@@ -19,7 +19,9 @@ mod reply;
 mod update;
 
 pub use command::{Command, DEFAULT_WAIT, HELP, MAX_LINE};
-pub use render::{fmt_bytes, printable, render, render_inspect, render_line, render_message, render_ps, terminal_safe};
+pub use render::{
+    backquoted, fmt_bytes, printable, render, render_inspect, render_line, render_message, render_ps, terminal_safe,
+};
 pub use reply::{
     AppReport, AppStatus, CapabilitiesReport, ComponentReport, ComponentSource, DirReport, HttpStatus, Lane,
     LimitsReport, LogUsage, NetworkReport, Reply, RestartReport, StopOutcome,

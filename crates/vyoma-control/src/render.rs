@@ -117,11 +117,10 @@ fn render_swap(s: &mut String, swap: &SwapReport) {
     if swap.unfinished_from.is_empty() {
         s.push_str("; no message lost\n");
     } else {
-        let from: Vec<String> = swap.unfinished_from.iter().map(|a| format!("`{a}`")).collect();
         let _ = writeln!(
             s,
             "; it was still handling what it took from {} when stopped: that was not handed over",
-            from.join(", ")
+            backquoted(&swap.unfinished_from)
         );
     }
 }
@@ -279,6 +278,15 @@ pub fn render_line(s: &mut String, l: &LogLine) {
 /// `[from APP] TEXT`: a message (or answer) an app sent to the console.
 pub fn render_message(s: &mut String, sender: &str, body: &[u8]) {
     let _ = writeln!(s, "[from {sender}] {}", printable(body));
+}
+
+/// App names in backquotes, comma-separated: `` `a`, `b` ``.
+pub fn backquoted<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> String {
+    names
+        .into_iter()
+        .map(|n| format!("`{}`", n.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Formats bytes in binary units, compactly.

@@ -33,10 +33,6 @@ fn allows(p: &Peers, name: &str) -> bool {
     }
 }
 
-fn names(apps: &[&str]) -> String {
-    apps.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
-}
-
 /// What `new` breaks of what `others` rely on in `old`; empty: compatible.
 pub(crate) fn breaking(old: &Side<'_>, new: &Side<'_>, others: &[&Manifest]) -> Vec<String> {
     let app = old.manifest.name.as_str();
@@ -50,7 +46,7 @@ pub(crate) fn breaking(old: &Side<'_>, new: &Side<'_>, others: &[&Manifest]) -> 
         out.push(format!(
             "`{app}` would no longer read IPC messages (its component does not import `{}`), but {} may send to it",
             vyoma_runtime::IPC_INTERFACE,
-            names(&senders)
+            vyoma_control::backquoted(&senders)
         ));
     }
     let (old_accept, new_accept) = (
@@ -65,7 +61,7 @@ pub(crate) fn breaking(old: &Side<'_>, new: &Side<'_>, others: &[&Manifest]) -> 
     if !dropped.is_empty() {
         out.push(format!(
             "`{app}` would no longer accept messages from {}, which may send to it (`accept` in `[capabilities.ipc]`)",
-            names(&dropped)
+            vyoma_control::backquoted(&dropped)
         ));
     }
     let callers: Vec<&str> = others
@@ -76,7 +72,7 @@ pub(crate) fn breaking(old: &Side<'_>, new: &Side<'_>, others: &[&Manifest]) -> 
     if !callers.is_empty() && old.http && !new.http {
         out.push(format!(
             "`{app}` would no longer be an HTTP handler, but {} may call it at http://{app}.vyoma.internal",
-            names(&callers)
+            vyoma_control::backquoted(&callers)
         ));
     }
     let refused: Vec<&str> = callers
@@ -87,7 +83,7 @@ pub(crate) fn breaking(old: &Side<'_>, new: &Side<'_>, others: &[&Manifest]) -> 
     if !refused.is_empty() && new.http {
         out.push(format!(
             "`{app}` would no longer accept requests from {}, which may call it over HTTP (`accept` in `[capabilities.ipc]`)",
-            names(&refused)
+            vyoma_control::backquoted(&refused)
         ));
     }
     let handled = ["wasi:cli/run", "wasi:http/incoming-handler"];

@@ -117,7 +117,7 @@ pub enum UpdateError {
     /// Other apps depend on the app to remove.
     #[error(
         "`{app}` cannot be removed: {} depend{} on it (`depends_on`); remove {} first",
-        by.iter().map(|b| format!("`{b}`")).collect::<Vec<_>>().join(", "),
+        vyoma_control::backquoted(by),
         if by.len() == 1 { "s" } else { "" },
         if by.len() == 1 { "it" } else { "them" }
     )]

@@ -72,8 +72,7 @@ impl Supervisor {
             );
             e.log.note(&note);
             if !unfinished_from.is_empty() {
-                let from: Vec<String> = unfinished_from.iter().map(|a| format!("`{a}`")).collect();
-                let from = from.join(", ");
+                let from = vyoma_control::backquoted(&unfinished_from);
                 let what = if unfinished == 1 {
                     "a message".to_string()
                 } else {
