@@ -183,6 +183,27 @@ impl Compositor {
         self.tiles().into_iter().find(|(a, _)| a == app).map(|(_, r)| r)
     }
 
+    /// The size of `app`'s place on the screen (inside its tile's frame), if it is shown.
+    pub fn area_of(&self, app: &str) -> Option<Size> {
+        self.tile_of(app).map(|t| self.content(t).size())
+    }
+
+    /// The apps on the display, in the operator's order.
+    pub fn apps(&self) -> &[String] {
+        &self.order
+    }
+
+    /// `app`'s surface size and title, if it has a surface.
+    pub fn surface_info(&self, app: &str) -> Option<(Size, &str)> {
+        let s = self.apps.get(app)?.surface.as_ref()?;
+        Some((s.size, s.title.as_str()))
+    }
+
+    /// The placeholder `app`'s tile shows, if any.
+    pub fn placeholder(&self, app: &str) -> Option<&str> {
+        self.apps.get(app)?.placeholder.as_deref()
+    }
+
     /// Whether `app`'s tile is on the screen now (so its frames are worth drawing).
     pub fn is_visible(&self, app: &str) -> bool {
         self.tile_of(app).is_some()

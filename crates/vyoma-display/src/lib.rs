@@ -7,16 +7,22 @@
 //! reserved chord apps never see) and routes keys, pointer and touch to apps in their own
 //! coordinates; [`png`] turns frames into screenshots.
 //!
-//! What it is not for: the WIT interface apps import and its host side, the display
-//! backends (DRM/KMS, fbdev, a desktop window) and input devices (evdev), frame pacing, or
-//! charging surfaces to apps' memory limits: those drive this core from outside.
+//! The [`server`] shares the compositor between the apps' sessions, the operator and the
+//! display's clock (frame pacing), on tokio's sync primitives; [`backend`] is the trait
+//! every screen implements, with the headless one.
+//!
+//! What it is not for: the WIT interface apps import and its host side, the device
+//! backends (DRM/KMS, fbdev, a desktop window) and input devices (evdev), or charging
+//! surfaces to apps' memory limits: those drive this crate from outside.
 
+pub mod backend;
 pub mod compositor;
 pub mod damage;
 pub mod focus;
 pub mod geom;
 pub mod layout;
 pub mod png;
+pub mod server;
 pub mod text;
 
 pub use compositor::{Compositor, Routed, Tick};
@@ -24,6 +30,7 @@ pub use damage::Damage;
 pub use focus::{Input, Mods, Phase};
 pub use geom::{Rect, Size};
 pub use layout::Layout;
+pub use server::{Display, Event, Grant, InjectError, Ready, Session};
 
 /// Pixels of a screen or a surface, row by row, XRGB8888 (`0x00RRGGBB`).
 #[derive(Clone, PartialEq, Eq)]
@@ -117,6 +124,9 @@ pub enum DisplayError {
         /// How many pixels it gave.
         got: usize,
     },
+    /// The app has a surface already (one per app).
+    #[error("app `{0}` already has a surface: drop it before making another")]
+    SurfaceExists(String),
     /// The layout does not show the app.
     #[error("app `{app}` is not shown by the layout `{layout}`: add it to the tiles, or change the layout")]
     Hidden {

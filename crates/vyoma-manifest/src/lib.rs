@@ -29,7 +29,7 @@ pub use http::{
     RoutePattern, SchemeRule, Segment, Specificity, split_path,
 };
 pub use set::{AppSet, PartialSet, Rejected, app_folders};
-pub use validate::{is_valid_name, parse_addr_pattern};
+pub use validate::{is_valid_name, parse_addr_pattern, parse_size};
 
 /// The manifest file name inside an app folder.
 pub const MANIFEST_FILE: &str = "app.toml";
@@ -297,6 +297,34 @@ pub struct Capabilities {
     /// it to `dirs` once it knows where; see [`Capabilities::data_dir`]). The span is
     /// where it was asked for.
     pub data: Option<Range<usize>>,
+    /// `[capabilities] display`: the app may have a surface on the screen, at most this
+    /// large; `None`: no surface.
+    pub display: Option<DisplayGrant>,
+    /// `[capabilities] input`: which input the display may route to the app.
+    pub input: InputGrant,
+}
+
+/// A display grant: the largest surface the app may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DisplayGrant {
+    /// Most pixels wide.
+    pub max_width: u32,
+    /// Most pixels high.
+    pub max_height: u32,
+}
+
+/// Largest side of a granted surface (a 16384 x 16384 XRGB8888 surface is 1 GiB).
+pub const MAX_SURFACE_SIDE: u32 = 16_384;
+
+/// Which input an app may receive (each needs a display grant: input goes to a surface).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InputGrant {
+    /// Keys while the app has the focus, and focus changes.
+    pub keyboard: bool,
+    /// Pointer events over its surface.
+    pub pointer: bool,
+    /// Touch events over its surface.
+    pub touch: bool,
 }
 
 /// Where the app sees its own folder (`[capabilities] data`).

@@ -118,6 +118,14 @@ pub(crate) struct RawCapabilities {
     pub network: Option<RawNetwork>,
     pub ipc: Option<RawIpc>,
     pub http: Option<RawHttpGrant>,
+    pub display: Option<Spanned<RawDisplay>>,
+    pub input: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDisplay {
+    pub max: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

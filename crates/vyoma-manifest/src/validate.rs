@@ -8,13 +8,13 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::raw::{
-    RawBuild, RawCapabilities, RawDir, RawHttp, RawIpc, RawLifecycle, RawLimits, RawManifest, RawNetwork, RawRestart,
-    RawRoute, RawUpdate,
+    RawBuild, RawCapabilities, RawDir, RawDisplay, RawHttp, RawIpc, RawLifecycle, RawLimits, RawManifest, RawNetwork,
+    RawRestart, RawRoute, RawUpdate,
 };
 use crate::{
-    AddrPattern, BuildStep, Capabilities, Diagnostic, Diagnostics, DirGrant, HealthCheck, HostPattern, HttpConfig,
-    IpcGrant, Limits, Located, MANIFEST_VERSION, Manifest, NetworkGrant, OutboundRule, Peers, RESERVED_NAMES,
-    RestartMode, RestartPolicy, Route, RoutePattern, Source, Timeouts, UpdateConfig,
+    AddrPattern, BuildStep, Capabilities, Diagnostic, Diagnostics, DirGrant, DisplayGrant, HealthCheck, HostPattern,
+    HttpConfig, InputGrant, IpcGrant, Limits, Located, MANIFEST_VERSION, Manifest, NetworkGrant, OutboundRule, Peers,
+    RESERVED_NAMES, RestartMode, RestartPolicy, Route, RoutePattern, Source, Timeouts, UpdateConfig,
 };
 
 /// Largest memory limit accepted: the whole 32-bit address space of a wasm32 memory.
@@ -556,6 +556,12 @@ fn capabilities(cx: &mut Ctx, c: &RawCapabilities) -> Capabilities {
     if let Some(i) = &c.ipc {
         out.ipc = ipc(cx, i);
     }
+    if let Some(d) = &c.display {
+        out.display = display(cx, d);
+    }
+    if let Some(i) = &c.input {
+        out.input = input(cx, i, c.display.is_some());
+    }
     for r in c.http.iter().flat_map(|h| &h.outbound) {
         match OutboundRule::parse(r.get_ref()) {
             Ok(rule) if out.http_outbound.iter().any(|x| x.value == rule) => cx.error(
@@ -828,6 +834,80 @@ fn dir(cx: &mut Ctx, d: &Spanned<RawDir>) -> Option<DirGrant> {
         guest: guest.to_string(),
         writable,
     })
+}
+
+fn display(cx: &mut Ctx, d: &Spanned<RawDisplay>) -> Option<DisplayGrant> {
+    let example = "write the largest surface the app may have as WIDTHxHEIGHT, e.g. `display = { max = \"800x480\" }`";
+    let Some(max) = &d.get_ref().max else {
+        cx.error(
+            d.span(),
+            "`display` needs `max`, the largest surface the app may have",
+            example,
+        );
+        return None;
+    };
+    match parse_size(max.get_ref()) {
+        Ok((w, h)) => Some(DisplayGrant {
+            max_width: w,
+            max_height: h,
+        }),
+        Err(why) => {
+            cx.error(
+                max.span(),
+                format!("invalid display size `{}`: {why}", max.get_ref()),
+                example,
+            );
+            None
+        }
+    }
+}
+
+/// Parses `WIDTHxHEIGHT`, each side 1 to [`crate::MAX_SURFACE_SIDE`].
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s.split_once(['x', 'X']).ok_or("missing `x` between width and height")?;
+    let side = |v: &str, which: &str| match v.trim().parse::<u32>() {
+        Ok(n) if (1..=crate::MAX_SURFACE_SIDE).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{which} `{v}` is not a whole number from 1 to {}",
+            crate::MAX_SURFACE_SIDE
+        )),
+    };
+    Ok((side(w, "width")?, side(h, "height")?))
+}
+
+fn input(cx: &mut Ctx, i: &Spanned<Vec<Spanned<String>>>, has_display: bool) -> InputGrant {
+    let mut out = InputGrant::default();
+    if !has_display {
+        cx.error(
+            i.span(),
+            "`input` without `display`: input goes to the app's surface, and it may have none",
+            "add `display = { max = \"WIDTHxHEIGHT\" }` to `[capabilities]`, or drop `input`",
+        );
+    }
+    for kind in i.get_ref() {
+        let slot = match kind.get_ref().as_str() {
+            "keyboard" => &mut out.keyboard,
+            "pointer" => &mut out.pointer,
+            "touch" => &mut out.touch,
+            other => {
+                cx.error(
+                    kind.span(),
+                    format!("unknown input kind `{other}`"),
+                    "list any of \"keyboard\", \"pointer\", \"touch\"",
+                );
+                continue;
+            }
+        };
+        if *slot {
+            cx.error(
+                kind.span(),
+                format!("input kind `{}` is listed twice", kind.get_ref()),
+                "list each kind once",
+            );
+        }
+        *slot = true;
+    }
+    out
 }
 
 fn network(cx: &mut Ctx, n: &RawNetwork) -> NetworkGrant {
