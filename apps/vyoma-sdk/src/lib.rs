@@ -41,6 +41,9 @@ mod bindings {
     });
 }
 
+pub mod display;
+pub use display::input;
+
 /// Waiting on several pollables at once (`wasi:io/poll`): an IPC inbox from
 /// [`ipc::subscribe`], a timer from [`clock::after`], and any other WASI pollable.
 pub mod poll {

@@ -213,6 +213,27 @@ impl Remote {
         Ok(())
     }
 
+    /// The screen (or `app`'s surface) as PNG bytes.
+    pub async fn screenshot(&self, app: Option<&str>) -> Result<Vec<u8>, ClientError> {
+        let cmd = Command::Screenshot {
+            app: app.map(str::to_string),
+            path: std::path::PathBuf::new(),
+        };
+        let out = request_for(&cmd).ok_or_else(|| ClientError::Local("screenshot".into()))?;
+        let resp = self.send(&out, Some(Duration::from_secs(30))).await?;
+        let png = resp.bytes().await.map_err(|e| ClientError::Connect {
+            url: self.url.clone(),
+            why: why(&e),
+        })?;
+        if !png.starts_with(b"\x89PNG") {
+            return Err(ClientError::Protocol {
+                url: self.url.clone(),
+                why: "the screenshot is not a PNG".into(),
+            });
+        }
+        Ok(png.to_vec())
+    }
+
     /// `GET path` as text (`/metrics`).
     pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
         let out = Outgoing {

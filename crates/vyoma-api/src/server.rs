@@ -28,7 +28,7 @@ use vyoma_control::http::{
     self, ApiError, Call, FollowItem, KEEPALIVE, credentials_in_query, credentials_in_query_error, is_probe,
 };
 use vyoma_control::{Command, Reply};
-use vyoma_supervisor::{Supervisor, SupervisorError, UpdateError, console};
+use vyoma_supervisor::{DisplayRequestError, Supervisor, SupervisorError, UpdateError, console};
 
 use crate::ServerCredentials;
 use crate::metrics::Snapshot;
@@ -319,6 +319,14 @@ pub fn api_error(e: &SupervisorError) -> ApiError {
         SupervisorError::Ipc { .. } => (409, "ipc_refused"),
         SupervisorError::Transition { .. } => (409, "wrong_state"),
         SupervisorError::WaitTimedOut { .. } => (504, "wait_timed_out"),
+        SupervisorError::Display(d) => match d {
+            DisplayRequestError::NoDisplay => (409, "no_display"),
+            DisplayRequestError::Display(vyoma_display::DisplayError::UnknownApp(_))
+            | DisplayRequestError::Inject(vyoma_display::InjectError::NotOnDisplay(_))
+            | DisplayRequestError::NotOnDisplay { .. } => (404, "not_on_display"),
+            DisplayRequestError::Display(_) | DisplayRequestError::Inject(_) => (409, "display_refused"),
+            DisplayRequestError::Screenshot { .. } => (500, "screenshot_failed"),
+        },
         SupervisorError::Update(u) => match **u {
             UpdateError::NoStore => (409, "no_store"),
             UpdateError::ShuttingDown => (503, "shutting_down"),
@@ -432,6 +440,13 @@ async fn respond(st: &Arc<State>, req: Request<Incoming>, body_read: &mut bool) 
             ))
         }
         Call::Follow { app, after, duration } => follow(st, &app, after, duration),
+        Call::Screenshot { app } => {
+            let (png, _) = st
+                .sup
+                .screenshot_png(app.as_deref())
+                .map_err(|e| api_error(&e.into()))?;
+            Ok(full(StatusCode::OK, "image/png", png))
+        }
         Call::PutBlob { digest } => {
             st.sup
                 .store_blob(&digest, body.to_vec())

@@ -59,6 +59,7 @@ async fn run(args: &RunOneArgs) -> anyhow::Result<Exit> {
             Arc::new(AtomicU64::new(0)),
             ipc,
             vyoma_runtime::StopRequest::never(),
+            None,
             &pacer,
             || {
                 if !echo {

@@ -118,11 +118,7 @@ enum Cmd {
         #[command(flatten)]
         runtime: RuntimeArgs,
         #[command(flatten)]
-        api: run::ApiArgs,
-        #[command(flatten)]
-        http: run::HttpArgs,
-        #[command(flatten)]
-        store: run::StoreArgs,
+        services: run::Services,
     },
     /// Validate manifests and components without running them.
     Check {
@@ -194,15 +190,13 @@ fn main() -> ExitCode {
                 no_console,
                 build,
                 runtime,
-                api,
-                http,
-                store,
+                services,
             } => {
                 let dir = dir.unwrap_or_else(default_apps);
                 if build {
                     build::build_first(&dir)?;
                 }
-                run::run(dir, no_console, &runtime, &api, &http, &store, cli.config).await
+                run::run(dir, no_console, &runtime, &services, cli.config).await
             }
             Cmd::New(args) => build::new(&args),
             Cmd::Build { path, app } => build::build(&path.unwrap_or_else(default_apps), app.as_deref()),

@@ -124,6 +124,35 @@ pub(crate) enum RemoteCmd {
         /// The app.
         app: String,
     },
+    /// The screen: its layout, focus, and each app's tile and surface.
+    Display,
+    /// Change how apps share the screen: kiosk, grid, or tiles:APP,APP,...
+    Layout {
+        /// The layout.
+        layout: String,
+    },
+    /// Give an app the keyboard (and, in kiosk, the screen).
+    Focus {
+        /// The app.
+        app: String,
+    },
+    /// Save the screen (or one app's surface) as a PNG file here.
+    Screenshot {
+        /// The app whose surface (default: the whole screen).
+        #[arg(long)]
+        app: Option<String>,
+        /// The PNG file to write.
+        file: PathBuf,
+    },
+    /// Give an app (or, with `*`, the display, as from a device) input events: key CODE
+    /// [MODS] | text TEXT | pointer X Y [PHASE] [BUTTON] | touch ID X Y PHASE.
+    Input {
+        /// The app, or `*`.
+        app: String,
+        /// The event, as at the console.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        event: Vec<String>,
+    },
     /// Stop every app and shut the instance down.
     Shutdown,
     /// The Prometheus metrics.
@@ -158,6 +187,23 @@ impl RemoteCmd {
                 }));
             }
             RemoteCmd::Shutdown => "shutdown".to_string(),
+            RemoteCmd::Display => "display".to_string(),
+            RemoteCmd::Layout { layout } => format!("layout {layout}"),
+            RemoteCmd::Focus { app } => format!("focus {app}"),
+            RemoteCmd::Screenshot { app, file } => {
+                return Ok(Some(Command::Screenshot {
+                    app: app.clone(),
+                    path: file.clone(),
+                }));
+            }
+            RemoteCmd::Input { app, event } => {
+                let words: Vec<&str> = std::iter::once(app.as_str())
+                    .chain(event.iter().map(String::as_str))
+                    .collect();
+                let (app, events) =
+                    vyoma_supervisor::console::parse_input(&words, &words.join(" ")).map_err(anyhow::Error::msg)?;
+                return Ok(Some(Command::Input { app, events }));
+            }
             RemoteCmd::Metrics => return Ok(None),
             RemoteCmd::Update { .. } | RemoteCmd::Deploy { .. } => return Ok(None),
             RemoteCmd::Remove { app, purge } => {
@@ -256,6 +302,15 @@ pub(crate) async fn remote(
         }),
         _ => cmd.command()?,
     };
+    if let Some(Command::Screenshot { app, path }) = &command {
+        if remotes.len() > 1 {
+            bail!("`screenshot` writes one file; pass one --endpoint");
+        }
+        let png = remotes[0].screenshot(app.as_deref()).await?;
+        std::fs::write(path, &png).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("{} bytes written to {}", png.len(), path.display());
+        return Ok(Exit::Ok);
+    }
     if let Some(Command::Logf { app, duration }) = &command {
         if remotes.len() > 1 {
             bail!("`logf` follows one instance at a time; pass one --endpoint");

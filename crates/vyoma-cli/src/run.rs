@@ -62,6 +62,51 @@ impl StoreArgs {
     }
 }
 
+/// The display's settings for `vyoma run`.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct DisplayArgs {
+    /// Where the screen goes: `headless` (composed in memory: screenshots, tests) or `none`
+    /// (apps granted `display` are told there is none)
+    #[arg(long, value_name = "BACKEND", default_value = "headless", value_parser = ["headless", "none"])]
+    display: String,
+    /// The screen's size, WIDTHxHEIGHT
+    #[arg(long, value_name = "WxH", default_value = "1280x800", value_parser = parse_screen)]
+    screen: vyoma_display::Size,
+    /// How apps share the screen: `kiosk` (the focused app alone), `grid`, or
+    /// `tiles:APP,APP,...` (only those); the console's `layout` changes it
+    #[arg(long, value_name = "LAYOUT", default_value = "grid")]
+    layout: vyoma_display::Layout,
+    /// No status bar (app names and states along the top)
+    #[arg(long)]
+    no_bar: bool,
+}
+
+fn parse_screen(s: &str) -> Result<vyoma_display::Size, String> {
+    let (w, h) = vyoma_manifest::parse_size(s)?;
+    Ok(vyoma_display::Size::new(w, h))
+}
+
+impl DisplayArgs {
+    /// Gives the supervisor its screen and starts the screen's clock; says what it is.
+    fn start(&self, sup: &vyoma_supervisor::Supervisor) {
+        if self.display == "none" {
+            println!("display: none (--display none)");
+            return;
+        }
+        let backend = vyoma_display::backend::Headless::default();
+        let name = vyoma_display::backend::Backend::name(&backend).to_string();
+        let d = vyoma_display::Display::new(&name, self.screen, self.layout.clone(), !self.no_bar);
+        sup.show_on(d.clone());
+        tokio::spawn(d.run(Box::new(backend)));
+        println!(
+            "display: {name} {}, layout {}{}",
+            self.screen,
+            console::terminal_safe(&self.layout.to_string()),
+            if self.no_bar { ", no status bar" } else { "" }
+        );
+    }
+}
+
 /// The HTTP gateway's settings for `vyoma run`.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct HttpArgs {
@@ -75,15 +120,33 @@ pub(crate) struct HttpArgs {
     no_http: bool,
 }
 
+/// What `vyoma run` serves besides the apps: the management API, the HTTP gateway, the
+/// app store and the display.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct Services {
+    #[command(flatten)]
+    api: ApiArgs,
+    #[command(flatten)]
+    http: HttpArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    display: DisplayArgs,
+}
+
 pub(crate) async fn run(
     dir: PathBuf,
     no_console: bool,
     args: &RuntimeArgs,
-    api_args: &ApiArgs,
-    http_args: &HttpArgs,
-    store_args: &StoreArgs,
+    services: &Services,
     config: Option<PathBuf>,
 ) -> anyhow::Result<Exit> {
+    let Services {
+        api: api_args,
+        http: http_args,
+        store: store_args,
+        display: display_args,
+    } = services;
     // Handlers first: a signal during start-up still gets an orderly shutdown.
     let (int_tx, int_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -127,6 +190,7 @@ pub(crate) async fn run(
         },
         None => println!("app store: none (--no-store): apps cannot be updated while they run"),
     }
+    display_args.start(&sup);
     let capacity = runtime.capacity();
     if sup.names().len() > capacity.instances {
         eprintln!(

@@ -329,3 +329,43 @@ fn a_preview1_module_is_adapted_by_the_client_before_it_is_deployed() {
     let (adapted, _) = vyoma_runtime::as_component(&module_bytes, &module).unwrap();
     assert_eq!(sha, vyoma_runtime::sha256_hex(&adapted));
 }
+
+#[test]
+fn the_display_is_driven_and_photographed_remotely() {
+    let d = tempfile::tempdir().unwrap();
+    write_app(
+        d.path(),
+        "paint",
+        "paint",
+        "[capabilities]\ndisplay = { max = \"1280x800\" }\ninput = [\"pointer\"]\n",
+    );
+    write_app(d.path(), "ticker", "ticker", "args = [\"1000\"]\n");
+    let inst = start(d.path());
+    let h = &inst.home;
+    ok(h, &["wait", "paint", "running", "1m"]);
+    // Only apps granted `display` are on it; the instance's default is a headless grid.
+    let shown = ok(h, &["display"]);
+    assert!(shown.starts_with("screen 1280x800 (headless), layout grid, focus paint"), "{shown}");
+    assert!(shown.contains("\npaint ") && !shown.contains("ticker"), "{shown}");
+    assert_eq!(ok(h, &["layout", "kiosk"]), "layout kiosk\n");
+    assert_eq!(
+        ok(h, &["input", "paint", "pointer", "10", "10", "click"]),
+        "2 input event(s) given to paint\n"
+    );
+    let file = d.path().join("screen.png");
+    let said = ok(h, &["screenshot", file.to_str().unwrap()]);
+    assert!(said.ends_with(&format!("written to {}\n", file.display())), "{said}");
+    let png = std::fs::read(&file).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    // Refusals say why.
+    let out = run(h, &["input", "paint", "key", "KeyA"]);
+    assert!(
+        text(&out.stderr).contains("not granted `keyboard`"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(h, &["focus", "ticker"]);
+    assert!(text(&out.stderr).contains("no app named `ticker` on the display"), "{}", text(&out.stderr));
+    let out = run(h, &["screenshot", "--app", "ticker", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+}

@@ -95,6 +95,27 @@ pub enum Command {
         /// Delete its data folder.
         purge: bool,
     },
+    /// `display`: the screen, its layout, focus and apps.
+    Display,
+    /// `layout LAYOUT`: `kiosk`, `grid` or `tiles:A,B,...`.
+    Layout(vyoma_display::Layout),
+    /// `focus APP`: give APP the keyboard.
+    Focus(String),
+    /// `screenshot [APP] FILE.png`: the screen (or APP's surface) as PNG.
+    Screenshot {
+        /// The app whose surface; none: the whole screen.
+        app: Option<String>,
+        /// Where to write it (on the supervisor's machine).
+        path: std::path::PathBuf,
+    },
+    /// `input APP|* EVENT`: events for APP (its surface's coordinates) or, with `*`, for
+    /// the display to route as if from a device (screen coordinates, the focus chord).
+    Input {
+        /// The app; none: routed.
+        app: Option<String>,
+        /// The events, in order.
+        events: Vec<vyoma_display::Input>,
+    },
 }
 
 /// The help text.
@@ -122,6 +143,13 @@ commands:
                               running instance; it runs on probation and is kept once it passes
   remove APP [--purge]        stop APP and take it out, across restarts too; --purge also
                               deletes its data folder
+  display                     the screen: layout, focus, each app's tile and surface
+  layout kiosk|grid|tiles:A,B the display's layout (kiosk: the focused app alone)
+  focus APP                   give APP the keyboard (and, in kiosk, the screen)
+  screenshot [APP] FILE.png   write the screen (or APP's surface) as PNG
+  input APP|* EVENT           give APP (or, with *, the display, as from a device) an
+                              event: key CODE [ctrl+alt+shift+meta] | text TEXT |
+                              pointer X Y [move|down|up|click] [BUTTON] | touch ID X Y PHASE
   help                        this text
   shutdown                    stop all apps (each after the apps that depend on it) and exit";
 
@@ -284,6 +312,41 @@ impl Command {
                 } else {
                     Command::Versions(a)
                 }
+            }
+            "display" => {
+                at_most(0, "display")?;
+                Command::Display
+            }
+            "layout" => {
+                let usage = "layout kiosk|grid|tiles:APP,APP,...";
+                at_most(1, usage)?;
+                let l = args
+                    .first()
+                    .ok_or_else(|| format!("`layout` needs a layout: {usage}"))?;
+                Command::Layout(l.parse()?)
+            }
+            "focus" => {
+                at_most(1, "focus APP")?;
+                Command::Focus(app("focus APP")?)
+            }
+            "screenshot" => {
+                let usage = "screenshot [APP] FILE.png";
+                at_most(2, usage)?;
+                let (app, path) = match args.as_slice() {
+                    [path] => (None, path),
+                    [app, path] => (Some(app.to_string()), path),
+                    _ => return Err(format!("`screenshot` needs a file to write: {usage}")),
+                };
+                if !path.ends_with(".png") {
+                    return Err(format!(
+                        "`{path}` does not end in `.png`: screenshots are PNG files ({usage})"
+                    ));
+                }
+                Command::Screenshot { app, path: path.into() }
+            }
+            "input" => {
+                let (app, events) = crate::display::parse_input(&args, line.strip_prefix("input").unwrap_or(line))?;
+                Command::Input { app, events }
             }
             "shutdown" | "exit" | "quit" => {
                 at_most(0, cmd)?;

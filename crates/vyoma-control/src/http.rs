@@ -19,6 +19,11 @@
 //! | POST | `/v1/apps/{app}/update` `{"manifest": "...", "component": "SHA256", "force": false, "dry_run": false}` | `update` |
 //! | POST | `/v1/apps/{app}/rollback` | `rollback` |
 //! | GET | `/v1/apps/{app}/versions` | `versions` |
+//! | GET | `/v1/display` | `display` |
+//! | POST | `/v1/display/layout` `{"layout": "grid"}` | `layout` |
+//! | POST | `/v1/display/focus` `{"app": "clock"}` | `focus` |
+//! | POST | `/v1/display/input` `{"app": "paint", "events": [{"pointer": {"x": 10, "y": 10, "phase": "down"}}]}` | `input` |
+//! | GET | `/v1/display/screenshot?app=APP` | `screenshot` (the PNG itself) |
 //! | POST | `/v1/shutdown` | `shutdown` |
 //! | GET | `/metrics` | Prometheus text |
 //! | GET | `/healthz`, `/readyz` | probes (no token) |
@@ -79,6 +84,11 @@ pub enum Call {
     },
     /// Prometheus metrics.
     Metrics,
+    /// The screen (or `app`'s surface) as PNG bytes.
+    Screenshot {
+        /// The app; none: the whole screen.
+        app: Option<String>,
+    },
     /// Store the request's body as a blob named by its SHA-256 (a component, before an
     /// `update` names it).
     PutBlob {
@@ -194,6 +204,33 @@ struct MessageBody {
     #[serde(default, with = "wire::opt_millis", skip_serializing_if = "Option::is_none")]
     reply_within_ms: Option<Duration>,
 }
+
+/// `POST /v1/display/layout`'s body.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LayoutBody {
+    layout: String,
+}
+
+/// `POST /v1/display/focus`'s body.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FocusBody {
+    app: String,
+}
+
+/// `POST /v1/display/input`'s body.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputBody {
+    /// The app; none: routed by the display as from a device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    app: Option<String>,
+    events: Vec<crate::WireInput>,
+}
+
+/// Most events in one `POST /v1/display/input`.
+pub const MAX_INPUT_EVENTS: usize = 4096;
 
 /// `POST /v1/apps/{app}/update`'s body.
 #[derive(Debug, Serialize, Deserialize)]
@@ -402,6 +439,57 @@ pub fn route(req: &Request<'_>) -> Result<Call, ApiError> {
             }
             query(&[])?;
             cmd(Command::Ps)
+        }
+        ["v1", "display"] => {
+            only("GET")?;
+            query(&[])?;
+            cmd(Command::Display)
+        }
+        ["v1", "display", "layout"] => {
+            only("POST")?;
+            query(&[])?;
+            let b: LayoutBody = json_body(req.body, &endpoint, r#"{"layout": "grid"}"#)?;
+            cmd(Command::Layout(b.layout.parse().map_err(|e: String| {
+                ApiError::bad(crate::render::printable(e.as_bytes()))
+            })?))
+        }
+        ["v1", "display", "focus"] => {
+            only("POST")?;
+            query(&[])?;
+            let b: FocusBody = json_body(req.body, &endpoint, r#"{"app": "clock"}"#)?;
+            cmd(Command::Focus(app(&b.app)?))
+        }
+        ["v1", "display", "input"] => {
+            only("POST")?;
+            query(&[])?;
+            let b: InputBody = json_body(
+                req.body,
+                &endpoint,
+                r#"{"app": "paint", "events": [{"pointer": {"x": 10, "y": 10, "phase": "down", "button": 0}}]}"#,
+            )?;
+            if b.events.is_empty() || b.events.len() > MAX_INPUT_EVENTS {
+                return Err(ApiError::bad(format!(
+                    "{endpoint}: send 1 to {MAX_INPUT_EVENTS} events, not {}",
+                    b.events.len()
+                )));
+            }
+            let events = b
+                .events
+                .into_iter()
+                .map(vyoma_display::Input::try_from)
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(|e| ApiError::bad(format!("{endpoint}: {}", crate::render::printable(e.as_bytes()))))?;
+            cmd(Command::Input {
+                app: b.app.as_deref().map(app).transpose()?,
+                events,
+            })
+        }
+        ["v1", "display", "screenshot"] => {
+            only("GET")?;
+            let q = query(&["app"])?;
+            Ok(Call::Screenshot {
+                app: q.get("app").map(app).transpose()?,
+            })
         }
         ["v1", "shutdown"] => {
             only("POST")?;
@@ -684,6 +772,27 @@ pub fn request_for(cmd: &Command) -> Option<Outgoing> {
             source: crate::UpdateSource::Folder(_),
             ..
         } => return None,
+        Command::Display => get("/v1/display".into()),
+        Command::Layout(l) => post(
+            "/v1/display/layout".into(),
+            serde_json::to_string(&LayoutBody { layout: l.to_string() }).ok(),
+        ),
+        Command::Focus(a) => post(
+            "/v1/display/focus".into(),
+            serde_json::to_string(&FocusBody { app: a.clone() }).ok(),
+        ),
+        Command::Input { app, events } => post(
+            "/v1/display/input".into(),
+            serde_json::to_string(&InputBody {
+                app: app.clone(),
+                events: events.iter().map(crate::WireInput::from).collect(),
+            })
+            .ok(),
+        ),
+        Command::Screenshot { app, .. } => get(match app {
+            Some(a) => format!("/v1/display/screenshot?app={}", utf8_percent_encode(a, SEGMENT)),
+            None => "/v1/display/screenshot".into(),
+        }),
         Command::Remove { app, purge } => Outgoing {
             method: "DELETE",
             path_and_query: if *purge {

@@ -13,12 +13,14 @@
 //! serving or sending HTTP (`vyoma-api`).
 
 mod command;
+mod display;
 pub mod http;
 pub mod render;
 mod reply;
 mod update;
 
 pub use command::{Command, DEFAULT_WAIT, HELP, MAX_LINE};
+pub use display::{DisplayApp, DisplayReport, INPUT_USAGE, ScreenshotReport, WireInput, parse_input, render_display};
 pub use render::{
     backquoted, fmt_bytes, printable, render, render_inspect, render_line, render_message, render_ps, terminal_safe,
 };

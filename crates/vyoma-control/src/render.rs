@@ -90,6 +90,24 @@ pub fn render(reply: &Reply) -> String {
         Reply::Versions(r) => render_versions(r),
         Reply::Deployed(r) => render_deployed(r),
         Reply::Removed(r) => render_removed(r),
+        Reply::Display(r) => crate::display::render_display(r),
+        Reply::Layout(l) => format!("layout {}\n", terminal_safe(l)),
+        Reply::Focused(app) => format!("{app}: focused\n"),
+        Reply::Screenshot(r) => format!(
+            "{} ({}x{}, {}) written to {}\n",
+            r.app
+                .as_deref()
+                .map_or("the screen".to_string(), |a| format!("{a}'s surface")),
+            r.width,
+            r.height,
+            fmt_bytes(r.bytes),
+            terminal_safe(&r.path)
+        ),
+        Reply::Injected { app, events } => format!(
+            "{events} input event(s) {}\n",
+            app.as_deref()
+                .map_or("routed by the display".to_string(), |a| format!("given to {a}"))
+        ),
     }
 }
 

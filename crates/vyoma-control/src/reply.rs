@@ -98,6 +98,21 @@ pub enum Reply {
     Deployed(Box<crate::DeployReport>),
     /// The app is gone.
     Removed(Box<crate::RemoveReport>),
+    /// `display`: the screen, its layout and focus, every app on it.
+    Display(Box<crate::DisplayReport>),
+    /// The layout is now this.
+    Layout(String),
+    /// The app has the keyboard focus.
+    Focused(String),
+    /// A screenshot was written.
+    Screenshot(Box<crate::ScreenshotReport>),
+    /// Input events were given to the display (`app` none: routed as from a device).
+    Injected {
+        /// The app, if they went to one.
+        app: Option<String>,
+        /// How many events.
+        events: usize,
+    },
 }
 
 /// What `stop` did. In JSON, flattened into the reply: `"outcome": "asked", "timeout_ms":

@@ -302,6 +302,24 @@ impl Compositor {
         self.focus.current()
     }
 
+    /// Takes the focus from `app` (it stopped drawing: it trapped, exited, is restarting):
+    /// to the app focused before it, or else the first other app that may have focus.
+    /// Kiosk then shows that app.
+    pub fn unfocus(&mut self, app: &str) {
+        if self.focused() != Some(app) {
+            return;
+        }
+        let others: Vec<String> = self.focusable().into_iter().filter(|a| a != app).collect();
+        self.focus.forget(app);
+        self.focus
+            .keep(|a| others.iter().any(|o| o == a), others.first().map(String::as_str));
+        if self.focused().is_none() {
+            // Nobody else to focus: it keeps the focus (and its tile).
+            self.focus.set(app);
+        }
+        self.damage_all();
+    }
+
     /// Focuses the next app on the screen (the focus chord).
     pub fn cycle_focus(&mut self) {
         let order = self.focusable();

@@ -297,10 +297,14 @@ impl Display {
         })
     }
 
-    /// Shows `text` in `app`'s tile instead of its surface (`None`: the surface again).
-    pub fn set_placeholder(&self, app: &str, text: Option<&str>) {
+    /// Shows `text` in `app`'s tile instead of its surface (`None`: the surface again);
+    /// with `away`, the focus leaves it (it stopped drawing) for the app before it.
+    pub fn set_placeholder(&self, app: &str, text: Option<&str>, away: bool) {
         self.change(|s| {
             let _ = s.comp.set_placeholder(app, text);
+            if away {
+                s.comp.unfocus(app);
+            }
         });
     }
 

@@ -212,6 +212,11 @@ impl Lifecycle {
         self.restarts
     }
 
+    /// Policy restarts within the restart period (the count its `intensity` limits).
+    pub fn recent_restarts(&self) -> u32 {
+        self.tracker.recent()
+    }
+
     /// When the current state was entered.
     pub fn since(&self) -> Duration {
         self.since

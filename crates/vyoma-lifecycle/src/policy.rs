@@ -40,6 +40,11 @@ impl RestartTracker {
         &self.policy
     }
 
+    /// Policy restarts within the period, as of the last exit.
+    pub fn recent(&self) -> u32 {
+        u32::try_from(self.recent.len()).unwrap_or(u32::MAX)
+    }
+
     /// Forgets the restart history, as an operator `start` or `restart` does.
     pub fn reset(&mut self) {
         self.recent.clear();

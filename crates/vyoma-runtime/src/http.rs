@@ -144,6 +144,8 @@ impl Runtime {
             Publish::Shared(app.memory.clone()),
             ipc,
             stop,
+            // A request's instance lives for one request: it has no place on the screen.
+            None,
             &self.protected,
             &self.budget,
             self.chain.get().cloned(),

@@ -22,6 +22,7 @@ mod bindings;
 mod budget;
 mod cache;
 mod capacity;
+mod display;
 mod engine;
 mod exit;
 mod host;
@@ -52,6 +53,7 @@ pub use cache::{CacheOutcome, CompileCache, IMAGE_ARTIFACTS, IMAGE_TARGET, image
 #[cfg(feature = "compiler")]
 pub use cache::{engine_fingerprint, precompile_for_image};
 pub use capacity::{Capacity, MachineFacts, maps_per_instance};
+pub use display::{DISPLAY_INTERFACE, DisplayView};
 pub use engine::{Allocator, MAX_APP_MEMORY, MAX_TABLE_ELEMENTS, PoolingChoice};
 pub use host::{FdLimit, raise_fd_limit};
 pub use http::{BoxError, ChainError, HandleError, HttpApp, HttpBody, HttpChain, INCOMING_HANDLER, RequestEnd};
@@ -424,6 +426,16 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         bindings::vyoma::app::ipc::add_to_linker::<InstanceState, ipc::HasIpc>(&mut linker, InstanceState::ipc_view)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        bindings::vyoma::app::display::add_to_linker::<InstanceState, display::HasDisplay>(
+            &mut linker,
+            InstanceState::display_view,
+        )
+        .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        bindings::vyoma::app::input::add_to_linker::<InstanceState, display::HasDisplay>(
+            &mut linker,
+            InstanceState::display_view,
+        )
+        .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         bindings::vyoma::app::lifecycle::add_to_linker::<InstanceState, lifecycle::HasLifecycle>(
             &mut linker,
             InstanceState::lifecycle_view,
@@ -661,6 +673,7 @@ impl Runtime {
         memory: Arc<AtomicU64>,
         ipc: Endpoint,
         stop: StopRequest,
+        display: Option<vyoma_display::Session>,
         pacer: &Arc<Pacer>,
         on_running: impl FnOnce(),
     ) -> ExitReason {
@@ -681,6 +694,7 @@ impl Runtime {
             sandbox::Publish::Alone(memory),
             ipc,
             stop,
+            display,
             &self.protected,
             &self.budget,
             self.chain.get().cloned(),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use vyoma_display::Session;
 use vyoma_ipc::Endpoint;
 use vyoma_lifecycle::Stream;
 use vyoma_manifest::{Limits, Manifest, NetworkGrant};
@@ -17,6 +18,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::AppLog;
 use crate::budget::MemoryBudget;
+use crate::display::DisplayView;
 use crate::http::{HttpChain, Outbound};
 use crate::ipc::IpcView;
 use crate::lifecycle::{LifecycleView, StopRequest};
@@ -39,6 +41,10 @@ pub struct InstanceState {
     log: Arc<AppLog>,
     /// Whether the supervisor asks this instance to end.
     stop: StopRequest,
+    /// The instance's connection to the display, if its app may draw.
+    display: Option<Session>,
+    /// Bytes of surface pixels charged to its limits.
+    surface_bytes: u64,
 }
 
 impl std::fmt::Debug for InstanceState {
@@ -55,6 +61,16 @@ impl InstanceState {
         IpcView {
             endpoint: &mut self.ipc,
             log: &self.log,
+            table: &mut self.table,
+        }
+    }
+
+    /// What `vyoma:app/display` and `vyoma:app/input` see.
+    pub(crate) fn display_view(&mut self) -> DisplayView<'_> {
+        DisplayView {
+            session: self.display.as_ref(),
+            charged: &mut self.surface_bytes,
+            limiter: &mut self.limiter,
             table: &mut self.table,
         }
     }
@@ -118,6 +134,47 @@ pub(crate) struct Limiter {
 }
 
 impl Limiter {
+    /// Charges `bytes` the app holds outside its linear memory (a surface's pixels) to its
+    /// memory limit and the budget all apps share, as a memory grow would be; a refusal
+    /// fails the call that needed them, not the instance.
+    pub(crate) fn charge_extra(&mut self, bytes: u64) -> Result<(), String> {
+        let requested = self.total + bytes;
+        if requested > self.limits.memory {
+            return Err(MemoryLimitExceeded {
+                limit: self.limits.memory,
+                requested,
+            }
+            .to_string());
+        }
+        self.budget.try_charge(bytes).map_err(|e| e.to_string())?;
+        self.add(bytes);
+        Ok(())
+    }
+
+    /// Gives back `bytes` charged by [`Limiter::charge_extra`].
+    pub(crate) fn release_extra(&mut self, bytes: u64) {
+        let bytes = bytes.min(self.total);
+        self.budget.release(bytes);
+        self.total -= bytes;
+        match &self.in_use {
+            Publish::Alone(n) => n.store(self.total, Ordering::Relaxed),
+            Publish::Shared(n) => {
+                let _ = n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(bytes)));
+            }
+        }
+    }
+
+    /// Counts `grow` more bytes in use and publishes it.
+    fn add(&mut self, grow: u64) {
+        self.total += grow;
+        match &self.in_use {
+            Publish::Alone(n) => n.store(self.total, Ordering::Relaxed),
+            Publish::Shared(n) => {
+                n.fetch_add(grow, Ordering::Relaxed);
+            }
+        }
+    }
+
     pub(crate) fn new(limits: Limits, in_use: Publish, budget: Arc<MemoryBudget>) -> Self {
         if let Publish::Alone(n) = &in_use {
             n.store(0, Ordering::Relaxed);
@@ -157,13 +214,7 @@ impl ResourceLimiter for Limiter {
         }
         // Then the budget all apps share: the same precise end if it cannot cover this.
         self.budget.try_charge(grow)?;
-        self.total = requested;
-        match &self.in_use {
-            Publish::Alone(n) => n.store(self.total, Ordering::Relaxed),
-            Publish::Shared(n) => {
-                n.fetch_add(grow, Ordering::Relaxed);
-            }
-        }
+        self.add(grow);
         Ok(true)
     }
 
@@ -193,6 +244,7 @@ pub(crate) fn instance_state(
     memory: Publish,
     ipc: Endpoint,
     stop: StopRequest,
+    display: Option<Session>,
     protected: &[PathBuf],
     budget: &Arc<MemoryBudget>,
     chain: Option<Arc<dyn HttpChain>>,
@@ -260,6 +312,8 @@ pub(crate) fn instance_state(
         ipc,
         log: log.clone(),
         stop,
+        display,
+        surface_bytes: 0,
     })
 }
 

@@ -113,7 +113,10 @@ impl Supervisor {
         }
         let generation = entry.lifecycle().generation();
         if after != before {
-            // Under the lock, so events are numbered in the order they happened.
+            // Under the lock, so events are numbered in the order they happened, and the
+            // screen shows the new state by the time anyone hears of it.
+            let (recent, intensity) = (entry.lifecycle().recent_restarts(), entry.manifest.restart.intensity);
+            self.display_state(name, after, recent, intensity, true);
             self.emit(name, before, after, generation);
         }
         drop(registry);
@@ -200,6 +203,7 @@ impl Supervisor {
         let pacer = self.inner.runtime.pacer(entry.cpu.clone());
         entry.pacer = Some(pacer.clone());
         let ipc = self.inner.broker.endpoint(&name);
+        let display = self.display_session(&name);
         let cached = entry.component.clone();
         let (signal, request) = StopSignal::new();
         entry.stop = Some(signal);
@@ -233,7 +237,7 @@ impl Supervisor {
                     let (sup, name, pacer) = (sup.clone(), name.clone(), pacer.clone());
                     async move {
                         sup.run_instance(
-                            &name, generation, &manifest, &loaded, &log, memory, ipc, request, &pacer,
+                            &name, generation, &manifest, &loaded, &log, memory, ipc, request, display, &pacer,
                         )
                         .await
                     }
@@ -262,6 +266,7 @@ impl Supervisor {
         memory: Arc<std::sync::atomic::AtomicU64>,
         ipc: vyoma_ipc::Endpoint,
         stop: vyoma_runtime::StopRequest,
+        display: Option<vyoma_display::Session>,
         pacer: &Arc<vyoma_runtime::Pacer>,
     ) -> ExitReason {
         // `Running` is reported before the app's `run` is called, so the note is in its log
@@ -269,7 +274,7 @@ impl Supervisor {
         let run = self
             .inner
             .runtime
-            .run(manifest, loaded, log, memory, ipc, stop, pacer, || {
+            .run(manifest, loaded, log, memory, ipc, stop, display, pacer, || {
                 let _supervisor = SupervisorCode::enter();
                 let _ = self.apply(name, Event::Running { generation });
             });

@@ -23,6 +23,7 @@ mod boot;
 mod clock;
 mod component;
 pub mod console;
+mod display;
 mod driver;
 mod events;
 mod http;
@@ -34,6 +35,7 @@ pub use boot::{
     BootError, BootTimings, Booted, app_problems, boot, boot_nothing, boot_selected, memory_images, prepare,
 };
 pub use clock::{Clock, RealClock};
+pub use display::DisplayRequestError;
 pub use events::LifecycleEvent;
 pub use update::UpdateError;
 pub use vyoma_runtime::AppLog;
@@ -140,6 +142,9 @@ pub enum SupervisorError {
         /// Why not.
         source: TransitionError,
     },
+    /// The display refused the request.
+    #[error(transparent)]
+    Display(#[from] display::DisplayRequestError),
 }
 
 /// "a is x, b is y" for the first few apps of a timed-out `wait`.
@@ -237,6 +242,8 @@ struct Inner {
     updating: tokio::sync::Mutex<()>,
     /// Set once shutdown has stopped the apps: no update, rollback or probation acts.
     closing: std::sync::atomic::AtomicBool,
+    /// The screen, once the front end gives one ([`Supervisor::show_on`]).
+    display: std::sync::OnceLock<Arc<vyoma_display::Display>>,
 }
 
 /// A cheap, cloneable handle to the supervisor.
@@ -316,6 +323,7 @@ impl Supervisor {
                 store: Default::default(),
                 updating: tokio::sync::Mutex::new(()),
                 closing: std::sync::atomic::AtomicBool::new(false),
+                display: std::sync::OnceLock::new(),
             }),
         };
         sup.inner

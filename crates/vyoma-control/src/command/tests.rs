@@ -15,6 +15,48 @@ fn parses_every_command() {
         ("   # comment", Command::Nothing),
         ("help", Command::Help),
         (" ps ", Command::Ps),
+        ("display", Command::Display),
+        ("layout kiosk", Command::Layout(vyoma_display::Layout::Kiosk)),
+        (
+            "layout tiles:clock,paint",
+            Command::Layout(vyoma_display::Layout::Tiles(vec!["clock".into(), "paint".into()])),
+        ),
+        ("focus paint", Command::Focus("paint".into())),
+        (
+            "screenshot shot.png",
+            Command::Screenshot {
+                app: None,
+                path: "shot.png".into(),
+            },
+        ),
+        (
+            "screenshot clock /tmp/c.png",
+            Command::Screenshot {
+                app: Some("clock".into()),
+                path: "/tmp/c.png".into(),
+            },
+        ),
+        (
+            "input * text a b",
+            Command::Input {
+                app: None,
+                events: ["a", " ", "b"]
+                    .iter()
+                    .flat_map(|t| {
+                        let code = match *t {
+                            " " => "Space".to_string(),
+                            c => format!("Key{}", c.to_uppercase()),
+                        };
+                        [true, false].map(|down| vyoma_display::Input::Key {
+                            code: code.clone(),
+                            text: down.then(|| t.to_string()),
+                            down,
+                            mods: Default::default(),
+                        })
+                    })
+                    .collect(),
+            },
+        ),
         (
             "log ticker",
             Command::Log {
@@ -125,6 +167,20 @@ fn bad_input_gets_one_line_errors() {
     let cases = [
         ("frobnicate", "unknown command `frobnicate`; `help` lists the commands"),
         ("kill", "`kill` needs an app name: kill APP"),
+        ("layout", "`layout` needs a layout: layout kiosk|grid|tiles:APP,APP,..."),
+        (
+            "layout spiral",
+            "`spiral` is not a layout: use `kiosk`, `grid` or `tiles:APP,APP,...`",
+        ),
+        (
+            "screenshot",
+            "`screenshot` needs a file to write: screenshot [APP] FILE.png",
+        ),
+        (
+            "screenshot shot.jpg",
+            "`shot.jpg` does not end in `.png`: screenshots are PNG files (screenshot [APP] FILE.png)",
+        ),
+        ("focus", "`focus` needs an app name: focus APP"),
         ("kill a b", "too many arguments to `kill`: kill APP"),
         ("log a lots", "`lots` is not a line count: log APP [N]"),
         ("logf a soon", "invalid duration `soon`: write e.g. 500ms, 5s, 1m"),

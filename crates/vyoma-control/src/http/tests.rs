@@ -339,6 +339,40 @@ fn credentials_in_the_query_are_spotted() {
 }
 
 #[test]
+fn display_requests_say_what_is_wrong() {
+    let post = |path: &str, body: &str| {
+        route(&Request {
+            method: "POST",
+            path,
+            query: "",
+            body: body.as_bytes(),
+        })
+    };
+    let e = post("/v1/display/layout", r#"{"layout": "spiral"}"#).unwrap_err();
+    assert!(e.message.contains("`spiral` is not a layout"), "{}", e.message);
+    let e = post("/v1/display/input", r#"{"events": []}"#).unwrap_err();
+    assert!(e.message.contains("send 1 to 4096 events"), "{}", e.message);
+    let e = post(
+        "/v1/display/input",
+        r#"{"events": [{"pointer": {"x": 1, "y": 2, "phase": "hover"}}]}"#,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("`hover` is not a phase"), "{}", e.message);
+    let shot = route(&Request {
+        method: "GET",
+        path: "/v1/display/screenshot",
+        query: "app=clock",
+        body: b"",
+    });
+    assert_eq!(
+        shot,
+        Ok(Call::Screenshot {
+            app: Some("clock".into())
+        })
+    );
+}
+
+#[test]
 fn errors_round_trip_as_json() {
     let e = ApiError::new(404, "unknown_app", "no app named `x`");
     let json = e.to_json();
@@ -404,6 +438,44 @@ fn command() -> impl Strategy<Value = Command> {
             text,
             reply_within: r.map(Duration::from_millis)
         }),
+        Just(Command::Display),
+        name().prop_map(Command::Focus),
+        prop::collection::vec("[a-z][a-z0-9-]{0,10}", 1..4)
+            .prop_map(|apps| Command::Layout(vyoma_display::Layout::Tiles(apps))),
+        (
+            prop::option::of(name()),
+            "\\PC{1,12}",
+            any::<i32>(),
+            any::<i32>(),
+            0u8..3
+        )
+            .prop_map(|(app, text, x, y, button)| {
+                let mut events: Vec<vyoma_display::Input> = text
+                    .chars()
+                    .map(|c| vyoma_display::Input::Key {
+                        code: format!("U{}", c as u32),
+                        text: Some(c.to_string()),
+                        down: true,
+                        mods: vyoma_display::Mods {
+                            shift: c.is_uppercase(),
+                            ..Default::default()
+                        },
+                    })
+                    .collect();
+                events.push(vyoma_display::Input::Pointer {
+                    x,
+                    y,
+                    phase: vyoma_display::Phase::Up,
+                    button,
+                });
+                events.push(vyoma_display::Input::Touch {
+                    id: button.into(),
+                    x,
+                    y,
+                    phase: vyoma_display::Phase::Move,
+                });
+                Command::Input { app, events }
+            }),
     ]
 }
 

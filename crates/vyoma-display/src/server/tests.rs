@@ -84,6 +84,24 @@ fn moves_are_merged_and_a_full_queue_drops_the_oldest() {
 }
 
 #[test]
+fn an_app_that_stops_drawing_gives_the_focus_back() {
+    let d = two();
+    let (a, b) = (d.attach("a").unwrap(), d.attach("b").unwrap());
+    d.focus("b").unwrap();
+    d.set_placeholder("b", Some("restarting... 1/5"), true);
+    assert_eq!(d.status().focused.as_deref(), Some("a"));
+    assert_eq!(
+        events(&a),
+        vec![Event::Focus(true), Event::Focus(false), Event::Focus(true)]
+    );
+    drop(b);
+    // Alone on the display, it keeps the focus.
+    d.remove_app("b");
+    d.set_placeholder("a", Some("failed"), true);
+    assert_eq!(d.status().focused.as_deref(), Some("a"));
+}
+
+#[test]
 fn injection_is_refused_with_why() {
     let d = two();
     assert_eq!(
@@ -140,7 +158,7 @@ fn a_surface_is_sized_from_the_tile_capped_by_the_grant_and_one_at_a_time() {
 #[test]
 fn a_new_surface_replaces_the_placeholder_and_an_ended_session_frees_it() {
     let d = two();
-    d.set_placeholder("a", Some("restarting"));
+    d.set_placeholder("a", Some("restarting"), false);
     let old = d.attach("a").unwrap();
     old.create_surface(None, None, "t").unwrap();
     assert_eq!(d.status().apps[0].placeholder, None);

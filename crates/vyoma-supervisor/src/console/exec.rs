@@ -95,5 +95,20 @@ pub async fn execute(sup: &Supervisor, cmd: Command) -> Result<Reply, Supervisor
         Command::Versions(app) => Reply::Versions(Box::new(sup.versions(&app)?)),
         Command::Deploy { source, options } => Reply::Deployed(Box::new(sup.deploy(source, options).await?)),
         Command::Remove { app, purge } => Reply::Removed(Box::new(sup.remove(&app, purge).await?)),
+        Command::Display => Reply::Display(Box::new(sup.display_report()?)),
+        Command::Layout(l) => {
+            let shown = l.to_string();
+            sup.set_layout(l)?;
+            Reply::Layout(shown)
+        }
+        Command::Focus(app) => {
+            sup.focus(&app)?;
+            Reply::Focused(app)
+        }
+        Command::Screenshot { app, path } => Reply::Screenshot(Box::new(sup.screenshot_to(app.as_deref(), &path)?)),
+        Command::Input { app, events } => Reply::Injected {
+            events: sup.inject(app.as_deref(), events)?,
+            app,
+        },
     })
 }

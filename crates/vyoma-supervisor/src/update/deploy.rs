@@ -176,6 +176,7 @@ impl Supervisor {
         let name = m.name.clone();
         let spec = crate::ipc_spec(&m);
         let http = !m.http.routes.is_empty();
+        self.display_app(&m);
         let mut e = Entry::new(m, self.inner.clock.now());
         e.home = home;
         e.factory = false;
@@ -310,6 +311,7 @@ impl Supervisor {
             http = !e.manifest.http.routes.is_empty();
         }
         self.order().retain(|n| n != app);
+        self.display_forget(app);
         let removed = self.inner.broker.remove(app).unwrap_or_default();
         if http {
             self.reroute();

@@ -96,6 +96,7 @@ impl Supervisor {
             }
         }
         self.inner.broker.reconfigure(&crate::ipc_spec(&manifest));
+        self.display_app(&manifest);
         if routes_changed {
             self.reroute();
         }

@@ -8,6 +8,7 @@
 mod apps;
 mod common;
 mod deploy;
+mod display;
 mod hostile;
 mod http;
 mod ipc;
