@@ -10,6 +10,7 @@ use crate::BuildError;
 pub const FILES: &[(&str, &str)] = &[
     ("ipc.wit", include_str!("../../../wit/ipc.wit")),
     ("lifecycle.wit", include_str!("../../../wit/lifecycle.wit")),
+    ("display.wit", include_str!("../../../wit/display.wit")),
     ("command.wit", include_str!("../../../wit/command.wit")),
     ("deps/io/io.wit", include_str!("../../../wit/deps/io/io.wit")),
     (

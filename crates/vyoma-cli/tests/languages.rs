@@ -147,7 +147,8 @@ fn the_language_examples_answer_through_the_console() {
         &examples(),
         "wait py-stats running 5m\nwait c-ipc running 5m\nwait py-ipc running 5m\nwait js-ipc running 5m\n\
          @c-ipc: from C\n@py-ipc: from Python\n@js-ipc: from JavaScript\n\
-         @py-stats: sensor attic\n@py-stats: sensor nowhere\n",
+         @py-stats: sensor attic\n@py-stats: sensor nowhere\n\
+         wait c-gui running 5m\ninput c-gui pointer 20 20 down\nlogf c-gui 10s\n",
         &[
             "[from c-ipc] c-ipc heard \"from C\"; echo said \"from C\"".into(),
             "[from py-ipc] py-ipc heard \"from Python\"; echo said \"from Python\"".into(),
@@ -155,10 +156,13 @@ fn the_language_examples_answer_through_the_console() {
             // Figures of examples/languages/py-stats/data/readings.csv.
             "[from py-stats] {\"count\": 72, \"max\": 48.3, \"max_at\": \"13:20\", \"mean\": 32.19, \"median\": 32.5, \"min\": 21.56, \"stdev\": 5.09}".into(),
             "[from py-stats] error: no sensor 'nowhere'; known: attic, cellar, greenhouse, porch".into(),
+            // A C app drawing, and taking a pointer event.
+            "c-gui: drawing on a ".into(),
+            "c-gui: square at 20,20".into(),
         ],
     );
     for app in [
-        "c-hello", "c-ipc", "echo", "js-hello", "js-ipc", "py-hello", "py-ipc", "py-stats",
+        "c-gui", "c-hello", "c-ipc", "echo", "js-hello", "js-ipc", "py-hello", "py-ipc", "py-stats",
     ] {
         assert!(seen.contains(&format!("built {app} in ")), "{app}:\n{seen}");
     }

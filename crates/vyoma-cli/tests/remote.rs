@@ -345,7 +345,10 @@ fn the_display_is_driven_and_photographed_remotely() {
     ok(h, &["wait", "paint", "running", "1m"]);
     // Only apps granted `display` are on it; the instance's default is a headless grid.
     let shown = ok(h, &["display"]);
-    assert!(shown.starts_with("screen 1280x800 (headless), layout grid, focus paint"), "{shown}");
+    assert!(
+        shown.starts_with("screen 1280x800 (headless), layout grid, focus paint"),
+        "{shown}"
+    );
     assert!(shown.contains("\npaint ") && !shown.contains("ticker"), "{shown}");
     assert_eq!(ok(h, &["layout", "kiosk"]), "layout kiosk\n");
     assert_eq!(
@@ -365,7 +368,11 @@ fn the_display_is_driven_and_photographed_remotely() {
         text(&out.stderr)
     );
     let out = run(h, &["focus", "ticker"]);
-    assert!(text(&out.stderr).contains("no app named `ticker` on the display"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no app named `ticker` on the display"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = run(h, &["screenshot", "--app", "ticker", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
 }
