@@ -42,7 +42,12 @@ fuzz_target!(|data: &[u8]| {
             1 => {
                 let r = Rect::new(coord(y), coord(z), u32::from(x % 50), u32::from(op % 30));
                 let n = if z % 5 == 0 { usize::from(y) } else { r.size().area() as usize };
-                let _ = c.draw(app, r, &vec![u32::from(op) << 8; n]);
+                if y % 2 == 0 {
+                    let _ = c.draw(app, r, &vec![u32::from(op) << 8; n]);
+                } else {
+                    // As apps send them: bytes, sometimes not whole pixels.
+                    let _ = c.draw_bytes(app, r, &vec![op; n * 4 + usize::from(z % 4 == 1)]);
+                }
             }
             2 => {
                 let r = Rect::new(coord(y), coord(z), u32::from(x) * 1000, u32::from(op) * 1000);

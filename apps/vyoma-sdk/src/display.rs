@@ -167,16 +167,24 @@ impl Canvas {
     /// is copied to the surface, then presented.
     pub fn present(&mut self, damage: &[Rect]) -> Result<(), Error> {
         let mut shown = Vec::with_capacity(damage.len());
+        let mut bytes = Vec::new();
         for r in damage {
             let Some(r) = self.clip(*r) else { continue };
-            let mut bytes = Vec::with_capacity(r.width as usize * r.height as usize * 4);
-            for y in r.y..r.y + r.height as i32 {
-                let row = y as usize * self.width as usize;
-                for p in &self.pixels[row + r.x as usize..row + r.x as usize + r.width as usize] {
-                    bytes.extend_from_slice(&p.to_le_bytes());
+            let (x, w) = (r.x as usize, r.width as usize);
+            let first = r.y as usize * self.width as usize;
+            let rows = first..first + r.height as usize * self.width as usize;
+            // Whole rows are one run of the canvas: handed over as they are (wasm is
+            // little-endian, the order the display reads). Otherwise each row's part.
+            let run: &[u8] = if w == self.width as usize {
+                bytemuck::cast_slice(&self.pixels[rows])
+            } else {
+                bytes.clear();
+                for row in self.pixels[rows].chunks_exact(self.width as usize) {
+                    bytes.extend_from_slice(bytemuck::cast_slice(&row[x..x + w]));
                 }
-            }
-            self.surface()?.draw(r, &bytes)?;
+                &bytes
+            };
+            self.surface()?.draw(r, run)?;
             shown.push(r);
         }
         self.surface()?.present(&shown)

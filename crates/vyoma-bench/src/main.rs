@@ -144,7 +144,7 @@ fn main() -> ExitCode {
             Cmd::UpdateImage(args) => update_image::bench_update_image(args).await,
             Cmd::Boot(args) => boot::bench_boot(args),
             Cmd::Languages(args) => languages::bench_languages(args),
-            Cmd::Display(args) => display::bench_display(args),
+            Cmd::Display(args) => display::bench_display(args).await,
             Cmd::UdsPeer { socket, mode, size } => ipc::uds_peer(&socket, &mode, size),
             Cmd::RunOne(_) => unreachable!("handled above"),
         }

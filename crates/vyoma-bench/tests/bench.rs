@@ -311,9 +311,19 @@ fn bench_languages_makes_builds_and_measures_each_language() {
 
 #[test]
 fn display_times_the_compositor_and_prints_its_table() {
-    let out = bench(&["display", "--frames", "20", "--animating", "4", "--idle", "10"])
-        .output()
-        .unwrap();
+    let out = bench(&[
+        "display",
+        "--frames",
+        "20",
+        "--animating",
+        "4",
+        "--idle",
+        "10",
+        "--seconds",
+        "1",
+    ])
+    .output()
+    .unwrap();
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     for row in [
@@ -327,4 +337,28 @@ fn display_times_the_compositor_and_prints_its_table() {
         assert!(cells[1].ends_with(" µs") && cells[3].ends_with('%'), "{line}");
     }
     assert!(stdout.contains("the idle apps' surfaces hold 0 bytes"), "{stdout}");
+    // End to end: real apps animate on a real display, and input reaches them.
+    for row in [
+        "| animating, whole surface every frame |",
+        "| animating, their box only |",
+        "| no damage (animations stopped) |",
+    ] {
+        let line = row_of(&stdout, row);
+        let cells = cells(line);
+        assert_eq!(cells.len(), 7, "{line}");
+        assert!(cells[2].ends_with('%') && cells[3].ends_with('%'), "{line}");
+        // Every arrangement's pointer events were taken by the app they were for.
+        assert!(cells[6].ends_with(')') && !cells[6].starts_with('-'), "{line}");
+    }
+    let animating: f64 = cells(row_of(&stdout, "| animating, whole surface every frame |"))[1]
+        .parse()
+        .unwrap();
+    assert!(animating > 0.0, "the animation showed no frames:\n{stdout}");
+    let idle: f64 = cells(row_of(&stdout, "| no damage (animations stopped) |"))[1]
+        .parse()
+        .unwrap();
+    assert!(
+        idle < animating,
+        "stopping the animations did not stop the frames:\n{stdout}"
+    );
 }

@@ -374,11 +374,43 @@ impl Compositor {
     /// Writes `pixels` (rows of `rect.w`, XRGB8888) into `app`'s surface at `rect`, clipped
     /// to the surface. Visible after the next [`Compositor::present`] of that region.
     pub fn draw(&mut self, app: &str, rect: Rect, pixels: &[u32]) -> Result<(), DisplayError> {
-        if pixels.len() as u64 != rect.size().area() {
+        self.draw_rows(app, rect, pixels.len(), |dst, from| {
+            dst.copy_from_slice(&pixels[from..from + dst.len()]);
+        })
+    }
+
+    /// [`Compositor::draw`] from bytes as apps send them: four per pixel, little-endian
+    /// (blue, green, red, unused). No copy but the one into the surface.
+    pub fn draw_bytes(&mut self, app: &str, rect: Rect, bytes: &[u8]) -> Result<(), DisplayError> {
+        if !bytes.len().is_multiple_of(4) {
             return Err(DisplayError::PixelCount {
                 app: app.to_string(),
                 rect,
-                got: pixels.len(),
+                got: bytes.len() / 4,
+            });
+        }
+        self.draw_rows(app, rect, bytes.len() / 4, |dst, from| {
+            let src = &bytes[from * 4..(from + dst.len()) * 4];
+            for (d, s) in dst.iter_mut().zip(src.chunks_exact(4)) {
+                *d = u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+            }
+        })
+    }
+
+    /// Checks `count` pixels fill `rect`, then has `copy` fill each clipped row of the
+    /// surface from the pixel at that index of the source.
+    fn draw_rows(
+        &mut self,
+        app: &str,
+        rect: Rect,
+        count: usize,
+        mut copy: impl FnMut(&mut [u32], usize),
+    ) -> Result<(), DisplayError> {
+        if count as u64 != rect.size().area() {
+            return Err(DisplayError::PixelCount {
+                app: app.to_string(),
+                rect,
+                got: count,
             });
         }
         let a = self.app_mut(app)?;
@@ -395,7 +427,7 @@ impl Compositor {
             let (dy, dx) = (y as i64 - rect.y as i64, clip.x as i64 - rect.x as i64);
             let src = dy as usize * rect.w as usize + dx as usize;
             let dst = y as usize * size.w as usize + clip.x as usize;
-            buf[dst..dst + clip.w as usize].copy_from_slice(&pixels[src..src + clip.w as usize]);
+            copy(&mut buf[dst..dst + clip.w as usize], src);
         }
         Ok(())
     }

@@ -30,7 +30,7 @@ pub use damage::Damage;
 pub use focus::{Input, Mods, Phase};
 pub use geom::{Rect, Size};
 pub use layout::Layout;
-pub use server::{Display, Event, Grant, InjectError, Ready, Session};
+pub use server::{Display, Event, Grant, InjectError, Ready, Session, Stats};
 
 /// Pixels of a screen or a surface, row by row, XRGB8888 (`0x00RRGGBB`).
 #[derive(Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
@@ -32,6 +32,8 @@ pub const QUEUE: usize = 256;
 pub const MAX_TITLE: usize = 256;
 /// The clock's period without a backend's own (60 Hz).
 pub const DEFAULT_PERIOD: Duration = Duration::from_nanos(16_666_667);
+/// How many recent samples [`Stats`] keeps of each kind.
+pub const SAMPLES: usize = 4096;
 
 /// What the display may give an app, from its manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +85,8 @@ struct Client {
     attached: bool,
     /// The newest session's number: an older session ending later changes nothing.
     session: u64,
-    events: VecDeque<Event>,
+    /// With when each was queued.
+    events: VecDeque<(Event, Instant)>,
     dropped: u64,
     frame: Option<u64>,
     resize: Option<Size>,
@@ -118,14 +121,18 @@ impl Client {
             return;
         }
         let is_move = |e: &Event| matches!(e, Event::Input(Input::Pointer { phase: Phase::Move, .. }));
-        // A move after a move: only where the pointer is now matters.
-        if is_move(&e) && self.events.back().is_some_and(is_move) {
-            self.events.pop_back();
+        let mut queued = Instant::now();
+        // A move after a move: only where the pointer is now matters (and it has waited
+        // since the first of them).
+        if is_move(&e) && self.events.back().is_some_and(|(b, _)| is_move(b)) {
+            if let Some((_, t)) = self.events.pop_back() {
+                queued = t;
+            }
         } else if self.events.len() >= QUEUE {
             self.events.pop_front();
             self.dropped += 1;
         }
-        self.events.push_back(e);
+        self.events.push_back((e, queued));
         self.publish();
     }
 
@@ -169,9 +176,35 @@ pub struct Status {
     pub apps: Vec<AppStatus>,
 }
 
+/// What the display measured of itself, for benchmarks and `display`: the most recent
+/// [`SAMPLES`] of each kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames that showed something new.
+    pub frames: u64,
+    /// Time spent composing them (in [`Display::tick`]).
+    pub composing: Duration,
+    /// Between one shown frame and the next, while frames follow each other (an idle
+    /// pause is not an interval).
+    pub intervals: VecDeque<Duration>,
+    /// From an input event's arrival (a device, a window, the operator) to the app taking
+    /// it.
+    pub input_latency: VecDeque<Duration>,
+}
+
+fn sample(v: &mut VecDeque<Duration>, d: Duration) {
+    if v.len() >= SAMPLES {
+        v.pop_front();
+    }
+    v.push_back(d);
+}
+
 #[derive(Debug)]
 struct State {
     comp: Compositor,
+    stats: Stats,
+    /// When the last shown frame was, if the one before the last tick showed one too.
+    last_shown: Option<Instant>,
     clients: HashMap<String, Client>,
     /// Ticks so far (a frame event's sequence).
     sequence: u64,
@@ -221,6 +254,8 @@ impl Display {
             backend: backend.to_string(),
             state: Mutex::new(State {
                 comp: Compositor::new(size, layout, bar),
+                stats: Stats::default(),
+                last_shown: None,
                 clients: HashMap::new(),
                 sequence: 0,
                 frames: 0,
@@ -399,7 +434,9 @@ impl Display {
     /// and has `backend` show what changed. Returns what it did.
     pub fn tick(&self, backend: &mut dyn Backend) -> Tick {
         let mut s = self.lock();
+        let t0 = Instant::now();
         let mut tick = s.comp.tick();
+        let composed = t0.elapsed();
         s.sequence += 1;
         let seq = s.sequence;
         let unflushed = std::mem::take(&mut s.unflushed);
@@ -416,11 +453,31 @@ impl Display {
                 c.publish();
             }
         }
-        if !tick.damaged.is_empty() {
+        if tick.damaged.is_empty() {
+            s.last_shown = None;
+        } else {
             s.frames += 1;
+            s.stats.frames += 1;
+            s.stats.composing += composed;
+            if let Some(prev) = s.last_shown {
+                sample(&mut s.stats.intervals, t0 - prev);
+            }
+            s.last_shown = Some(t0);
             backend.present(s.comp.frame(), &tick.damaged);
         }
         tick
+    }
+
+    /// What the display measured since start (or the last [`Display::reset_stats`]).
+    pub fn stats(&self) -> Stats {
+        self.lock().stats.clone()
+    }
+
+    /// Starts measuring afresh.
+    pub fn reset_stats(&self) {
+        let mut s = self.lock();
+        s.stats = Stats::default();
+        s.last_shown = None;
     }
 
     /// The display's clock: waits until something changed, then ticks at the next frame
@@ -525,6 +582,11 @@ impl Session {
         self.display.lock().comp.draw(&self.app, rect, pixels)
     }
 
+    /// Draws bytes as apps send them (see [`Compositor::draw_bytes`]).
+    pub fn draw_bytes(&self, rect: Rect, bytes: &[u8]) -> Result<(), DisplayError> {
+        self.display.lock().comp.draw_bytes(&self.app, rect, bytes)
+    }
+
     /// Presents damaged regions (see [`Compositor::present`]).
     pub fn present(&self, damage: &[Rect]) -> Result<(), DisplayError> {
         self.display.change(|s| s.comp.present(&self.app, damage))
@@ -557,7 +619,13 @@ impl Session {
 
     /// The oldest waiting input event, taken.
     pub fn next_event(&self) -> Option<Event> {
-        self.take(|c| c.events.pop_front())
+        let mut s = self.display.lock();
+        let (e, queued) = s.clients.get_mut(&self.app)?.events.pop_front()?;
+        sample(&mut s.stats.input_latency, queued.elapsed());
+        if let Some(c) = s.clients.get(&self.app) {
+            c.publish();
+        }
+        Some(e)
     }
 }
 

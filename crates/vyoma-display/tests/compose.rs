@@ -362,3 +362,30 @@ fn ticks_answer_visible_apps_frame_requests_and_do_nothing_when_nothing_changed(
     assert!(c.tick().resized.is_empty());
     assert!(c.request_frame("nobody").is_err());
 }
+
+#[test]
+fn drawing_bytes_is_drawing_their_pixels() {
+    let size = Size::new(20, 10);
+    for rect in [
+        Rect::new(0, 0, 20, 10),
+        Rect::new(-3, 4, 9, 9),
+        Rect::new(15, -2, 10, 5),
+        Rect::new(40, 40, 2, 2),
+    ] {
+        let px = pattern(rect.size(), 0x00ab_0000);
+        let bytes: Vec<u8> = px.iter().flat_map(|p| p.to_le_bytes()).collect();
+        let (mut a, mut b) = (
+            Compositor::new(SCREEN, Layout::Kiosk, false),
+            Compositor::new(SCREEN, Layout::Kiosk, false),
+        );
+        for c in [&mut a, &mut b] {
+            c.add_app("x");
+            c.create_surface("x", size, MAX, "x").unwrap();
+        }
+        a.draw("x", rect, &px).unwrap();
+        b.draw_bytes("x", rect, &bytes).unwrap();
+        assert_eq!(a.surface("x").unwrap(), b.surface("x").unwrap(), "{rect}");
+        // A byte count that is not whole pixels, or not the rectangle's, is refused.
+        assert!(b.draw_bytes("x", rect, &bytes[1..]).is_err());
+    }
+}

@@ -135,11 +135,7 @@ impl HostSurface for DisplayView<'_> {
             }
             *self.charged += needed;
         }
-        let px: Vec<u32> = pixels
-            .chunks_exact(4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        Ok(s.draw(rect, &px).map_err(to_wit))
+        Ok(s.draw_bytes(rect, &pixels).map_err(to_wit))
     }
 
     fn present(&mut self, this: Resource<Surface>, damage: Vec<wit::Rect>) -> wasmtime::Result<Result<(), Error>> {

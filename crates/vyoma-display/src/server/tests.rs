@@ -81,6 +81,8 @@ fn moves_are_merged_and_a_full_queue_drops_the_oldest() {
     assert_eq!(got.len(), QUEUE);
     assert_eq!(got[0], Event::Input(key("K10", true)));
     assert_eq!(d.status().apps[0].dropped, 10);
+    // Every event taken is one latency sample (the focus event and the merged move too).
+    assert_eq!(d.stats().input_latency.len(), 2 + QUEUE);
 }
 
 #[test]
@@ -189,6 +191,12 @@ fn a_screenshot_shows_what_was_presented_and_the_next_tick_still_flushes_it() {
     assert_eq!((shot.at(0, 0), shot.at(1, 0)), (0x00ff_0000, 0x0000_ff00));
     let t = d.tick(&mut backend);
     assert_eq!(t.damaged, vec![Rect::new(0, 0, 2, 1)]);
+    // Two frames shown, one after the other: one interval between them.
+    let st = d.stats();
+    assert_eq!((st.frames, st.intervals.len()), (2, 1));
+    d.tick(&mut backend);
+    d.reset_stats();
+    assert_eq!(d.stats(), Stats::default());
     let (one, title) = d.screenshot(Some("a")).unwrap();
     assert_eq!(
         (one.size, title.as_str(), one.at(1, 0)),
