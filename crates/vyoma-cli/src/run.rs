@@ -65,9 +65,10 @@ impl StoreArgs {
 /// The display's settings for `vyoma run`.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct DisplayArgs {
-    /// Where the screen goes: `headless` (composed in memory: screenshots, tests) or `none`
-    /// (apps granted `display` are told there is none)
-    #[arg(long, value_name = "BACKEND", default_value = "headless", value_parser = ["headless", "none"])]
+    /// Where the screen goes: `headless` (composed in memory: screenshots, tests), `window`
+    /// (a window on your X11 or XWayland desktop, its keyboard and pointer the apps') or
+    /// `none` (apps granted `display` are told there is none)
+    #[arg(long, value_name = "BACKEND", default_value = "headless", value_parser = ["headless", "window", "none"])]
     display: String,
     /// The screen's size, WIDTHxHEIGHT
     #[arg(long, value_name = "WxH", default_value = "1280x800", value_parser = parse_screen)]
@@ -88,22 +89,37 @@ fn parse_screen(s: &str) -> Result<vyoma_display::Size, String> {
 
 impl DisplayArgs {
     /// Gives the supervisor its screen and starts the screen's clock; says what it is.
-    fn start(&self, sup: &vyoma_supervisor::Supervisor) {
-        if self.display == "none" {
-            println!("display: none (--display none)");
-            return;
-        }
-        let backend = vyoma_display::backend::Headless::default();
-        let name = vyoma_display::backend::Backend::name(&backend).to_string();
+    fn start(&self, sup: &vyoma_supervisor::Supervisor) -> anyhow::Result<()> {
+        use vyoma_display::backend::{Backend, Headless};
+        let (backend, events): (Box<dyn Backend>, _) = match self.display.as_str() {
+            "none" => {
+                println!("display: none (--display none)");
+                return Ok(());
+            }
+            "window" => {
+                let (w, events) = vyoma_window::Window::open(None, self.screen, "VyomaOS")?;
+                (Box::new(w), Some(events))
+            }
+            _ => (Box::new(Headless::default()), None),
+        };
+        let name = backend.name().to_string();
         let d = vyoma_display::Display::new(&name, self.screen, self.layout.clone(), !self.no_bar);
         sup.show_on(d.clone());
-        tokio::spawn(d.run(Box::new(backend)));
+        if let Some(events) = events {
+            // The window's keyboard and pointer: a thread that blocks on the X connection.
+            let d = d.clone();
+            std::thread::Builder::new()
+                .name("vyoma-window".into())
+                .spawn(move || events.run(d))?;
+        }
+        tokio::spawn(d.run(backend));
         println!(
             "display: {name} {}, layout {}{}",
             self.screen,
             console::terminal_safe(&self.layout.to_string()),
             if self.no_bar { ", no status bar" } else { "" }
         );
+        Ok(())
     }
 }
 
@@ -190,7 +206,7 @@ pub(crate) async fn run(
         },
         None => println!("app store: none (--no-store): apps cannot be updated while they run"),
     }
-    display_args.start(&sup);
+    display_args.start(&sup)?;
     let capacity = runtime.capacity();
     if sup.names().len() > capacity.instances {
         eprintln!(

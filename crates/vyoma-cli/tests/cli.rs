@@ -401,3 +401,28 @@ fn at_lines_reach_apps_and_their_replies_are_printed() {
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(&cells[7..11], ["1", "1", "0", "0"], "{row}");
 }
+
+#[test]
+fn a_window_without_an_x_server_is_refused_with_what_to_do() {
+    let d = tempfile::tempdir().unwrap();
+    app(d.path(), "ticker", "ticker", "");
+    let out = vyoma(&[
+        "run",
+        "--no-store",
+        "--no-api",
+        "--display",
+        "window",
+        d.path().to_str().unwrap(),
+    ])
+    .env_remove("DISPLAY")
+    .env_remove("WAYLAND_DISPLAY")
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot reach an X server (DISPLAY=unset)") && err.contains("or use --display headless"),
+        "{err}"
+    );
+}

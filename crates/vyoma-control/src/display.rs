@@ -107,32 +107,22 @@ fn parse_mods(s: &str) -> Result<Mods, String> {
 }
 
 /// The key presses that type `c` on a US layout: its W3C `code` (`Unidentified` for
-/// characters no key types alone), shift for capitals, the text on the key-down.
+/// characters no key types), Shift when it needs it, the text on the key-down.
 fn typed(c: char) -> [Input; 2] {
-    let (code, shift) = match c {
-        'a'..='z' => (format!("Key{}", c.to_ascii_uppercase()), false),
-        'A'..='Z' => (format!("Key{c}"), true),
-        '0'..='9' => (format!("Digit{c}"), false),
-        ' ' => ("Space".to_string(), false),
-        '-' => ("Minus".to_string(), false),
-        '.' => ("Period".to_string(), false),
-        ',' => ("Comma".to_string(), false),
-        '/' => ("Slash".to_string(), false),
-        _ => ("Unidentified".to_string(), false),
-    };
+    let (code, shift) = vyoma_display::keymap::key_for(c).unwrap_or(("Unidentified", false));
     let mods = Mods {
         shift,
         ..Mods::default()
     };
     [
         Input::Key {
-            code: code.clone(),
+            code: code.to_string(),
             text: Some(c.to_string()),
             down: true,
             mods,
         },
         Input::Key {
-            code,
+            code: code.to_string(),
             text: None,
             down: false,
             mods,

@@ -146,6 +146,13 @@ impl Compositor {
         self.damage.add(s, s);
     }
 
+    /// Composes `r` (clipped to the screen) again at the next compose, though nothing in
+    /// it changed: a backend lost those pixels (a window uncovered).
+    pub fn redraw(&mut self, r: Rect) {
+        let s = self.screen();
+        self.damage.add(r.intersect(s), s);
+    }
+
     /// Where tiles go: the screen below the bar.
     fn area(&self) -> Rect {
         let s = self.screen();

@@ -20,6 +20,7 @@ pub mod compositor;
 pub mod damage;
 pub mod focus;
 pub mod geom;
+pub mod keymap;
 pub mod layout;
 pub mod png;
 pub mod server;

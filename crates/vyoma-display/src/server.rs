@@ -343,6 +343,11 @@ impl Display {
         });
     }
 
+    /// Shows `r` of the screen again at the next frame (a backend lost those pixels).
+    pub fn redraw(&self, r: Rect) {
+        self.change(|s| s.comp.redraw(r));
+    }
+
     /// Changes the layout (the operator's call).
     pub fn set_layout(&self, layout: Layout) {
         self.change(|s| s.comp.set_layout(layout));
