@@ -111,13 +111,11 @@ impl Canvas {
 
     /// Fills `r` (clipped) with `colour`.
     pub fn fill(&mut self, r: Rect, colour: u32) {
-        let x0 = r.x.clamp(0, self.width as i32) as usize;
-        let y0 = r.y.clamp(0, self.height as i32) as usize;
-        let x1 = (r.x as i64 + r.width as i64).clamp(0, self.width as i64) as usize;
-        let y1 = (r.y as i64 + r.height as i64).clamp(0, self.height as i64) as usize;
-        for y in y0..y1 {
-            let row = y * self.width as usize;
-            self.pixels[row + x0..row + x1].fill(colour);
+        let Some(r) = self.clip(r) else { return };
+        let (x, w) = (r.x as usize, r.width as usize);
+        for y in r.y as usize..r.y as usize + r.height as usize {
+            let row = y * self.width as usize + x;
+            self.pixels[row..row + w].fill(colour);
         }
     }
 

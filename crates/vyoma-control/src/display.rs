@@ -77,15 +77,22 @@ pub fn parse_input(args: &[&str], rest_of_line: &str) -> Result<(Option<String>,
     Ok((app, events))
 }
 
+/// Each phase by its name, in the console and the API alike.
+const PHASES: [(&str, Phase); 3] = [("down", Phase::Down), ("move", Phase::Move), ("up", Phase::Up)];
+
 fn parse_phase(p: &str) -> Result<Phase, String> {
-    match p {
-        "down" => Ok(Phase::Down),
-        "move" => Ok(Phase::Move),
-        "up" => Ok(Phase::Up),
-        other => Err(format!(
-            "`{other}` is not a phase: write down, move or up ({INPUT_USAGE})"
-        )),
-    }
+    PHASES
+        .iter()
+        .find(|(name, _)| *name == p)
+        .map(|(_, phase)| *phase)
+        .ok_or_else(|| format!("`{p}` is not a phase: write down, move or up ({INPUT_USAGE})"))
+}
+
+fn phase_name(p: Phase) -> &'static str {
+    PHASES
+        .iter()
+        .find(|(_, phase)| *phase == p)
+        .map_or("move", |(name, _)| name)
 }
 
 fn parse_mods(s: &str) -> Result<Mods, String> {
@@ -173,14 +180,6 @@ pub enum WireInput {
         /// `down`, `move` or `up`.
         phase: String,
     },
-}
-
-fn phase_name(p: Phase) -> &'static str {
-    match p {
-        Phase::Down => "down",
-        Phase::Move => "move",
-        Phase::Up => "up",
-    }
 }
 
 impl From<&Input> for WireInput {

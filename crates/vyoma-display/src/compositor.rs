@@ -216,6 +216,12 @@ impl Compositor {
         self.tile_of(app).is_some()
     }
 
+    fn app(&self, app: &str) -> Result<&App, DisplayError> {
+        self.apps
+            .get(app)
+            .ok_or_else(|| DisplayError::UnknownApp(app.to_string()))
+    }
+
     fn app_mut(&mut self, app: &str) -> Result<&mut App, DisplayError> {
         self.apps
             .get_mut(app)
@@ -288,9 +294,7 @@ impl Compositor {
 
     /// Focuses `app` (the operator's `focus APP`, or a click).
     pub fn focus(&mut self, app: &str) -> Result<(), DisplayError> {
-        if !self.apps.contains_key(app) {
-            return Err(DisplayError::UnknownApp(app.to_string()));
-        }
+        self.app(app)?;
         if !self.focusable().iter().any(|a| a == app) {
             return Err(DisplayError::Hidden {
                 app: app.to_string(),
@@ -442,10 +446,7 @@ impl Compositor {
     /// `app` presents the regions of its surface it changed: where visible, they are
     /// composed at the next [`Compositor::compose`].
     pub fn present(&mut self, app: &str, damage: &[Rect]) -> Result<(), DisplayError> {
-        let a = self
-            .apps
-            .get(app)
-            .ok_or_else(|| DisplayError::UnknownApp(app.to_string()))?;
+        let a = self.app(app)?;
         let size = a
             .surface
             .as_ref()
@@ -644,9 +645,7 @@ impl Compositor {
 
     /// `app` wants to draw its next frame: answered at the first tick it is visible.
     pub fn request_frame(&mut self, app: &str) -> Result<(), DisplayError> {
-        if !self.apps.contains_key(app) {
-            return Err(DisplayError::UnknownApp(app.to_string()));
-        }
+        self.app(app)?;
         self.frame_requests.insert(app.to_string());
         Ok(())
     }
@@ -679,11 +678,8 @@ impl Compositor {
     /// A copy of `app`'s surface as it stands (black where it never drew), for a
     /// screenshot of one app; with its title.
     pub fn surface(&self, app: &str) -> Result<(Frame, String), DisplayError> {
-        let a = self
-            .apps
-            .get(app)
-            .ok_or_else(|| DisplayError::UnknownApp(app.to_string()))?;
-        let s = a
+        let s = self
+            .app(app)?
             .surface
             .as_ref()
             .ok_or_else(|| DisplayError::NoSurface(app.to_string()))?;

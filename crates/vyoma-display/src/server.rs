@@ -50,10 +50,11 @@ pub struct Grant {
 
 impl Grant {
     fn admits(&self, e: &Event) -> bool {
-        match e {
-            Event::Input(Input::Key { .. }) | Event::Focus(_) => self.keyboard,
-            Event::Input(Input::Pointer { .. }) => self.pointer,
-            Event::Input(Input::Touch { .. }) => self.touch,
+        match e.kind() {
+            "keyboard" => self.keyboard,
+            "pointer" => self.pointer,
+            "touch" => self.touch,
+            _ => false,
         }
     }
 }
@@ -65,6 +66,17 @@ pub enum Event {
     Input(Input),
     /// The app got (true) or lost (false) the keyboard focus.
     Focus(bool),
+}
+
+impl Event {
+    /// The grant it needs: `keyboard` (keys and focus), `pointer` or `touch`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Input(Input::Key { .. }) | Event::Focus(_) => "keyboard",
+            Event::Input(Input::Pointer { .. }) => "pointer",
+            Event::Input(Input::Touch { .. }) => "touch",
+        }
+    }
 }
 
 /// What is waiting for an app (what its pollables wait for).
@@ -170,7 +182,7 @@ pub struct Status {
     pub layout: Layout,
     /// The focused app.
     pub focused: Option<String>,
-    /// Frames composed and shown since start.
+    /// Frames composed and shown since start (or a benchmark's [`Display::reset_stats`]).
     pub frames: u64,
     /// Every app on the display, in the operator's order.
     pub apps: Vec<AppStatus>,
@@ -208,8 +220,6 @@ struct State {
     clients: HashMap<String, Client>,
     /// Ticks so far (a frame event's sequence).
     sequence: u64,
-    /// Frames that showed something new.
-    frames: u64,
     /// Regions composed outside a tick (for a screenshot), still to show.
     unflushed: Vec<Rect>,
 }
@@ -258,7 +268,6 @@ impl Display {
                 last_shown: None,
                 clients: HashMap::new(),
                 sequence: 0,
-                frames: 0,
                 unflushed: Vec::new(),
             }),
             wake: Notify::new(),
@@ -381,11 +390,7 @@ impl Display {
         if !c.grant.admits(&e) {
             return Err(InjectError::NotGranted {
                 app: app.to_string(),
-                kind: match e {
-                    Event::Input(Input::Key { .. }) | Event::Focus(_) => "keyboard",
-                    Event::Input(Input::Pointer { .. }) => "pointer",
-                    Event::Input(Input::Touch { .. }) => "touch",
-                },
+                kind: e.kind(),
             });
         }
         if !c.attached {
@@ -430,7 +435,7 @@ impl Display {
             size: s.comp.frame().size,
             layout: s.comp.layout().clone(),
             focused: s.comp.focused().map(str::to_string),
-            frames: s.frames,
+            frames: s.stats.frames,
             apps,
         }
     }
@@ -461,7 +466,6 @@ impl Display {
         if tick.damaged.is_empty() {
             s.last_shown = None;
         } else {
-            s.frames += 1;
             s.stats.frames += 1;
             s.stats.composing += composed;
             if let Some(prev) = s.last_shown {
@@ -604,33 +608,34 @@ impl Session {
         });
     }
 
-    fn take<T>(&self, f: impl FnOnce(&mut Client) -> Option<T>) -> Option<T> {
+    /// Takes something waiting for this app (with the display's samples at hand) and
+    /// publishes what is still waiting.
+    fn take<T>(&self, f: impl FnOnce(&mut Client, &mut Stats) -> Option<T>) -> Option<T> {
         let mut s = self.display.lock();
-        let c = s.clients.get_mut(&self.app)?;
-        let out = f(c);
+        let State { clients, stats, .. } = &mut *s;
+        let c = clients.get_mut(&self.app)?;
+        let out = f(c, stats);
         c.publish();
         out
     }
 
     /// The waiting frame event's sequence, taken.
     pub fn take_frame(&self) -> Option<u64> {
-        self.take(|c| c.frame.take())
+        self.take(|c, _| c.frame.take())
     }
 
     /// The newest size of the app's place since last asked, taken.
     pub fn take_resize(&self) -> Option<Size> {
-        self.take(|c| c.resize.take())
+        self.take(|c, _| c.resize.take())
     }
 
     /// The oldest waiting input event, taken.
     pub fn next_event(&self) -> Option<Event> {
-        let mut s = self.display.lock();
-        let (e, queued) = s.clients.get_mut(&self.app)?.events.pop_front()?;
-        sample(&mut s.stats.input_latency, queued.elapsed());
-        if let Some(c) = s.clients.get(&self.app) {
-            c.publish();
-        }
-        Some(e)
+        self.take(|c, stats| {
+            let (e, queued) = c.events.pop_front()?;
+            sample(&mut stats.input_latency, queued.elapsed());
+            Some(e)
+        })
     }
 }
 

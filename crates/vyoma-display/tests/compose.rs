@@ -3,38 +3,18 @@
 //! (`tests/golden`). A missing golden is written and the test fails; `BLESS=1` rewrites
 //! them after a deliberate change (look at the pictures before committing).
 
-use std::path::PathBuf;
+use std::path::Path;
+
+use vyoma_testkit::golden::Golden;
 
 use vyoma_display::compositor::colour;
-use vyoma_display::{Compositor, Frame, Input, Layout, Mods, Phase, Rect, Routed, Size, png};
+use vyoma_display::{Compositor, Frame, Input, Layout, Mods, Phase, Rect, Routed, Size};
 
 const SCREEN: Size = Size::new(320, 200);
 const MAX: Size = Size::new(1920, 1080);
 
 fn golden(name: &str, frame: &Frame) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{name}.png"));
-    let bless = std::env::var_os("BLESS").is_some_and(|v| v == "1");
-    if bless || !path.exists() {
-        std::fs::write(&path, png::encode(frame).unwrap()).unwrap();
-        assert!(
-            bless,
-            "{} was missing: written now; look at it, then run again",
-            path.display()
-        );
-        return;
-    }
-    let want = png::decode(&std::fs::read(&path).unwrap()).unwrap();
-    assert_eq!(want.size, frame.size, "{name}: size");
-    let differ = want.pixels.iter().zip(&frame.pixels).filter(|(a, b)| a != b).count();
-    if differ > 0 {
-        let got = path.with_extension("got.png");
-        std::fs::write(&got, png::encode(frame).unwrap()).unwrap();
-        panic!(
-            "{name}: {differ} pixels differ from {}; this frame is in {}",
-            path.display(),
-            got.display()
-        );
-    }
+    Golden::new(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden"), name).check(frame);
 }
 
 /// A surface of `size` filled with a pattern: a gradient in its own coordinates, so a

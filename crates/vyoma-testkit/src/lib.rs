@@ -3,6 +3,8 @@
 //!
 //! For tests only (a dev-dependency); nothing here runs in the product.
 
+pub mod golden;
+
 use std::path::{Path, PathBuf};
 
 /// The built guest component `apps/target/wasm32-wasip2/release/NAME.wasm`, absolute.

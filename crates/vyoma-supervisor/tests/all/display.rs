@@ -4,15 +4,16 @@
 //! one is written and the test fails; `BLESS=1` rewrites them); an app that traps shows its
 //! placeholder while the others keep drawing, and comes back.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use vyoma_display::backend::Headless;
-use vyoma_display::{Display, Frame, Input, Layout, Phase, Rect, Size, png};
+use vyoma_display::{Display, Frame, Input, Layout, Phase, Rect, Size};
 use vyoma_lifecycle::AppState;
 use vyoma_runtime::RuntimeConfig;
 use vyoma_supervisor::{RealClock, Supervisor};
+use vyoma_testkit::golden::Golden;
 use vyoma_testkit::shared_cache;
 
 use crate::common::{LONG, app, log_text, wait, wait_log};
@@ -47,9 +48,8 @@ fn screen(d: &Display) -> Frame {
 /// Waits until the screen is `golden/NAME.png`, pixel for pixel. Writing one (missing, or
 /// `BLESS=1`) waits until the screen has not changed for half a second first.
 async fn golden(d: &Display, name: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/all/golden/{name}.png"));
-    let bless = std::env::var_os("BLESS").is_some_and(|v| v == "1");
-    if bless || !path.exists() {
+    let g = Golden::new(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/all/golden"), name);
+    let Some(want) = g.want() else {
         let mut last = screen(d);
         let mut same = 0;
         while same < 20 {
@@ -58,15 +58,8 @@ async fn golden(d: &Display, name: &str) {
             same = if now == last { same + 1 } else { 0 };
             last = now;
         }
-        std::fs::write(&path, png::encode(&last).unwrap()).unwrap();
-        assert!(
-            bless,
-            "{} was missing: written now; look at it, then run again",
-            path.display()
-        );
-        return;
-    }
-    let want = png::decode(&std::fs::read(&path).unwrap()).unwrap();
+        return g.write(&last);
+    };
     let mut got = screen(d);
     let matched = tokio::time::timeout(LONG, async {
         while got != want {
@@ -76,14 +69,7 @@ async fn golden(d: &Display, name: &str) {
     })
     .await;
     if matched.is_err() {
-        let differ = want.pixels.iter().zip(&got.pixels).filter(|(a, b)| a != b).count();
-        let out = path.with_extension("got.png");
-        std::fs::write(&out, png::encode(&got).unwrap()).unwrap();
-        panic!(
-            "{name}: the screen never matched {} ({differ} pixels differ at the end); it is in {}",
-            path.display(),
-            out.display()
-        );
+        g.mismatch(&format!("{name}: the screen, for a minute,"), &want, &got);
     }
 }
 
