@@ -280,7 +280,15 @@ impl Display {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` on the state and wakes the clock.
+    /// Runs `f`, which cannot move the focus (an app's present or frame request: the
+    /// per-frame path), on the state and wakes the clock.
+    fn wake_after<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let out = f(&mut self.lock());
+        self.wake.notify_one();
+        out
+    }
+
+    /// Runs `f` on the state, tells apps whose focus it moved, and wakes the clock.
     fn change<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         let out = {
             let mut s = self.lock();
@@ -354,7 +362,7 @@ impl Display {
 
     /// Shows `r` of the screen again at the next frame (a backend lost those pixels).
     pub fn redraw(&self, r: Rect) {
-        self.change(|s| s.comp.redraw(r));
+        self.wake_after(|s| s.comp.redraw(r));
     }
 
     /// Changes the layout (the operator's call).
@@ -598,12 +606,12 @@ impl Session {
 
     /// Presents damaged regions (see [`Compositor::present`]).
     pub fn present(&self, damage: &[Rect]) -> Result<(), DisplayError> {
-        self.display.change(|s| s.comp.present(&self.app, damage))
+        self.display.wake_after(|s| s.comp.present(&self.app, damage))
     }
 
     /// Asks for a frame event.
     pub fn request_frame(&self) {
-        self.display.change(|s| {
+        self.display.wake_after(|s| {
             let _ = s.comp.request_frame(&self.app);
         });
     }
