@@ -105,7 +105,17 @@ pub async fn execute(sup: &Supervisor, cmd: Command) -> Result<Reply, Supervisor
             sup.focus(&app)?;
             Reply::Focused(app)
         }
-        Command::Screenshot { app, path } => Reply::Screenshot(Box::new(sup.screenshot_to(app.as_deref(), &path)?)),
+        Command::Screenshot { app, path } => {
+            // Encoding a PNG of the screen takes milliseconds: not on a thread apps run on.
+            let s = sup.clone();
+            let shot = tokio::task::spawn_blocking(move || s.screenshot_to(app.as_deref(), &path))
+                .await
+                .map_err(|e| crate::DisplayRequestError::Screenshot {
+                    path: "(the encoder)".into(),
+                    why: e.to_string(),
+                })??;
+            Reply::Screenshot(Box::new(shot))
+        }
         Command::Input { app, events } => Reply::Injected {
             events: sup.inject(app.as_deref(), events)?,
             app,

@@ -113,6 +113,15 @@ async fn gui_apps_draw_and_the_operators_input_changes_what_they_draw() {
     }
     wait_log(&sup, "smash", "drew 4 bands").await;
     golden(&d, "kiosk-grid").await;
+    // The console's `screenshot` writes what the display shows.
+    let file = dir.path().join("shot.png");
+    let cmd = vyoma_supervisor::console::Command::parse(&format!("screenshot {}", file.display())).unwrap();
+    match vyoma_supervisor::console::execute(&sup, cmd).await.unwrap() {
+        vyoma_supervisor::console::Reply::Screenshot(r) => assert_eq!((r.width, r.height), (SCREEN.w, SCREEN.h)),
+        other => panic!("{other:?}"),
+    }
+    let written = vyoma_display::png::decode(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(written, screen(&d));
 
     // A stroke in paint (its own coordinates), then typing into notes: a press in paint
     // focused it, so the operator gives notes the keyboard first.
