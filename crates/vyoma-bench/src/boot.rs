@@ -113,6 +113,7 @@ pub(crate) fn build(apps: &Path, out: &Path, cache: &Path, init: PathBuf) -> any
         cache_root: cache.to_path_buf(),
         oci: false,
         api_names: Vec::new(),
+        append: String::new(),
     })?)
 }
 

@@ -179,7 +179,7 @@ async fn kiosk(dir: &Path, args: &BenchDisplayArgs, mode: &str) -> anyhow::Resul
     let shown: Vec<String> = (0..args.animating).map(|i| format!("anim{i:04}")).collect();
     let d = Display::new("headless", SCREEN, Layout::Tiles(shown), true);
     booted.supervisor.show_on(d.clone());
-    tokio::spawn(d.clone().run(Box::new(vyoma_display::backend::Headless::default())));
+    d.start_clock(Box::new(vyoma_display::backend::Headless::default()));
     booted.start(None).await;
     let sup = booted.supervisor;
     anyhow::ensure!(

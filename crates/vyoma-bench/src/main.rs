@@ -124,7 +124,7 @@ fn main() -> ExitCode {
     if let Cmd::RunOne(args) = &cli.command {
         return report(lone::run_one(args));
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match vyoma_runtime::supervisor_runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -36,6 +36,11 @@ pub(crate) struct BuildArgs {
     /// added to its certificate; repeat for several. Changing them makes new credentials.
     #[arg(long = "api-name", value_name = "NAME")]
     api_names: Vec<String>,
+    /// VyomaOS options baked into the image's kernel command line, e.g. `vyoma.layout=kiosk
+    /// vyoma.bar=off` (docs/image.md lists them); checked as the image will read them.
+    /// `vyoma boot --append` adds more for one boot.
+    #[arg(long, value_name = "OPTIONS", default_value = "")]
+    append: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -69,6 +74,15 @@ pub(crate) struct BootArgs {
     /// No disk: the image's apps run as built, and nothing can be deployed or updated.
     #[arg(long, conflicts_with = "disk")]
     no_disk: bool,
+    /// The guest's screen: `window` (QEMU's window on your desktop; its keyboard and
+    /// pointer are the apps'), `headless` (a virtio GPU shown nowhere: screenshots over the
+    /// API), `none` (no display devices), or `auto`: a window if this host's QEMU can open
+    /// one (Debian: qemu-system-gui) on a desktop, else headless
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = ["auto", "window", "headless", "none"])]
+    display: String,
+    /// The screen's size, WIDTHxHEIGHT
+    #[arg(long, value_name = "WxH", default_value = "1280x800", value_parser = crate::run::parse_screen)]
+    screen: vyoma_display::Size,
     #[command(flatten)]
     pub(crate) accel: AccelArg,
 }
@@ -119,7 +133,15 @@ pub(crate) fn image(cmd: ImageCmd) -> anyhow::Result<Exit> {
                     .context("no cache folder: set VYOMA_CACHE_DIR or HOME")?,
                 oci: args.oci,
                 api_names: args.api_names,
+                append: args.append,
             };
+            let (_, problems) = vyoma_init::cmdline::parse(&opts.append);
+            if !problems.is_empty() {
+                anyhow::bail!(
+                    "--append: {}; no image was written",
+                    terminal_safe(&problems.join("; "))
+                );
+            }
             match vyoma_image::build(&opts) {
                 Ok(report) => {
                     println!("{}", terminal_safe(&report.to_string()));
@@ -167,6 +189,30 @@ pub(crate) fn boot(args: BootArgs) -> anyhow::Result<Exit> {
                 .context("finding a free host port for the HTTP gateway")?,
         };
         vm = vm.with_network(port).with_http(http);
+    }
+    let ui = vyoma_image::qemu::window_ui();
+    let (w, h) = (args.screen.w, args.screen.h);
+    vm.screen = match (args.display.as_str(), ui) {
+        ("none", _) => None,
+        ("window", None) => anyhow::bail!(
+            "--display window: this host's QEMU cannot open a window here (it needs a desktop, $DISPLAY or $WAYLAND_DISPLAY, and QEMU's gtk or sdl ui: on Debian `apt install qemu-system-gui`); use --display headless"
+        ),
+        ("window" | "auto", Some(ui)) => Some(vyoma_image::qemu::Screen {
+            width: w,
+            height: h,
+            window: Some(ui.to_string()),
+            gpu: vyoma_image::qemu::VIRTIO_GPU,
+        }),
+        _ => Some(vyoma_image::qemu::Screen::headless(w, h)),
+    };
+    match &vm.screen {
+        Some(s) if s.window.is_some() => {
+            eprintln!("screen: {w}x{h} in a QEMU window (the window's keyboard and pointer are the apps')")
+        }
+        Some(_) => eprintln!(
+            "screen: {w}x{h}, headless (`vyoma screenshot FILE.png` shows it; --display window opens a window)"
+        ),
+        None => {}
     }
     if let Accel::Tcg(why) = &vm.accel {
         eprintln!("note: {why}; using software emulation (TCG), which is slower");

@@ -82,7 +82,7 @@ pub(crate) struct DisplayArgs {
     no_bar: bool,
 }
 
-fn parse_screen(s: &str) -> Result<vyoma_display::Size, String> {
+pub(crate) fn parse_screen(s: &str) -> Result<vyoma_display::Size, String> {
     let (w, h) = vyoma_manifest::parse_size(s)?;
     Ok(vyoma_display::Size::new(w, h))
 }
@@ -112,12 +112,10 @@ impl DisplayArgs {
                 .name("vyoma-window".into())
                 .spawn(move || events.run(d))?;
         }
-        tokio::spawn(d.run(backend));
+        d.start_clock(backend);
         println!(
-            "display: {name} {}, layout {}{}",
-            self.screen,
-            console::terminal_safe(&self.layout.to_string()),
-            if self.no_bar { ", no status bar" } else { "" }
+            "{}",
+            console::render_display_started(&name, self.screen, &self.layout, !self.no_bar)
         );
         Ok(())
     }

@@ -426,3 +426,26 @@ fn a_window_without_an_x_server_is_refused_with_what_to_do() {
         "{err}"
     );
 }
+
+#[test]
+fn image_build_refuses_options_the_image_would_not_understand() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("image");
+    let kiosk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/kiosk");
+    let o = vyoma(&[
+        "image",
+        "build",
+        kiosk.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .args(["--append", "vyoma.layout=stack vyoma.bar=yes"])
+    .output()
+    .unwrap();
+    assert!(!o.status.success());
+    assert_eq!(
+        text(&o.stderr).trim(),
+        "error: --append: `vyoma.layout`: `stack` is not a layout: use `kiosk`, `grid` or `tiles:APP,APP,...` (using grid); `vyoma.bar=yes`: write `vyoma.bar=on` or `vyoma.bar=off` (using on); no image was written"
+    );
+    assert!(!out.exists(), "nothing written");
+}

@@ -303,6 +303,21 @@ pub struct ScreenshotReport {
     pub bytes: u64,
 }
 
+/// The line an instance says at start about its display: `display: drm 1280x800, layout
+/// grid` (`vyoma run` and PID 1 alike). The layout may name apps: made terminal-safe.
+pub fn render_display_started(
+    backend: &str,
+    size: vyoma_display::Size,
+    layout: &vyoma_display::Layout,
+    bar: bool,
+) -> String {
+    format!(
+        "display: {backend} {size}, layout {}{}",
+        terminal_safe(&layout.to_string()),
+        if bar { "" } else { ", no status bar" }
+    )
+}
+
 /// The console's text for `display`.
 pub fn render_display(r: &DisplayReport) -> String {
     let mut s = format!(
@@ -341,6 +356,24 @@ pub fn render_display(r: &DisplayReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_start_line_names_the_backend_size_and_layout_escaped() {
+        use vyoma_display::{Layout, Size};
+        let tiles = Layout::Tiles(vec!["clock".into(), "x\x1b[2J".into()]);
+        assert_eq!(
+            render_display_started("drm", Size::new(1280, 800), &tiles, false),
+            format!(
+                "display: drm 1280x800, layout tiles:clock,{}, no status bar",
+                terminal_safe("x\x1b[2J")
+            )
+        );
+        assert!(!render_display_started("drm", Size::new(1, 1), &tiles, true).contains('\x1b'));
+        assert_eq!(
+            render_display_started("headless", Size::new(1280, 800), &Layout::Grid, true),
+            "display: headless 1280x800, layout grid"
+        );
+    }
 
     fn parse(line: &str) -> Result<(Option<String>, Vec<Input>), String> {
         let args: Vec<&str> = line.split_whitespace().collect();

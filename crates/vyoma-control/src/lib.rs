@@ -20,7 +20,10 @@ mod reply;
 mod update;
 
 pub use command::{Command, DEFAULT_WAIT, HELP, MAX_LINE};
-pub use display::{DisplayApp, DisplayReport, INPUT_USAGE, ScreenshotReport, WireInput, parse_input, render_display};
+pub use display::{
+    DisplayApp, DisplayReport, INPUT_USAGE, ScreenshotReport, WireInput, parse_input, render_display,
+    render_display_started,
+};
 pub use render::{
     backquoted, fmt_bytes, printable, render, render_inspect, render_line, render_message, render_ps, terminal_safe,
 };

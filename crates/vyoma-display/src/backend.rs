@@ -18,6 +18,16 @@ pub trait Backend: Send {
         DEFAULT_PERIOD
     }
 
+    /// Whether [`Backend::wait_ready`] blocks (it waits for page flips): the clock then
+    /// calls it on a blocking thread, never on the apps' workers.
+    fn waits(&self) -> bool {
+        false
+    }
+
+    /// Blocks until the screen can take the next frame (a page flip completed); backends
+    /// that do not flip return at once.
+    fn wait_ready(&mut self) {}
+
     /// Shows `frame`, of which `damaged` changed since the last call.
     fn present(&mut self, frame: &Frame, damaged: &[Rect]);
 }

@@ -25,7 +25,7 @@ use crate::damage::Damage;
 use crate::focus::{Focus, Input, Phase, is_focus_chord};
 use crate::geom::{Rect, Size};
 use crate::layout::{Layout, arrange};
-use crate::{DisplayError, Frame, text};
+use crate::{DisplayError, Frame, cursor, text};
 
 /// Height of the status bar, when shown.
 pub const BAR_HEIGHT: u32 = 20;
@@ -115,6 +115,8 @@ pub struct Compositor {
     frame_requests: BTreeSet<String>,
     /// The area size each app was last told.
     told: BTreeMap<String, Size>,
+    /// Where the drawn pointer is, when there is one (a mouse is plugged in).
+    cursor: Option<(i32, i32)>,
 }
 
 impl Compositor {
@@ -132,6 +134,7 @@ impl Compositor {
             grabs: BTreeMap::new(),
             frame_requests: BTreeSet::new(),
             told: BTreeMap::new(),
+            cursor: None,
         };
         c.damage_all();
         c
@@ -151,6 +154,38 @@ impl Compositor {
     pub fn redraw(&mut self, r: Rect) {
         let s = self.screen();
         self.damage.add(r.intersect(s), s);
+    }
+
+    /// Draws the pointer (`on`: a mouse moves it, and nothing else would show where), from
+    /// the screen's middle (where it is, if it is drawn already); or stops drawing it.
+    pub fn show_cursor(&mut self, on: bool) {
+        let s = self.screen();
+        let now = match (on, self.cursor) {
+            (true, Some(at)) => Some(at),
+            (true, None) => Some((s.w as i32 / 2, s.h as i32 / 2)),
+            (false, _) => None,
+        };
+        for (x, y) in self.cursor.into_iter().chain(now) {
+            self.redraw(cursor::rect(x, y));
+        }
+        self.cursor = now;
+    }
+
+    /// The drawn pointer's position, if it is drawn.
+    pub fn cursor(&self) -> Option<(i32, i32)> {
+        self.cursor
+    }
+
+    /// Moves the drawn pointer (if drawn) to (`x`, `y`), kept on the screen.
+    fn move_cursor(&mut self, x: i32, y: i32) {
+        let Some(old) = self.cursor else { return };
+        let s = self.screen();
+        let new = (x.clamp(0, s.w as i32 - 1), y.clamp(0, s.h as i32 - 1));
+        if new != old {
+            self.redraw(cursor::rect(old.0, old.1));
+            self.redraw(cursor::rect(new.0, new.1));
+            self.cursor = Some(new);
+        }
     }
 
     /// Where tiles go: the screen below the bar.
@@ -502,6 +537,7 @@ impl Compositor {
                 }
             }
             Input::Pointer { x, y, phase, button } => {
+                self.move_cursor(x, y);
                 self.route_point(None, x, y, phase, |x, y| Input::Pointer { x, y, phase, button })
             }
             Input::Touch { id, x, y, phase } => {
@@ -581,6 +617,9 @@ impl Compositor {
                     self.frame.fill_except(clip, content, c);
                 }
                 self.draw_content(app, content, content.intersect(*r));
+            }
+            if let Some((x, y)) = self.cursor {
+                cursor::draw(&mut self.frame, x, y, *r);
             }
         }
         damaged

@@ -17,6 +17,7 @@
 
 pub mod backend;
 pub mod compositor;
+pub mod cursor;
 pub mod damage;
 pub mod focus;
 pub mod geom;
@@ -55,6 +56,14 @@ impl Frame {
             size,
             pixels: vec![colour; size.area() as usize],
         }
+    }
+
+    /// The rows of `r` clipped to the frame, top to bottom: where each starts (x, y) and
+    /// its pixels. What a backend copies to its screen.
+    pub fn rows(&self, r: Rect) -> impl Iterator<Item = (usize, usize, &[u32])> + '_ {
+        let r = r.intersect(self.size.rect());
+        let (x, w, stride) = (r.x as usize, r.w as usize, self.size.w as usize);
+        (r.y as usize..r.y as usize + r.h as usize).map(move |y| (x, y, &self.pixels[y * stride + x..][..w]))
     }
 
     /// Fills `r` (clipped to the frame) with `colour`.
@@ -141,6 +150,18 @@ pub enum DisplayError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_are_the_clipped_rect_top_to_bottom() {
+        let mut f = Frame::new(Size::new(4, 3), 0);
+        for (i, p) in f.pixels.iter_mut().enumerate() {
+            *p = i as u32;
+        }
+        let rows: Vec<_> = f.rows(Rect::new(2, 1, 9, 9)).collect();
+        assert_eq!(rows, [(2, 1, &[6, 7][..]), (2, 2, &[10, 11][..])]);
+        assert_eq!(f.rows(Rect::new(-5, -5, 2, 2)).count(), 0, "off the frame");
+        assert_eq!(f.rows(Rect::new(1, 1, 0, 2)).count(), 0, "empty");
+    }
 
     #[test]
     fn fill_except_leaves_exactly_the_inner_rect() {

@@ -313,8 +313,13 @@ impl Display {
         });
     }
 
-    /// Takes `app` off the display (it was removed, or lost its grant).
+    /// Takes `app` off the display (it was removed, or lost its grant). An app that was
+    /// never on it (the supervisor says this of every app without the grant) changes
+    /// nothing and wakes no one.
     pub fn remove_app(&self, app: &str) {
+        if !self.has_app(app) {
+            return;
+        }
         self.change(|s| {
             s.comp.remove_app(app);
             if let Some(mut c) = s.clients.remove(app) {
@@ -358,6 +363,11 @@ impl Display {
                 s.comp.unfocus(app);
             }
         });
+    }
+
+    /// Draws the pointer (a mouse is plugged in), or stops drawing it.
+    pub fn show_cursor(&self, on: bool) {
+        self.change(|s| s.comp.show_cursor(on));
     }
 
     /// Shows `r` of the screen again at the next frame (a backend lost those pixels).
@@ -498,16 +508,43 @@ impl Display {
     }
 
     /// The display's clock: waits until something changed, then ticks at the next frame
-    /// boundary of `backend`'s period. Runs until the task is dropped.
+    /// boundary of `backend`'s period, once the backend can take a frame (its last page
+    /// flip completed; that wait is on a blocking thread). Runs until the task is dropped.
+    ///
+    /// It runs on the apps' workers on purpose: the frame events a tick hands out wake
+    /// their apps into this worker's own queue, while input from a device, a window or the
+    /// operator (other threads) wakes its app through the runtime's shared queue, which
+    /// workers look at every few tasks. So a key or a click is not queued behind a whole
+    /// tick's worth of apps' frame work.
     pub async fn run(self: Arc<Self>, mut backend: Box<dyn Backend>) {
         let period = backend.period();
         let mut next = tokio::time::Instant::now();
         loop {
             self.wake.notified().await;
             tokio::time::sleep_until(next).await;
+            if backend.waits() {
+                backend = match tokio::task::spawn_blocking(move || {
+                    backend.wait_ready();
+                    backend
+                })
+                .await
+                {
+                    Ok(b) => b,
+                    // The wait panicked (a driver bug): the screen is gone, the apps go on.
+                    Err(e) => {
+                        tracing::error!(error = %e, "the display's backend failed; no more frames are shown");
+                        return;
+                    }
+                };
+            }
             self.tick(backend.as_mut());
             next = (next + period).max(tokio::time::Instant::now());
         }
+    }
+
+    /// Starts the display's clock ([`Display::run`]) on the current tokio runtime.
+    pub fn start_clock(self: &Arc<Self>, backend: Box<dyn Backend>) {
+        tokio::spawn(self.clone().run(backend));
     }
 }
 

@@ -369,3 +369,45 @@ fn drawing_bytes_is_drawing_their_pixels() {
         assert!(b.draw_bytes("x", rect, &bytes[1..]).is_err());
     }
 }
+
+#[test]
+fn a_drawn_pointer_follows_the_mouse_over_everything_and_leaves_no_trail() {
+    let mut c = four_apps(Layout::Grid);
+    c.compose();
+    let before = c.frame().clone();
+    c.show_cursor(true);
+    assert_eq!(c.cursor(), Some((160, 100)), "from the screen's middle");
+    c.compose();
+    golden("cursor-middle", c.frame());
+    // Moved over the paint app's surface: drawn there, and its old place is the screen's
+    // again; the app gets the move as before.
+    let routed = c.route(Input::Pointer {
+        x: 200,
+        y: 40,
+        phase: Phase::Move,
+        button: 0,
+    });
+    assert!(
+        matches!(routed, Routed::App { ref app, .. } if app == "paint"),
+        "{routed:?}"
+    );
+    let damaged = c.compose();
+    assert!(
+        damaged.iter().all(|r| r.w <= 11 && r.h <= 17),
+        "only the arrow's places: {damaged:?}"
+    );
+    golden("cursor-over-paint", c.frame());
+    // Kept on the screen; hidden again, the screen is as it was.
+    c.route(Input::Pointer {
+        x: 5000,
+        y: -7,
+        phase: Phase::Move,
+        button: 0,
+    });
+    assert_eq!(c.cursor(), Some((319, 0)));
+    c.show_cursor(true);
+    assert_eq!(c.cursor(), Some((319, 0)), "a second mouse moves the same pointer");
+    c.show_cursor(false);
+    c.compose();
+    assert_eq!(c.frame(), &before, "no trail");
+}

@@ -131,6 +131,9 @@ pub struct BuildOptions {
     pub oci: bool,
     /// Names (or addresses) clients reach the API under, for its certificate.
     pub api_names: Vec<String>,
+    /// Kernel command line options added to the image's ([`DEFAULT_CMDLINE`]), e.g.
+    /// `vyoma.layout=kiosk`: the image's own settings.
+    pub append: String,
 }
 
 /// What was built.
@@ -283,7 +286,8 @@ pub fn build(opts: &BuildOptions) -> Result<ImageReport, ImageError> {
     let cpio = tree.to_cpio()?;
     let unpacked = cpio.len() as u64;
     let packed = initramfs::compress(&cpio)?;
-    write(&opts.out, &kernel.path, &packed)?;
+    let cmdline = format!("{DEFAULT_CMDLINE} {}", opts.append.trim()).trim().to_string();
+    write(&opts.out, &kernel.path, &packed, &cmdline)?;
     let oci = if opts.oci {
         let kernel_bytes =
             std::fs::read(&kernel.path).map_err(|e| ImageError::io(format!("reading {}", kernel.path.display()), e))?;
@@ -291,7 +295,7 @@ pub fn build(opts: &BuildOptions) -> Result<ImageReport, ImageError> {
             &opts.out.join(oci::OCI_ARCHIVE),
             &kernel_bytes,
             &packed,
-            DEFAULT_CMDLINE,
+            &cmdline,
         )?)
     } else {
         None
@@ -341,12 +345,12 @@ fn credentials(out: &Path, names: &[String]) -> Result<PathBuf, ImageError> {
     Ok(dir)
 }
 
-fn write(out: &Path, kernel: &Path, initramfs: &[u8]) -> Result<(), ImageError> {
+fn write(out: &Path, kernel: &Path, initramfs: &[u8], cmdline: &str) -> Result<(), ImageError> {
     std::fs::create_dir_all(out).map_err(|e| ImageError::io(format!("creating {}", out.display()), e))?;
     std::fs::copy(kernel, out.join(KERNEL_FILE)).map_err(|e| ImageError::io("copying the kernel".into(), e))?;
     std::fs::write(out.join(INITRAMFS_FILE), initramfs)
         .map_err(|e| ImageError::io("writing the initramfs".into(), e))?;
-    std::fs::write(out.join(CMDLINE_FILE), format!("{DEFAULT_CMDLINE}\n"))
+    std::fs::write(out.join(CMDLINE_FILE), format!("{cmdline}\n"))
         .map_err(|e| ImageError::io("writing the kernel command line".into(), e))?;
     Ok(())
 }

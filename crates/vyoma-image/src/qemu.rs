@@ -41,6 +41,57 @@ pub struct Vm {
     /// The app store's disk (a raw ext4 image, see [`make_store_disk`]): the guest's
     /// `/dev/vda`. `None`: no disk, and the guest keeps no store.
     pub disk: Option<PathBuf>,
+    /// A screen: a virtio GPU with a virtio keyboard and tablet. `None`: no display
+    /// devices (the guest composes headless, if at all).
+    pub screen: Option<Screen>,
+}
+
+/// The VM's screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Screen {
+    /// Its size (the GPU's preferred mode).
+    pub width: u32,
+    /// Its height.
+    pub height: u32,
+    /// QEMU's window toolkit to show it in (`gtk`, `sdl`); `None`: shown nowhere, read
+    /// through QMP's `screendump`.
+    pub window: Option<String>,
+    /// The display device: [`VIRTIO_GPU`] or [`BOCHS_DISPLAY`].
+    pub gpu: &'static str,
+}
+
+/// QEMU's paravirtual GPU (the guest's virtio-gpu driver).
+pub const VIRTIO_GPU: &str = "virtio-gpu-pci";
+/// QEMU's VGA-less standard display (the guest's bochs driver, as for `-vga std`).
+pub const BOCHS_DISPLAY: &str = "bochs-display";
+
+impl Screen {
+    /// A screen QEMU shows nowhere, of `width` x `height`.
+    pub fn headless(width: u32, height: u32) -> Screen {
+        Screen {
+            width,
+            height,
+            window: None,
+            gpu: VIRTIO_GPU,
+        }
+    }
+}
+
+/// The window toolkit this host's QEMU can open a window with, if it has one and there is a
+/// desktop to open it on (`$DISPLAY` or `$WAYLAND_DISPLAY`). Debian ships QEMU's windows
+/// in the `qemu-system-gui` package.
+pub fn window_ui() -> Option<&'static str> {
+    let desktop = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    if !desktop {
+        return None;
+    }
+    let out = Command::new(QEMU).args(["-display", "help"]).output().ok()?;
+    let listed = String::from_utf8_lossy(&out.stdout);
+    ["gtk", "sdl"]
+        .into_iter()
+        .find(|ui| listed.lines().any(|l| l.trim() == *ui))
 }
 
 impl Vm {
@@ -75,6 +126,7 @@ impl Vm {
             api_forward: None,
             http_forward: None,
             disk: None,
+            screen: None,
         })
     }
 
@@ -139,7 +191,7 @@ impl Vm {
             .arg(&self.initrd)
             .arg("-append")
             .arg(&self.cmdline)
-            .args(["-display", "none", "-no-reboot", "-nodefaults"])
+            .args(["-no-reboot", "-nodefaults"])
             // Entropy from the host, so the guest's RNG is ready at once.
             .args(["-device", "virtio-rng-pci"]);
         if interactive {
@@ -163,6 +215,18 @@ impl Vm {
             drive.push(d.as_os_str());
             drive.push(",if=virtio,format=raw,cache=writeback,discard=unmap");
             c.arg("-drive").arg(drive);
+        }
+        match &self.screen {
+            None => {
+                c.args(["-display", "none"]);
+            }
+            Some(s) => {
+                c.arg("-display")
+                    .arg(s.window.as_deref().unwrap_or("none"))
+                    .arg("-device")
+                    .arg(format!("{},xres={},yres={}", s.gpu, s.width, s.height))
+                    .args(["-device", "virtio-keyboard-pci", "-device", "virtio-tablet-pci"]);
+            }
         }
         if let Some(q) = &self.qmp {
             c.arg("-qmp").arg(format!("unix:{},server=on,wait=off", q.display()));
@@ -458,32 +522,95 @@ impl Drop for Serial {
     }
 }
 
+/// A connection to a VM's QMP socket (QEMU's machine protocol: JSON lines).
+#[derive(Debug)]
+pub struct Qmp {
+    stream: UnixStream,
+    reader: BufReader<UnixStream>,
+}
+
+impl Qmp {
+    /// Connects to the socket at `path` and enters command mode.
+    pub fn connect(path: &Path) -> Result<Qmp, String> {
+        let stream = UnixStream::connect(path).map_err(|e| format!("connecting to QMP at {}: {e}", path.display()))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(|e| e.to_string())?;
+        let reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+        let mut q = Qmp { stream, reader };
+        q.line("greeting")?;
+        q.execute("qmp_capabilities", serde_json::json!({}))?;
+        Ok(q)
+    }
+
+    fn line(&mut self, what: &str) -> Result<serde_json::Value, String> {
+        let mut line = String::new();
+        let n = self
+            .reader
+            .read_line(&mut line)
+            .map_err(|e| format!("reading QMP {what}: {e}"))?;
+        if n == 0 {
+            return Err(format!("QMP closed before its {what}"));
+        }
+        serde_json::from_str(&line).map_err(|e| format!("QMP {what} is not JSON ({e}): {line}"))
+    }
+
+    /// Runs `command` with `arguments`; its `return` value, or QMP's error.
+    pub fn execute(&mut self, command: &str, arguments: serde_json::Value) -> Result<serde_json::Value, String> {
+        let mut msg = serde_json::json!({ "execute": command, "arguments": arguments }).to_string();
+        msg.push('\n');
+        self.stream
+            .write_all(msg.as_bytes())
+            .map_err(|e| format!("sending QMP {command}: {e}"))?;
+        loop {
+            let mut v = self.line(&format!("reply to {command}"))?;
+            if let Some(r) = v.get_mut("return") {
+                return Ok(r.take());
+            }
+            if let Some(e) = v.get("error") {
+                return Err(format!("QMP refused {command}: {e}"));
+            }
+            // An asynchronous event (e.g. a device's): not the reply.
+        }
+    }
+
+    /// Presses and releases `keys` (QEMU key names: `ctrl`, `alt`, `tab`, `a`...) together.
+    pub fn send_keys(&mut self, keys: &[&str]) -> Result<(), String> {
+        let keys: Vec<_> = keys
+            .iter()
+            .map(|k| serde_json::json!({"type": "qcode", "data": k}))
+            .collect();
+        self.execute("send-key", serde_json::json!({ "keys": keys })).map(drop)
+    }
+
+    /// Moves the tablet to (`x`, `y`) of a `width` x `height` screen and clicks its left
+    /// button there.
+    pub fn click(&mut self, x: u32, y: u32, width: u32, height: u32) -> Result<(), String> {
+        // The tablet's axes run 0..=0x7fff over the screen.
+        let abs = |v: u32, len: u32| (u64::from(v) * 0x7fff / u64::from(len.max(2) - 1)) as u32;
+        let at = serde_json::json!([
+            {"type": "abs", "data": {"axis": "x", "value": abs(x, width)}},
+            {"type": "abs", "data": {"axis": "y", "value": abs(y, height)}},
+        ]);
+        self.execute("input-send-event", serde_json::json!({ "events": at }))?;
+        for down in [true, false] {
+            let e = serde_json::json!([{"type": "btn", "data": {"down": down, "button": "left"}}]);
+            self.execute("input-send-event", serde_json::json!({ "events": e }))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the VM's screen to `file` as PNG (QEMU 7.1 or later).
+    pub fn screendump(&mut self, file: &Path) -> Result<(), String> {
+        let file = file.to_str().ok_or("the screendump's path is not UTF-8")?;
+        self.execute("screendump", serde_json::json!({ "filename": file, "format": "png" }))
+            .map(drop)
+    }
+}
+
 /// Presses Ctrl-Alt-Del on the VM's keyboard through its QMP socket.
 pub fn send_ctrl_alt_del(qmp: &Path) -> Result<(), String> {
-    let mut s = UnixStream::connect(qmp).map_err(|e| format!("connecting to QMP at {}: {e}", qmp.display()))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    let mut r = BufReader::new(s.try_clone().map_err(|e| e.to_string())?);
-    let mut line = String::new();
-    let mut read = |what: &str| -> Result<String, String> {
-        line.clear();
-        r.read_line(&mut line).map_err(|e| format!("reading QMP {what}: {e}"))?;
-        Ok(line.clone())
-    };
-    read("greeting")?;
-    s.write_all(b"{\"execute\":\"qmp_capabilities\"}\n")
-        .map_err(|e| e.to_string())?;
-    read("capabilities reply")?;
-    s.write_all(
-        b"{\"execute\":\"send-key\",\"arguments\":{\"keys\":[{\"type\":\"qcode\",\"data\":\"ctrl\"},{\"type\":\"qcode\",\"data\":\"alt\"},{\"type\":\"qcode\",\"data\":\"delete\"}]}}\n",
-    )
-    .map_err(|e| e.to_string())?;
-    let reply = read("send-key reply")?;
-    if reply.contains("\"return\"") {
-        Ok(())
-    } else {
-        Err(format!("QMP refused send-key: {reply}"))
-    }
+    Qmp::connect(qmp)?.send_keys(&["ctrl", "alt", "delete"])
 }
 
 /// A free TCP port on the host's loopback: `preferred` if it is free, else one the kernel

@@ -4,6 +4,8 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
+use vyoma_display::{Layout, Size};
+
 use crate::sys::PowerAction;
 
 /// How the machine's network is set up (`vyoma.net=`). `lo` is always brought up.
@@ -109,6 +111,33 @@ pub struct BootOptions {
     /// `vyoma.store=auto|off|/dev/NAME`: the disk holding the app store (deployed apps,
     /// their versions and data). `auto` (the default): `/dev/vda` if there is one.
     pub store: StoreDisk,
+    /// `vyoma.display=auto|drm|fbdev|headless|off`: where the display goes. `auto` (the
+    /// default): the KMS screen if the machine has one, else the framebuffer if it has
+    /// one, else headless (composed in memory, for screenshots over the API).
+    pub display: DisplayChoice,
+    /// `vyoma.screen=WxH`: the screen's mode, if it has one of that size (else its
+    /// preferred mode); headless, its size (1280x800 by default).
+    pub screen: Option<Size>,
+    /// `vyoma.layout=kiosk|grid|tiles:A,B`: how apps share the screen (`grid` by default).
+    pub layout: Layout,
+    /// `vyoma.bar=on|off`: the status bar along the top (on by default).
+    pub bar: bool,
+}
+
+/// Where the display goes (`vyoma.display=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisplayChoice {
+    /// The KMS screen if there is one, else the framebuffer, else headless.
+    Auto,
+    /// The KMS screen; without one, headless (and the console says why).
+    Drm,
+    /// The framebuffer device (`/dev/fb0`); without one, headless (and the console says
+    /// why).
+    Fbdev,
+    /// Composed in memory only.
+    Headless,
+    /// No display: apps granted `display` are told there is none.
+    Off,
 }
 
 /// Which disk holds the app store (`vyoma.store=`).
@@ -134,8 +163,19 @@ impl Default for BootOptions {
             api: DEFAULT_API.parse().ok(),
             http: DEFAULT_HTTP.parse().ok(),
             store: StoreDisk::Auto,
+            display: DisplayChoice::Auto,
+            screen: None,
+            layout: Layout::Grid,
+            bar: true,
         }
     }
+}
+
+/// `WxH`, each side 1 to 8192 pixels.
+fn screen_size(value: &str) -> Option<Size> {
+    let (w, h) = value.split_once('x')?;
+    let side = |s: &str| s.parse::<u32>().ok().filter(|n| (1..=8192).contains(n));
+    Some(Size::new(side(w)?, side(h)?))
 }
 
 /// `ADDR:PORT` to listen on, or `off` (`None`).
@@ -246,13 +286,38 @@ pub fn parse(cmdline: &str) -> (BootOptions, Vec<String>) {
                     "`vyoma.store={v}` is not a disk: write `vyoma.store=auto`, `vyoma.store=off` or `vyoma.store=/dev/vdb` (using auto)"
                 )),
             },
+            "display" => match value {
+                "auto" => o.display = DisplayChoice::Auto,
+                "drm" => o.display = DisplayChoice::Drm,
+                "fbdev" => o.display = DisplayChoice::Fbdev,
+                "headless" => o.display = DisplayChoice::Headless,
+                "off" => o.display = DisplayChoice::Off,
+                _ => problems.push(format!(
+                    "`vyoma.display={v}` is not a display: write `vyoma.display=auto`, `drm`, `fbdev`, `headless` or `off` (using auto)"
+                )),
+            },
+            "screen" => match screen_size(value) {
+                Some(size) => o.screen = Some(size),
+                None => problems.push(format!(
+                    "`vyoma.screen={v}` is not a screen size: write e.g. `vyoma.screen=1280x800` (using the screen's preferred mode)"
+                )),
+            },
+            "layout" => match value.parse::<Layout>() {
+                Ok(l) => o.layout = l,
+                Err(e) => problems.push(format!("`vyoma.layout`: {} (using grid)", shown(&e))),
+            },
+            "bar" => match value {
+                "on" => o.bar = true,
+                "off" => o.bar = false,
+                _ => problems.push(format!("`vyoma.bar={v}`: write `vyoma.bar=on` or `vyoma.bar=off` (using on)")),
+            },
             "log" | "dir" => problems.push(format!(
                 "`vyoma.{k}={v}` needs a value{}: using {}",
                 if key == "dir" { " that is an absolute path" } else { "" },
                 if key == "dir" { &o.apps_dir } else { &o.log }
             )),
             _ => problems.push(format!(
-                "unknown option `vyoma.{k}`: VyomaOS reads vyoma.log, vyoma.apps, vyoma.panic, vyoma.dir, vyoma.memory, vyoma.net, vyoma.api, vyoma.http and vyoma.store"
+                "unknown option `vyoma.{k}`: VyomaOS reads vyoma.log, vyoma.apps, vyoma.panic, vyoma.dir, vyoma.memory, vyoma.net, vyoma.api, vyoma.http, vyoma.store, vyoma.display, vyoma.screen, vyoma.layout and vyoma.bar"
             )),
         }
     }
@@ -261,6 +326,33 @@ pub fn parse(cmdline: &str) -> (BootOptions, Vec<String>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn display_options_and_their_mistakes() {
+        let (o, p) = parse("vyoma.display=drm vyoma.screen=1024x768 vyoma.layout=tiles:clock,paint vyoma.bar=off");
+        assert_eq!(p, Vec::<String>::new());
+        assert_eq!(o.display, DisplayChoice::Drm);
+        assert_eq!(o.screen, Some(Size::new(1024, 768)));
+        assert_eq!(o.layout, Layout::Tiles(vec!["clock".into(), "paint".into()]));
+        assert!(!o.bar);
+        let d = BootOptions::default();
+        assert_eq!(
+            (d.display, d.screen, d.layout, d.bar),
+            (DisplayChoice::Auto, None, Layout::Grid, true)
+        );
+        let (o, p) = parse("vyoma.display=vga vyoma.screen=0x10 vyoma.layout=stack\x1b vyoma.bar=yes");
+        assert_eq!(
+            p,
+            [
+                "`vyoma.display=vga` is not a display: write `vyoma.display=auto`, `drm`, `fbdev`, `headless` or `off` (using auto)",
+                "`vyoma.screen=0x10` is not a screen size: write e.g. `vyoma.screen=1280x800` (using the screen's preferred mode)",
+                "`vyoma.layout`: `stack\\u{1b}` is not a layout: use `kiosk`, `grid` or `tiles:APP,APP,...` (using grid)",
+                "`vyoma.bar=yes`: write `vyoma.bar=on` or `vyoma.bar=off` (using on)",
+            ]
+        );
+        assert_eq!(o, BootOptions::default(), "every mistake keeps the default");
+        assert_eq!(parse("vyoma.screen=9000x10").0.screen, None);
+    }
+
     use super::*;
 
     #[test]

@@ -7,7 +7,8 @@
 //! and a power-off or reboot, never a hang. Outside PID 1 (hosted mode, tests) the same
 //! binary skips the mounts and the power-off, adopts orphans as a subreaper, and exits.
 //!
-//! With the supervisor, it also sets up the network over netlink ([`net`], [`dhcp`]).
+//! With the supervisor, it also sets up the network over netlink ([`net`], [`dhcp`]) and
+//! the display on the machine's screen or headless ([`screen`]).
 //!
 //! What it is not for: running apps (`vyoma-supervisor`) or building the image
 //! (`vyoma-image`). The system calls are behind [`Sys`], so everything here is tested with a
@@ -18,6 +19,8 @@ pub mod cmdline;
 pub mod dhcp;
 #[cfg(feature = "supervisor")]
 pub mod net;
+#[cfg(feature = "supervisor")]
+pub mod screen;
 pub mod sys;
 
 use std::fmt;

@@ -106,7 +106,7 @@ fn main() -> ExitCode {
     }
     install_panic_hook(pid1, opts.on_panic);
 
-    let result = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let result = match vyoma_runtime::supervisor_runtime() {
         Ok(rt) => {
             let r = rt.block_on(run(&opts, pid1, t0));
             rt.shutdown_timeout(Duration::from_secs(1));
@@ -359,6 +359,8 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
     for problem in booted.problems() {
         say(&problem.to_string());
     }
+    // The screen before the apps start, so those granted `display` draw from the start.
+    vyoma_init::screen::start(&sup, opts, pid1, say);
     // The API is up before the apps start: probes see it live, and ready once they run.
     let mut api = if pid1 { serve_api(&sup, opts) } else { None };
     let mut http = if pid1 { serve_http(&sup, opts).await } else { None };

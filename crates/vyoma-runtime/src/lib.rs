@@ -61,7 +61,7 @@ pub use ipc::{IPC_INTERFACE, IpcView};
 pub use lifecycle::{LIFECYCLE_INTERFACE, LifecycleView, StopRequest, StopSignal};
 pub use pace::{Lane, Pace, PacePolicy};
 pub use sandbox::{InstanceState, MAX_STDIN, MemoryLimitExceeded};
-pub use sched::{Lanes, Pacer};
+pub use sched::{Lanes, Pacer, supervisor_runtime};
 pub use stdio::AppLog;
 
 /// Errors loading components or building the engine. Running an instance never errors:

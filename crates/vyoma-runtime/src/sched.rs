@@ -99,6 +99,24 @@ impl Pacer {
     }
 }
 
+/// How many tasks a worker runs between looks at the runtime's shared queue. Tasks woken
+/// from outside the workers wait there: an app woken by input from a device's thread, a
+/// desktop window or the operator. tokio's default lets a worker run up to its tuned
+/// interval of its own queue first, so a key could wait behind a whole tick's worth of
+/// apps' frame work (p99 up to 2 ms with 16 full-screen animations; every other task: 0.2
+/// to 0.6 ms, docs/PERFORMANCE.md, the display). Looking is one atomic load while the
+/// shared queue is empty: IPC throughput does not move.
+pub const SHARED_QUEUE_INTERVAL: u32 = 2;
+
+/// The multi-threaded runtime the supervisor and its apps run on (a worker per core; the
+/// batch lane is [`Lanes`]'s own).
+pub fn supervisor_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .global_queue_interval(SHARED_QUEUE_INTERVAL)
+        .enable_all()
+        .build()
+}
+
 /// The batch lane's runtime, or none (every instance runs where its task is polled).
 #[derive(Debug)]
 pub struct Lanes {

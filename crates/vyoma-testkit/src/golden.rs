@@ -68,3 +68,37 @@ impl Golden {
         }
     }
 }
+
+/// Whether `a` and `b` are the same size and differ by at most `tolerance` in every colour
+/// channel of every pixel: for pictures that went through another program (QEMU's
+/// `screendump`), where a channel may be rounded.
+pub fn close(a: &Frame, b: &Frame, tolerance: u8) -> bool {
+    let near = |x: u32, y: u32| {
+        (0..3).all(|c| {
+            let (p, q) = ((x >> (8 * c)) as u8, (y >> (8 * c)) as u8);
+            p.abs_diff(q) <= tolerance
+        })
+    };
+    a.size == b.size && a.pixels.iter().zip(&b.pixels).all(|(&x, &y)| near(x, y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vyoma_display::Size;
+
+    #[test]
+    fn close_allows_a_rounded_channel_and_nothing_more() {
+        let a = Frame::new(Size::new(2, 1), 0x0010_2030);
+        let mut b = a.clone();
+        b.pixels[1] = 0x0011_1f32;
+        assert!(close(&a, &b, 2));
+        assert!(!close(&a, &b, 1), "blue is 2 off");
+        b.pixels[0] = 0x0010_2030 + 0x0300_0000;
+        assert!(close(&a, &b, 2), "the X byte is not a colour");
+        assert!(
+            !close(&a, &Frame::new(Size::new(1, 2), 0x0010_2030), 255),
+            "sizes differ"
+        );
+    }
+}

@@ -178,11 +178,8 @@ impl Window {
         while y < end {
             let rows = (end - y).min(rows_per_request as u32);
             data.clear();
-            for row in y..y + rows {
-                let at = row as usize * frame.size.w as usize + r.x as usize;
-                for p in &frame.pixels[at..at + r.w as usize] {
-                    data.extend_from_slice(&p.to_le_bytes());
-                }
+            for (_, _, row) in frame.rows(Rect::new(r.x, y as i32, r.w, rows)) {
+                data.extend(row.iter().flat_map(|p| p.to_le_bytes()));
             }
             self.conn
                 .put_image(

@@ -246,3 +246,23 @@ async fn the_clock_sleeps_while_nothing_changes_and_paces_an_animation() {
     assert_eq!(shown.load(Ordering::Relaxed), before);
     clock.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn taking_off_an_app_that_was_never_on_the_display_wakes_no_one() {
+    // The supervisor says this of every app without the grant, at start and at each
+    // deploy: a screen with no GUI app is never composed for it.
+    let d = Display::new("counting", Size::new(20, 10), Layout::Grid, true);
+    let shown = Arc::new(AtomicU64::new(0));
+    let clock = tokio::spawn(d.clone().run(Box::new(Counting(shown.clone()))));
+    for app in ["logger", "ticker", "echo"] {
+        d.remove_app(app);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(shown.load(Ordering::Relaxed), 0, "nothing composed");
+    // An app that is on it: taken off, the screen changes.
+    d.add_app("a", grant(true, true));
+    d.remove_app("a");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(shown.load(Ordering::Relaxed), 1);
+    clock.abort();
+}

@@ -11,7 +11,7 @@ pub use exec::execute;
 pub use session::{ConsoleEnd, Input, LineReader, run, run_stdio, spawn_stdio};
 pub use vyoma_control::{
     Command, DEFAULT_WAIT, HELP, MAX_LINE, Reply, UpdateOptions, UpdateSource, fmt_bytes, parse_input, printable,
-    render, render_inspect, render_line, render_ps, terminal_safe,
+    render, render_display_started, render_inspect, render_line, render_ps, terminal_safe,
 };
 
 #[cfg(test)]
