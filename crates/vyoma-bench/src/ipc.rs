@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use vyoma_lifecycle::AppState;
-use vyoma_runtime::RuntimeConfig;
+use vyoma_runtime::{RuntimeConfig, Scheduling};
 use vyoma_supervisor::{RealClock, boot};
 
 use crate::Exit;
@@ -116,12 +116,33 @@ fn write_apps(root: &Path, ping_args: &[String], peer: &str, peer_args: &[&str])
     write_app(root, peer, &peer_component, peer_args, "ping")
 }
 
-/// Boots the apps in `root`, waits for `ping` to finish, returns its last output line.
-async fn supervisor_run(root: &Path, cache: &Path) -> anyhow::Result<String> {
-    let config = RuntimeConfig {
+/// How the supervisor's apps are scheduled in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sched {
+    /// As `vyoma run` does: a single-threaded interactive shard per core, apps that
+    /// message each other on one.
+    Shards,
+    /// The scheduling before the shards (the baseline): every app polled by whichever of
+    /// the supervisor's work-stealing tokio workers takes its task.
+    Workers,
+}
+
+/// The runtime configuration of a run with `sched`.
+fn config(cache: &Path, sched: Sched) -> RuntimeConfig {
+    let mut scheduling = Scheduling::default();
+    if let (Sched::Workers, Scheduling::Shared { shards, .. }) = (sched, &mut scheduling) {
+        *shards = 0;
+    }
+    RuntimeConfig {
         cache_dir: Some(cache.to_path_buf()),
+        scheduling,
         ..RuntimeConfig::default()
-    };
+    }
+}
+
+/// Boots the apps in `root`, waits for `ping` to finish, returns its last output line.
+async fn supervisor_run(root: &Path, cache: &Path, sched: Sched) -> anyhow::Result<String> {
+    let config = config(cache, sched);
     let booted = boot(root, config, Arc::new(RealClock::default()))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -176,6 +197,7 @@ async fn supervisor_pairs(
     pairs: usize,
     messages: usize,
     size: usize,
+    sched: Sched,
 ) -> anyhow::Result<Aggregate> {
     let _ = std::fs::remove_dir_all(root);
     let ping = ping_component()?;
@@ -190,10 +212,7 @@ async fn supervisor_pairs(
         )?;
         write_app(root, &s, &ping, &["sink"], &p)?;
     }
-    let config = RuntimeConfig {
-        cache_dir: Some(cache.to_path_buf()),
-        ..RuntimeConfig::default()
-    };
+    let config = config(cache, sched);
     let me = std::process::id();
     let (t0, cpu0) = (Instant::now(), crate::common::process_cpu(me));
     let booted = boot(root, config, Arc::new(RealClock::default()))
@@ -505,63 +524,95 @@ pub(crate) async fn bench_ipc(args: BenchIpcArgs) -> anyhow::Result<Exit> {
         &["sink", &batch],
     )?;
     // Compile (and cache) the components outside any measurement.
-    supervisor_run(&rtt_dir, &cache).await?;
+    supervisor_run(&rtt_dir, &cache, Sched::Shards).await?;
 
-    let (mut sup_rtt, mut uds_rtt, mut sup_rate, mut uds_rate) = (vec![], vec![], vec![], vec![]);
-    let (mut thr_rtt, mut thr_rate) = (vec![], vec![]);
-    let (mut sup_batch, mut uds_batch, mut thr_batch) = (vec![], vec![], vec![]);
-    // Interleave the two sides so drift on the machine affects both alike.
-    for _ in 0..args.runs.max(1) {
-        let line = supervisor_run(&rtt_dir, &cache).await?;
-        sup_rtt.push(RoundTrip {
+    let (mut sup_rtt, mut old_rtt, mut uds_rtt, mut thr_rtt) = (vec![], vec![], vec![], vec![]);
+    let (mut sup_rate, mut old_rate, mut uds_rate, mut thr_rate) = (vec![], vec![], vec![], vec![]);
+    let (mut sup_batch, mut old_batch, mut uds_batch, mut thr_batch) = (vec![], vec![], vec![], vec![]);
+    let trip = |line: String| -> anyhow::Result<RoundTrip> {
+        Ok(RoundTrip {
             median: field(&line, "median_ns")?,
             p99: field(&line, "p99_ns")?,
-        });
+        })
+    };
+    // Interleave the sides so drift on the machine affects all alike.
+    for _ in 0..args.runs.max(1) {
+        sup_rtt.push(trip(supervisor_run(&rtt_dir, &cache, Sched::Shards).await?)?);
+        old_rtt.push(trip(supervisor_run(&rtt_dir, &cache, Sched::Workers).await?)?);
         uds_rtt.push(uds_round_trips(work.path(), args.round_trips, args.size)?);
         thr_rtt.push(thread_round_trips(args.round_trips, args.size));
-        sup_rate.push(one_way_rate(&supervisor_run(&flood_dir, &cache).await?, args.messages)?);
+        for (sched, v) in [(Sched::Shards, &mut sup_rate), (Sched::Workers, &mut old_rate)] {
+            v.push(one_way_rate(
+                &supervisor_run(&flood_dir, &cache, sched).await?,
+                args.messages,
+            )?);
+        }
         uds_rate.push(uds_one_way(work.path(), args.messages, args.size, 1)?);
         thr_rate.push(thread_one_way(args.messages, args.size)?);
-        sup_batch.push(one_way_rate(&supervisor_run(&batch_dir, &cache).await?, args.messages)?);
+        for (sched, v) in [(Sched::Shards, &mut sup_batch), (Sched::Workers, &mut old_batch)] {
+            v.push(one_way_rate(
+                &supervisor_run(&batch_dir, &cache, sched).await?,
+                args.messages,
+            )?);
+        }
         uds_batch.push(uds_one_way(work.path(), args.messages, args.size, args.batch)?);
         thr_batch.push(thread_one_way_batched(args.messages, args.size, args.batch)?);
     }
-    let (s, u) = (median_by(sup_rtt, |r| r.median), median_by(uds_rtt, |r| r.median));
-    let by_rate = |v: Vec<f64>| median_by(v, |r| *r as u64);
-    let t = median_by(thr_rtt, |r| r.median);
-    let (sr, ur, tr) = (by_rate(sup_rate), by_rate(uds_rate), by_rate(thr_rate));
-    let (sb, ub, tb) = (by_rate(sup_batch), by_rate(uds_batch), by_rate(thr_batch));
-    println!(
-        "| measure | app → supervisor → app | Unix socket, two processes | channel, two threads of one process | supervisor vs socket |"
+    let by_median = |v: Vec<RoundTrip>| median_by(v, |r| r.median);
+    let (s, o, u, t) = (
+        by_median(sup_rtt),
+        by_median(old_rtt),
+        by_median(uds_rtt),
+        by_median(thr_rtt),
     );
-    println!("|---|---:|---:|---:|---:|");
+    let by_rate = |v: Vec<f64>| median_by(v, |r| *r as u64);
+    let (sr, or, ur, tr) = (
+        by_rate(sup_rate),
+        by_rate(old_rate),
+        by_rate(uds_rate),
+        by_rate(thr_rate),
+    );
+    let (sb, ob, ub, tb) = (
+        by_rate(sup_batch),
+        by_rate(old_batch),
+        by_rate(uds_batch),
+        by_rate(thr_batch),
+    );
     println!(
-        "| round trip, median | {} | {} | {} | {:.2}x faster |",
+        "| measure | app → supervisor → app | same, shared workers (before shards) | Unix socket, two processes | channel, two threads of one process | supervisor vs socket |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| round trip, median | {} | {} | {} | {} | {:.2}x faster |",
         us(s.median),
+        us(o.median),
         us(u.median),
         us(t.median),
         u.median as f64 / s.median as f64
     );
     println!(
-        "| round trip, p99 | {} | {} | {} | {:.2}x faster |",
+        "| round trip, p99 | {} | {} | {} | {} | {:.2}x faster |",
         us(s.p99),
+        us(o.p99),
         us(u.p99),
         us(t.p99),
         u.p99 as f64 / s.p99 as f64
     );
     println!(
-        "| one way, {} B messages | {} | {} | {} | {:.2}x |",
+        "| one way, {} B messages | {} | {} | {} | {} | {:.2}x |",
         args.size,
         rate(sr),
+        rate(or),
         rate(ur),
         rate(tr),
         sr / ur
     );
     println!(
-        "| one way, {} B messages, {} per call / write / channel message | {} | {} | {} | {:.2}x |",
+        "| one way, {} B messages, {} per call / write / channel message | {} | {} | {} | {} | {:.2}x |",
         args.size,
         args.batch,
         rate(sb),
+        rate(ob),
         rate(ub),
         rate(tb),
         sb / ub
@@ -575,29 +626,35 @@ async fn pairs_table(args: &BenchIpcArgs, work: &Path, cache: &Path) -> anyhow::
     let (m, size) = (args.pair_messages, args.size);
     let dir = work.join("pairs");
     let (mut sup1, mut supn, mut uds1, mut udsn) = (vec![], vec![], vec![], vec![]);
+    let (mut old1, mut oldn) = (vec![], vec![]);
     let all = m * args.pairs;
     for _ in 0..args.runs.max(1) {
-        sup1.push(supervisor_pairs(&dir, cache, 1, all, size).await?);
+        sup1.push(supervisor_pairs(&dir, cache, 1, all, size, Sched::Shards).await?);
+        old1.push(supervisor_pairs(&dir, cache, 1, all, size, Sched::Workers).await?);
         uds1.push(uds_pairs(&dir, 1, all, size)?);
-        supn.push(supervisor_pairs(&dir, cache, args.pairs, m, size).await?);
+        supn.push(supervisor_pairs(&dir, cache, args.pairs, m, size, Sched::Shards).await?);
+        oldn.push(supervisor_pairs(&dir, cache, args.pairs, m, size, Sched::Workers).await?);
         udsn.push(uds_pairs(&dir, args.pairs, m, size)?);
     }
     let med = |v: Vec<Aggregate>| median_by(v, |a| a.rate as u64);
     let (s1, sn, u1, un) = (med(sup1), med(supn), med(uds1), med(udsn));
+    let (o1, on) = (med(old1), med(oldn));
     let cores = |a: &Aggregate| a.cores.map_or("-".into(), |c| format!("{c:.2}"));
     println!(
         "\n{size} B messages, {all} in all ({m} per pair when {} pairs), one `send` per message; aggregate over all pairs, from boot (or connection) to the last count\n",
         args.pairs
     );
     println!(
-        "| pairs flooding at once | app → supervisor → app | supervisor CPU (cores) | Unix socket, thread → process | supervisor vs socket |"
+        "| pairs flooding at once | app → supervisor → app | supervisor CPU (cores) | same, shared workers (before shards) | its CPU (cores) | Unix socket, thread → process | supervisor vs socket |"
     );
-    println!("|---|---:|---:|---:|---:|");
-    for (n, s, u) in [(1, s1, u1), (args.pairs, sn, un)] {
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (n, s, o, u) in [(1, s1, o1, u1), (args.pairs, sn, on, un)] {
         println!(
-            "| {n} | {} | {} | {} | {:.2}x |",
+            "| {n} | {} | {} | {} | {} | {} | {:.2}x |",
             rate(s.rate),
             cores(&s),
+            rate(o.rate),
+            cores(&o),
             rate(u.rate),
             s.rate / u.rate
         );

@@ -264,8 +264,9 @@ pub(crate) async fn bench_zoo(args: ZooArgs) -> anyhow::Result<Exit> {
     println!("|---|---:|---:|---:|---:|---:|");
     let lanes = Scheduling::default();
     let one_lane = match lanes {
-        Scheduling::Shared { slice, .. } => Scheduling::Shared {
+        Scheduling::Shared { slice, shards, .. } => Scheduling::Shared {
             slice,
+            shards,
             batch_threads: 0,
         },
         Scheduling::Alone => Scheduling::Alone,

@@ -203,7 +203,13 @@ impl Runtime {
         };
         let lanes = self.clone();
         let task = tokio::spawn(async move {
-            let end = lanes.lanes.run(pacer, instance).await.unwrap_or(RequestEnd::Cancelled);
+            // Beside the connection's task that waits for its response, not on a shard.
+            let seat = crate::sched::Seat::where_polled();
+            let end = lanes
+                .lanes
+                .run(pacer, &seat, instance)
+                .await
+                .unwrap_or(RequestEnd::Cancelled);
             done(end.clone());
             end
         });

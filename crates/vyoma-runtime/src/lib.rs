@@ -30,6 +30,7 @@ mod http;
 mod ipc;
 mod lifecycle;
 mod pace;
+mod place;
 mod sandbox;
 mod sched;
 mod stdio;
@@ -61,7 +62,7 @@ pub use ipc::{IPC_INTERFACE, IpcView};
 pub use lifecycle::{LIFECYCLE_INTERFACE, LifecycleView, StopRequest, StopSignal};
 pub use pace::{Lane, Pace, PacePolicy};
 pub use sandbox::{InstanceState, MAX_STDIN, MemoryLimitExceeded};
-pub use sched::{Lanes, Pacer, supervisor_runtime};
+pub use sched::{Lanes, Pacer, Seat, supervisor_runtime};
 pub use stdio::AppLog;
 
 /// Errors loading components or building the engine. Running an instance never errors:
@@ -243,12 +244,16 @@ impl Default for RuntimeConfig {
 /// How instances share the CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheduling {
-    /// Many apps in one process: an epoch thread preempts a running app every `slice`, and
-    /// apps that use whole slices run in the batch lane, on `batch_threads` threads of the
-    /// lowest OS priority (0: no batch lane, every app where the supervisor polls it).
+    /// Many apps in one process: an epoch thread preempts a running app every `slice`;
+    /// apps run on `shards` single-threaded interactive runtimes, those that message each
+    /// other on the same one (0: every app where the supervisor polls it, on any of its
+    /// workers), and apps that use whole slices run in the batch lane, on `batch_threads`
+    /// threads of the lowest OS priority (0: no batch lane).
     Shared {
         /// The preemption tick, and how long an app may run before it yields.
         slice: Duration,
+        /// Interactive shards (a thread each).
+        shards: usize,
         /// Threads of the batch lane.
         batch_threads: usize,
     },
@@ -259,9 +264,11 @@ pub enum Scheduling {
 
 impl Default for Scheduling {
     fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Scheduling::Shared {
             slice: Duration::from_millis(10),
-            batch_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            shards: cores,
+            batch_threads: cores,
         }
     }
 }
@@ -447,14 +454,14 @@ impl Runtime {
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let cache = CompileCache::new(config.cache_dir.as_deref(), &engine);
         let (ticker, lanes, slice) = match config.scheduling {
-            Scheduling::Shared { slice, batch_threads } => (
+            Scheduling::Shared {
+                slice,
+                shards,
+                batch_threads,
+            } => (
                 Some(engine::EpochTicker::start(engine.clone(), slice)),
-                if batch_threads == 0 {
-                    Lanes::single()
-                } else {
-                    Lanes::new(batch_threads)
-                        .map_err(|e| RuntimeError::Engine(format!("cannot start the batch lane: {e}")))?
-                },
+                Lanes::new(shards, batch_threads)
+                    .map_err(|e| RuntimeError::Engine(format!("cannot start the scheduling lanes: {e}")))?,
                 slice,
             ),
             Scheduling::Alone => (None, Lanes::single(), Duration::from_millis(10)),

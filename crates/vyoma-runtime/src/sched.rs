@@ -1,6 +1,7 @@
-//! Running instances in two lanes (see `pace` for who goes where). The interactive lane
-//! is whatever runtime polls the instance's task (the supervisor's, on normal-priority
-//! threads); the batch lane is a runtime of its own whose threads run at the lowest OS
+//! Running instances in lanes (see `pace` for who goes where). The interactive lane is
+//! one single-threaded runtime per core (a shard), each on a normal-priority thread of its
+//! own; `place` says which shard an app runs on, so apps that message each other hand over
+//! on one thread. The batch lane is a runtime of its own whose threads run at the lowest OS
 //! priority (nice 19). A woken interactive app's thread therefore preempts a hog's thread
 //! at once, in the kernel, instead of waiting for the hog's slice to end.
 //!
@@ -16,6 +17,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::pace::{Lane, Pace, PacePolicy};
+use crate::place::Placement;
 
 type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -117,10 +119,78 @@ pub fn supervisor_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// The batch lane's runtime, or none (every instance runs where its task is polled).
+/// The interactive shards and the batch lane's runtime; with neither, every instance
+/// runs where its task is polled.
 #[derive(Debug)]
 pub struct Lanes {
+    shards: Vec<Shard>,
+    placement: Arc<Mutex<Placement>>,
     batch: Option<tokio::runtime::Runtime>,
+}
+
+/// One interactive shard: a single-threaded runtime driven by a thread of its own until
+/// `stop` is sent or dropped.
+#[derive(Debug)]
+struct Shard {
+    handle: tokio::runtime::Handle,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Shard {
+    fn start(index: usize) -> std::io::Result<Shard> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .global_queue_interval(SHARED_QUEUE_INTERVAL)
+            .enable_all()
+            .build()?;
+        let handle = rt.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("vyoma-shard-{index}"))
+            .spawn(move || {
+                // Runs the shard's tasks until the lanes are dropped; dropping the runtime
+                // here then drops the instances still on it.
+                let _ = rt.block_on(stopped);
+            })?;
+        Ok(Shard { handle, _stop: stop })
+    }
+}
+
+/// Where one instance runs in the interactive lane: a shard held while it runs (see
+/// [`Lanes::place`]; dropping it frees the place), or wherever its task is polled.
+#[derive(Debug)]
+pub struct Seat {
+    shard: Option<usize>,
+    held: Option<(String, Arc<Mutex<Placement>>)>,
+}
+
+impl Seat {
+    /// No shard: the instance runs where the task awaiting [`Lanes::run`] is polled. For
+    /// instances that serve a task already running there (an HTTP request's handler
+    /// beside its connection).
+    pub fn where_polled() -> Seat {
+        Seat {
+            shard: None,
+            held: None,
+        }
+    }
+
+    /// The shard's index, if it has one.
+    pub fn shard(&self) -> Option<usize> {
+        self.shard
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        if let Some((app, placement)) = &self.held {
+            lock(placement).release(app);
+        }
+    }
+}
+
+fn lock(p: &Mutex<Placement>) -> std::sync::MutexGuard<'_, Placement> {
+    // Placement is bookkeeping updated in one step; a panic cannot leave it half-done.
+    p.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The OS priority of the batch lane's threads: the lowest (Linux's CFS weight 15 against
@@ -129,62 +199,106 @@ pub struct Lanes {
 const BATCH_NICE: i32 = 19;
 
 impl Lanes {
-    /// No batch lane: what a process running one app needs.
+    /// No shards and no batch lane: what a process running one app needs.
     pub fn single() -> Lanes {
-        Lanes { batch: None }
+        Lanes {
+            shards: Vec::new(),
+            placement: Arc::new(Mutex::new(Placement::new(1))),
+            batch: None,
+        }
     }
 
-    /// Both lanes; the batch lane gets `threads` low-priority threads.
-    pub fn new(threads: usize) -> std::io::Result<Lanes> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads.max(1))
-            .thread_name("vyoma-batch")
-            .on_thread_start(|| {
-                // This thread only (on Linux, nice is per thread).
-                let tid = rustix::thread::gettid();
-                if let Err(e) = rustix::process::setpriority_process(Some(tid), BATCH_NICE) {
-                    tracing::warn!(error = %e, "cannot lower the batch lane's thread priority");
-                }
-            })
-            .enable_all()
-            .build()?;
-        Ok(Lanes { batch: Some(rt) })
+    /// `shards` interactive shards (0: instances run where their task is polled) and,
+    /// with `batch_threads` above 0, the batch lane on that many low-priority threads.
+    pub fn new(shards: usize, batch_threads: usize) -> std::io::Result<Lanes> {
+        let batch = if batch_threads == 0 {
+            None
+        } else {
+            Some(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(batch_threads)
+                    .thread_name("vyoma-batch")
+                    .on_thread_start(|| {
+                        // This thread only (on Linux, nice is per thread).
+                        let tid = rustix::thread::gettid();
+                        if let Err(e) = rustix::process::setpriority_process(Some(tid), BATCH_NICE) {
+                            tracing::warn!(error = %e, "cannot lower the batch lane's thread priority");
+                        }
+                    })
+                    .enable_all()
+                    .build()?,
+            )
+        };
+        let shards = (0..shards).map(Shard::start).collect::<std::io::Result<Vec<_>>>()?;
+        Ok(Lanes {
+            placement: Arc::new(Mutex::new(Placement::new(shards.len()))),
+            shards,
+            batch,
+        })
     }
 
-    /// Runs `fut` (one instance) to its end in the lane `pacer` says, moving it when that
-    /// changes. `None` if the batch lane shut down under it (the supervisor is ending).
-    /// Dropping the returned future drops `fut` too, wherever it runs.
+    /// Places an instance of `app`, which messages `peers`, on an interactive shard (see
+    /// `place`): beside its peers, unless that would load one shard too much.
+    /// Without shards the instance runs where its task is polled.
+    pub fn place<'a>(&self, app: &str, peers: impl IntoIterator<Item = &'a str>) -> Seat {
+        if self.shards.is_empty() {
+            return Seat::where_polled();
+        }
+        let shard = lock(&self.placement).place(app, peers);
+        Seat {
+            shard: Some(shard),
+            held: Some((app.to_string(), self.placement.clone())),
+        }
+    }
+
+    /// Live instances per interactive shard.
+    pub fn loads(&self) -> Vec<usize> {
+        lock(&self.placement).loads().to_vec()
+    }
+
+    /// Runs `fut` (one instance) to its end in the lane `pacer` says (the interactive
+    /// one on `seat`'s shard), moving it when that changes. `None` if the runtime under
+    /// it shut down (the supervisor is ending). Dropping the returned future drops `fut`
+    /// too, wherever it runs.
+    ///
+    /// An instance with a shard starts where this future is polled and moves to its
+    /// shard when it is first woken after a wait: instantiating is then spread over the
+    /// supervisor's workers (at boot, every app at once) rather than queued on one
+    /// shard's thread behind a wake-up per app, and an app that never wakes (an idle
+    /// one) never moves.
     pub async fn run<T: Send + 'static>(
         &self,
         pacer: Arc<Pacer>,
+        seat: &Seat,
         fut: impl Future<Output = T> + Send + 'static,
     ) -> Option<T> {
         let mut fut: Boxed<T> = Box::pin(fut);
+        let shard = seat.shard.and_then(|i| self.shards.get(i));
+        let mut starting = shard.is_some();
         loop {
             let lane = pacer.lane();
-            let batch = match (&self.batch, lane) {
-                (Some(rt), Lane::Batch) => rt.handle(),
-                _ => {
-                    // Interactive, or no batch lane: poll it here.
-                    let stint = Stint {
-                        fut: Some(fut),
-                        pacer: pacer.clone(),
-                        lane: self.batch.as_ref().map(|_| lane),
-                    };
-                    match stint.await {
-                        End::Done(t) => return Some(t),
-                        End::Moved(f) => {
-                            fut = f;
-                            continue;
-                        }
+            let stint = Stint {
+                fut: Some(fut),
+                pacer: pacer.clone(),
+                lane: self.batch.as_ref().map(|_| lane),
+                start: std::mem::take(&mut starting).then_some(Start::Running),
+            };
+            let there = match (&self.batch, lane, shard) {
+                (Some(rt), Lane::Batch, _) => Some(rt.handle()),
+                (_, _, Some(s)) if stint.start.is_none() => Some(&s.handle),
+                _ => None,
+            };
+            let Some(there) = there else {
+                // Poll it here: no shards, or the instance's start.
+                match stint.await {
+                    End::Done(t) => return Some(t),
+                    End::Moved(f) => {
+                        fut = f;
+                        continue;
                     }
                 }
             };
-            let task = batch.spawn(Stint {
-                fut: Some(fut),
-                pacer: pacer.clone(),
-                lane: Some(Lane::Batch),
-            });
+            let task = there.spawn(stint);
             let _abort = AbortOnDrop(task.abort_handle());
             match task.await {
                 Ok(End::Done(t)) => return Some(t),
@@ -213,11 +327,23 @@ enum End<T> {
 }
 
 /// Polls an instance in one lane (`None`: there is only one), timing each poll, until it
-/// ends or belongs in the other lane.
+/// ends, belongs in the other lane, or (at its start) is woken after its first wait.
 struct Stint<T> {
     fut: Option<Boxed<T>>,
     pacer: Arc<Pacer>,
     lane: Option<Lane>,
+    /// The instance's start, before it goes to its shard: the stint ends when it is
+    /// woken after its first wait.
+    start: Option<Start>,
+}
+
+/// Where an instance's start is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// Not waited yet.
+    Running,
+    /// Waiting: the next poll (its wake) moves it, unpolled, to its shard.
+    Waited,
 }
 
 impl<T> Future for Stint<T> {
@@ -225,6 +351,11 @@ impl<T> Future for Stint<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<End<T>> {
         let this = &mut *self;
+        if this.start == Some(Start::Waited) {
+            // Woken: its shard polls it next (its wakers are registered anew there).
+            let fut = this.fut.take().expect("a stint is not polled after it ended");
+            return Poll::Ready(End::Moved(fut));
+        }
         let Some(fut) = this.fut.as_mut() else {
             panic!("a stint was polled after it ended");
         };
@@ -236,6 +367,10 @@ impl<T> Future for Stint<T> {
             Poll::Pending if self.lane.is_some_and(|l| l != next) => {
                 let fut = self.fut.take().expect("checked above");
                 Poll::Ready(End::Moved(fut))
+            }
+            Poll::Pending if self.start.is_some() => {
+                self.start = Some(Start::Waited);
+                Poll::Pending
             }
             Poll::Pending => Poll::Pending,
         }
@@ -291,7 +426,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_busy_instance_moves_to_the_batch_lane_and_back_when_it_quiets_down() {
-        let lanes = Lanes::new(1).unwrap();
+        let lanes = Lanes::new(0, 1).unwrap();
+        let seat = lanes.place("app", []);
         let cpu = Arc::new(AtomicU64::new(0));
         let pacer = Pacer::new(policy(), cpu.clone());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -299,6 +435,7 @@ mod tests {
         let n = lanes
             .run(
                 pacer.clone(),
+                &seat,
                 worker(
                     pacer.clone(),
                     Duration::from_millis(100),
@@ -322,6 +459,7 @@ mod tests {
         let n = lanes
             .run(
                 pacer.clone(),
+                &seat,
                 worker(pacer.clone(), Duration::ZERO, Duration::from_millis(5), 3, seen.clone()),
             )
             .await;
@@ -334,7 +472,7 @@ mod tests {
     #[test]
     fn the_batch_lane_runs_at_the_lowest_priority() {
         let mine = rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
-        let lanes = Lanes::new(1).unwrap();
+        let lanes = Lanes::new(0, 1).unwrap();
         let nice = lanes.batch.as_ref().unwrap().block_on(async {
             tokio::spawn(async { rustix::process::getpriority_process(Some(rustix::thread::gettid())) })
                 .await
@@ -350,7 +488,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn killing_an_instance_in_the_batch_lane_ends_it_there() {
-        let lanes = Lanes::new(1).unwrap();
+        let lanes = Lanes::new(0, 1).unwrap();
+        let seat = lanes.place("app", []);
         let pacer = Pacer::new(policy(), Arc::new(AtomicU64::new(0)));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let dropped = Arc::new(AtomicBool::new(false));
@@ -363,7 +502,7 @@ mod tests {
         let flag = Flag(dropped.clone());
         let p = pacer.clone();
         let s = seen.clone();
-        let run = lanes.run(pacer.clone(), async move {
+        let run = lanes.run(pacer.clone(), &seat, async move {
             let _flag = flag;
             worker(p, Duration::from_secs(3600), Duration::ZERO, 1, s).await
         });
@@ -381,11 +520,13 @@ mod tests {
     #[tokio::test]
     async fn with_one_lane_nothing_moves() {
         let lanes = Lanes::single();
+        let seat = lanes.place("app", []);
         let pacer = Pacer::new(policy(), Arc::new(AtomicU64::new(0)));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let n = lanes
             .run(
                 pacer.clone(),
+                &seat,
                 worker(
                     pacer.clone(),
                     Duration::from_millis(50),
@@ -397,5 +538,110 @@ mod tests {
             .await;
         assert_eq!(n, Some(1));
         assert!(seen.lock().unwrap().iter().all(|t| t != "vyoma-batch"));
+    }
+
+    fn this_thread() -> String {
+        std::thread::current().name().unwrap_or("").to_string()
+    }
+
+    /// The name of the thread an instance on `lanes` with `seat` runs on after its first
+    /// wait; it starts where `run` is polled.
+    async fn thread_of(lanes: &Lanes, seat: &Seat) -> String {
+        let pacer = Pacer::new(policy(), Arc::new(AtomicU64::new(0)));
+        let caller = this_thread();
+        let (start, after) = lanes
+            .run(pacer, seat, async {
+                let start = this_thread();
+                tokio::task::yield_now().await;
+                (start, this_thread())
+            })
+            .await
+            .expect("the shard is running");
+        assert_eq!(start, caller, "an instance starts where `run` is polled");
+        after
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn peers_run_on_one_shard_thread_and_others_on_the_next() {
+        let lanes = Lanes::new(2, 0).unwrap();
+        let ping = lanes.place("ping", ["pong"]);
+        let pong = lanes.place("pong", ["ping"]);
+        let other = lanes.place("other", []);
+        assert_eq!(ping.shard(), pong.shard());
+        assert_ne!(ping.shard(), other.shard());
+        let (a, b, c) = (
+            thread_of(&lanes, &ping).await,
+            thread_of(&lanes, &pong).await,
+            thread_of(&lanes, &other).await,
+        );
+        assert_eq!(a, format!("vyoma-shard-{}", ping.shard().unwrap()));
+        assert_eq!(a, b);
+        assert_eq!(c, format!("vyoma-shard-{}", other.shard().unwrap()));
+        assert_eq!(lanes.loads(), vec![2, 1]);
+        drop((ping, pong));
+        assert_eq!(lanes.loads(), vec![0, 1], "a dropped seat frees its place");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_peers_hand_over_on_their_shard_without_leaving_it() {
+        let lanes = Lanes::new(2, 0).unwrap();
+        let (a, b) = (lanes.place("a", ["b"]), lanes.place("b", ["a"]));
+        let to_b = Arc::new(tokio::sync::Notify::new());
+        let to_a = Arc::new(tokio::sync::Notify::new());
+        let threads = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+        let side = |me: Arc<tokio::sync::Notify>, other: Arc<tokio::sync::Notify>, first: bool| {
+            let threads = threads.clone();
+            async move {
+                // The first wait: from here on, on the shard.
+                tokio::task::yield_now().await;
+                for _ in 0..1000 {
+                    if first {
+                        other.notify_one();
+                        me.notified().await;
+                    } else {
+                        me.notified().await;
+                        other.notify_one();
+                    }
+                    threads.lock().unwrap().insert(this_thread());
+                }
+            }
+        };
+        let pa = Pacer::new(policy(), Arc::new(AtomicU64::new(0)));
+        let pb = Pacer::new(policy(), Arc::new(AtomicU64::new(0)));
+        let (ra, rb) = tokio::join!(
+            lanes.run(pa, &a, side(to_a.clone(), to_b.clone(), true)),
+            lanes.run(pb, &b, side(to_b, to_a, false)),
+        );
+        assert_eq!((ra, rb), (Some(()), Some(())));
+        let threads = threads.lock().unwrap();
+        assert_eq!(
+            threads.iter().cloned().collect::<Vec<_>>(),
+            vec![format!("vyoma-shard-{}", a.shard().unwrap())],
+            "every turn of both ran on their one shard"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_busy_instance_on_a_shard_goes_to_the_batch_lane_and_comes_back_to_its_shard() {
+        let lanes = Lanes::new(2, 1).unwrap();
+        let seat = lanes.place("hog", []);
+        let pacer = Pacer::new(policy(), Arc::new(AtomicU64::new(0)));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let busy = worker(
+            pacer.clone(),
+            Duration::from_millis(100),
+            Duration::from_millis(1),
+            3,
+            seen.clone(),
+        );
+        assert_eq!(lanes.run(pacer.clone(), &seat, busy).await, Some(3));
+        assert!(seen.lock().unwrap().iter().any(|t| t == "vyoma-batch"), "{seen:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        seen.lock().unwrap().clear();
+        let quiet = worker(pacer.clone(), Duration::ZERO, Duration::from_millis(5), 3, seen.clone());
+        assert_eq!(lanes.run(pacer.clone(), &seat, quiet).await, Some(3));
+        assert_eq!(pacer.lane(), Lane::Interactive);
+        let last = seen.lock().unwrap().last().cloned();
+        assert_eq!(last, Some(format!("vyoma-shard-{}", seat.shard().unwrap())));
     }
 }

@@ -233,6 +233,22 @@ impl Supervisor {
                     let reason = sup.serve_http(&name, generation, app, ipc, request).await;
                     return exited(&sup, &name, reason);
                 }
+                // On the interactive shard of the apps it messages (both sides of a
+                // grant name each other), held until the instance ends. An app on the
+                // display runs where the display's clock runs, on the supervisor's
+                // workers: its frame events then wake it into the clock's own worker
+                // queue, and input from a device's thread, which arrives through the
+                // runtime's shared queue, is taken ahead of the tick's frame work
+                // (`supervisor_runtime`). On a shard both would wait in one line.
+                let ipc_grant = &manifest.capabilities.ipc;
+                let seat = if manifest.capabilities.display.is_some() {
+                    vyoma_runtime::Seat::where_polled()
+                } else {
+                    sup.inner
+                        .runtime
+                        .lanes()
+                        .place(&name, ipc_grant.send.iter_names().chain(ipc_grant.accept.iter_names()))
+                };
                 let instance = {
                     let (sup, name, pacer) = (sup.clone(), name.clone(), pacer.clone());
                     async move {
@@ -242,9 +258,15 @@ impl Supervisor {
                         .await
                     }
                 };
-                let reason = sup.inner.runtime.lanes().run(pacer, instance).await.unwrap_or_else(|| {
-                    ExitReason::Error("the supervisor's batch lane shut down under the instance".into())
-                });
+                let reason = sup
+                    .inner
+                    .runtime
+                    .lanes()
+                    .run(pacer, &seat, instance)
+                    .await
+                    .unwrap_or_else(|| {
+                        ExitReason::Error("the supervisor's batch lane shut down under the instance".into())
+                    });
                 exited(&sup, &name, reason);
             },
             &self.inner.rt,
