@@ -251,7 +251,12 @@ impl Supervisor {
                 };
                 let instance = {
                     let (sup, name, pacer) = (sup.clone(), name.clone(), pacer.clone());
+                    // Tracked where it is dropped: on a shard or in the batch lane, a
+                    // killed instance's store (its memory, its pool slot) goes after this
+                    // task has ended, and shutdown waits for that too.
+                    let tracked = sup.inner.tasks.token();
                     async move {
+                        let _tracked = tracked;
                         sup.run_instance(
                             &name, generation, &manifest, &loaded, &log, memory, ipc, request, display, &pacer,
                         )

@@ -162,7 +162,10 @@ async fn memory_bombs_within_their_own_limits_cannot_take_more_than_the_shared_b
     }
     // What they held is given back; the quiet app still holds its own, and keeps running.
     assert!(budget.used() < 8 << 20, "{} bytes still charged", budget.used());
-    assert_eq!(status(&sup, "quiet").state, AppState::Running);
+    // The quiet app keeps running; it can lose one start to the bombs (all three start at
+    // once, and the budget reserves nothing for it: instantiating its memory is refused
+    // while they hold the whole budget), and then runs again after its back-off.
+    wait(&sup, "quiet", AppState::Running).await;
     wait_log(&sup, "quiet", "tick 5").await;
     sup.shutdown().await;
     assert_eq!(budget.used(), 0, "every instance's memory is released when it ends");
