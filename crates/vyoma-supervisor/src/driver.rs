@@ -270,7 +270,9 @@ impl Supervisor {
                     .run(pacer, &seat, instance)
                     .await
                     .unwrap_or_else(|| {
-                        ExitReason::Error("the supervisor's batch lane shut down under the instance".into())
+                        ExitReason::Error(
+                            "the runtime under the instance (its shard or the batch lane) shut down".into(),
+                        )
                     });
                 exited(&sup, &name, reason);
             },
