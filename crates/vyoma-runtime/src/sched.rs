@@ -158,9 +158,14 @@ impl Shard {
 /// Where one instance runs in the interactive lane: a shard held while it runs (see
 /// [`Lanes::place`]; dropping it frees the place), or wherever its task is polled.
 #[derive(Debug)]
-pub struct Seat {
-    shard: Option<usize>,
-    held: Option<(String, Arc<Mutex<Placement>>)>,
+pub struct Seat(Option<Held>);
+
+/// A shard's place held for one instance of `app`.
+#[derive(Debug)]
+struct Held {
+    shard: usize,
+    app: String,
+    placement: Arc<Mutex<Placement>>,
 }
 
 impl Seat {
@@ -168,22 +173,19 @@ impl Seat {
     /// instances that serve a task already running there (an HTTP request's handler
     /// beside its connection).
     pub fn where_polled() -> Seat {
-        Seat {
-            shard: None,
-            held: None,
-        }
+        Seat(None)
     }
 
     /// The shard's index, if it has one.
     pub fn shard(&self) -> Option<usize> {
-        self.shard
+        self.0.as_ref().map(|h| h.shard)
     }
 }
 
 impl Drop for Seat {
     fn drop(&mut self) {
-        if let Some((app, placement)) = &self.held {
-            lock(placement).release(app);
+        if let Some(h) = &self.0 {
+            lock(&h.placement).release(&h.app);
         }
     }
 }
@@ -245,10 +247,11 @@ impl Lanes {
             return Seat::where_polled();
         }
         let shard = lock(&self.placement).place(app, peers);
-        Seat {
-            shard: Some(shard),
-            held: Some((app.to_string(), self.placement.clone())),
-        }
+        Seat(Some(Held {
+            shard,
+            app: app.to_string(),
+            placement: self.placement.clone(),
+        }))
     }
 
     /// Live instances per interactive shard.
@@ -273,7 +276,7 @@ impl Lanes {
         fut: impl Future<Output = T> + Send + 'static,
     ) -> Option<T> {
         let mut fut: Boxed<T> = Box::pin(fut);
-        let shard = seat.shard.and_then(|i| self.shards.get(i));
+        let shard = seat.shard().and_then(|i| self.shards.get(i));
         let mut starting = shard.is_some();
         loop {
             let lane = pacer.lane();
