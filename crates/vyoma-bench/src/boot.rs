@@ -27,7 +27,8 @@ pub(crate) struct BenchBootArgs {
     #[arg(long, value_name = "auto|kvm|tcg")]
     accel: Option<AccelChoice>,
     /// Also boot the default set with this (older) static /init, side by side: a
-    /// before/after comparison of the supervisor itself.
+    /// before/after comparison of the supervisor itself. Its image has no separate
+    /// compiler (vyoma-compile), as images had before the compiler left /init.
     #[arg(long, value_name = "PATH")]
     before_init: Option<PathBuf>,
 }
@@ -105,10 +106,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-pub(crate) fn build(apps: &Path, out: &Path, cache: &Path, init: PathBuf) -> anyhow::Result<ImageReport> {
+/// An image of `apps` with `init` as `/init`, and with `compiler` when given (an image
+/// of an older `/init`, which had the compiler in it, is built without).
+pub(crate) fn build(
+    apps: &Path,
+    out: &Path,
+    cache: &Path,
+    init: PathBuf,
+    compiler: Option<PathBuf>,
+) -> anyhow::Result<ImageReport> {
     Ok(vyoma_image::build(&BuildOptions {
         apps: apps.to_path_buf(),
         init,
+        compiler,
         out: out.to_path_buf(),
         cache_root: cache.to_path_buf(),
         oci: false,
@@ -120,6 +130,13 @@ pub(crate) fn build(apps: &Path, out: &Path, cache: &Path, init: PathBuf) -> any
 /// A static musl binary built by `./dev test` or `./dev image`.
 fn musl_binary(name: &str) -> PathBuf {
     crate::source_tree(&format!("target/x86_64-unknown-linux-musl/image/{name}"))
+}
+
+/// The image's compiler: `$VYOMA_COMPILE`, else the musl `vyoma-compile`.
+pub(crate) fn default_compiler() -> PathBuf {
+    std::env::var_os("VYOMA_COMPILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::source_tree("target/x86_64-unknown-linux-musl/image-compiler/vyoma-compile"))
 }
 
 /// The image's supervisor: `$VYOMA_INIT`, else the musl `vyoma-init`.
@@ -141,16 +158,24 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
         &work.path().join("default"),
         &cache,
         default_init(),
+        Some(default_compiler()),
     )?;
     let many_apps = work.path().join("many");
     crate::common::write_apps(&many_apps, args.apps, &crate::default_apps().join("ticker/ticker.wasm"))?;
-    let many = build(&many_apps, &work.path().join("many-image"), &cache, default_init())?;
+    let many = build(
+        &many_apps,
+        &work.path().join("many-image"),
+        &cache,
+        default_init(),
+        Some(default_compiler()),
+    )?;
     let before = match &args.before_init {
         Some(init) => Some(build(
             &crate::default_apps(),
             &work.path().join("before"),
             &cache,
             init.clone(),
+            None,
         )?),
         None => None,
     };

@@ -179,7 +179,13 @@ pub(crate) async fn bench_update_image(args: BenchUpdateImageArgs) -> anyhow::Re
         ),
     )?;
     let cache = vyoma_runtime::default_cache_dir().context("no cache folder: set VYOMA_CACHE_DIR or HOME")?;
-    let image = crate::boot::build(&apps, &work.path().join("image"), &cache, crate::boot::default_init())?;
+    let image = crate::boot::build(
+        &apps,
+        &work.path().join("image"),
+        &cache,
+        crate::boot::default_init(),
+        Some(crate::boot::default_compiler()),
+    )?;
     let disk = work.path().join("store.ext4");
     vyoma_image::qemu::make_store_disk(&disk, vyoma_image::qemu::STORE_DISK_SIZE)?;
 

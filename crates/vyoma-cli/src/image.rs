@@ -28,6 +28,10 @@ pub(crate) struct BuildArgs {
     /// `./dev image` build in the source tree].
     #[arg(long)]
     init: Option<PathBuf>,
+    /// The static vyoma-compile binary the device compiles deployed apps with
+    /// [default: $VYOMA_COMPILE, else the `./dev image` build in the source tree].
+    #[arg(long)]
+    compiler: Option<PathBuf>,
     /// Also write the image as an OCI image archive (vyoma-image.oci.tar: /boot/bzImage and
     /// /boot/initramfs, for KubeVirt's kernelBoot; see docs/fleet.md).
     #[arg(long)]
@@ -122,12 +126,19 @@ pub(crate) fn default_init() -> PathBuf {
         .unwrap_or_else(|| musl_binary("vyoma-init"))
 }
 
+pub(crate) fn default_compiler() -> PathBuf {
+    std::env::var_os("VYOMA_COMPILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::source_tree("target/x86_64-unknown-linux-musl/image-compiler/vyoma-compile"))
+}
+
 pub(crate) fn image(cmd: ImageCmd) -> anyhow::Result<Exit> {
     match cmd {
         ImageCmd::Build(args) => {
             let opts = BuildOptions {
                 apps: args.dir.unwrap_or_else(crate::default_apps),
                 init: args.init.unwrap_or_else(default_init),
+                compiler: Some(args.compiler.unwrap_or_else(default_compiler)),
                 out: args.out.unwrap_or_else(default_image),
                 cache_root: vyoma_runtime::default_cache_dir()
                     .context("no cache folder: set VYOMA_CACHE_DIR or HOME")?,

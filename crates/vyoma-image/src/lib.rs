@@ -73,6 +73,9 @@ pub enum ImageError {
     /// The supervisor binary for the image is missing.
     #[error("the image's init {} does not exist: build it with `./dev image` (a static x86_64-unknown-linux-musl build of vyoma-init)", .0.display())]
     NoInit(PathBuf),
+    /// The compiler helper for the image is missing.
+    #[error("the image's compiler {} does not exist: build it with `./dev image` (a static x86_64-unknown-linux-musl build of vyoma-compile)", .0.display())]
+    NoCompiler(PathBuf),
     /// A symbolic link in an app folder that the image cannot carry.
     #[error("{}: {problem}; an image carries only the files inside each app's folder: copy the file in instead of linking to it", link.display())]
     Link {
@@ -123,6 +126,10 @@ pub struct BuildOptions {
     pub apps: PathBuf,
     /// The static `vyoma-init` binary.
     pub init: PathBuf,
+    /// The static `vyoma-compile` binary: the device's compiler for deployed apps, carried
+    /// zstd-compressed and unpacked only to compile. `None`: an image that cannot compile
+    /// what is deployed to it (the boot benchmark's image of an older `/init`).
+    pub compiler: Option<PathBuf>,
     /// Where to write the image.
     pub out: PathBuf,
     /// The cache root (the kernel is kept under `kernel/`).
@@ -153,6 +160,8 @@ pub struct ImageReport {
     pub initramfs_unpacked: u64,
     /// The init binary's size.
     pub init_size: u64,
+    /// The compiler helper: its path in the image, its compressed and unpacked sizes.
+    pub compiler: Option<(String, u64, u64)>,
     /// The apps.
     pub apps: Vec<StagedApp>,
     /// The OCI archive, when asked for.
@@ -202,12 +211,18 @@ impl fmt::Display for ImageReport {
             self.initramfs_size,
             &format!("zstd; {} unpacked:", size(self.initramfs_unpacked)),
         )?;
-        row(
-            f,
-            "  /init",
-            self.init_size,
-            "vyoma-init (static, with the compiler for deployed apps)",
-        )?;
+        row(f, "  /init", self.init_size, "vyoma-init (static)")?;
+        if let Some((path, packed, unpacked)) = &self.compiler {
+            row(
+                f,
+                &format!("  {ARTIFACTS}/vyoma-compile"),
+                *packed,
+                &format!(
+                    "the compiler for deployed apps, zstd ({} unpacked when one is compiled): {path}",
+                    size(*unpacked)
+                ),
+            )?;
+        }
         for a in &self.apps {
             let data = if a.data_size > 0 {
                 format!(", {} of data", size(a.data_size))
@@ -255,6 +270,10 @@ pub fn build(opts: &BuildOptions) -> Result<ImageReport, ImageError> {
     let mut tree = initramfs::Tree::base();
     let apps = stage::stage_apps(&opts.apps, &mut tree)?;
     let init_size = init.len() as u64;
+    let compiler = match &opts.compiler {
+        Some(path) => Some(add_compiler(&mut tree, path)?),
+        None => None,
+    };
     tree.add(
         "init",
         initramfs::Node::File {
@@ -308,9 +327,29 @@ pub fn build(opts: &BuildOptions) -> Result<ImageReport, ImageError> {
         initramfs_size: packed.len() as u64,
         initramfs_unpacked: unpacked,
         init_size,
+        compiler,
         apps,
         oci,
     })
+}
+
+/// Adds the compiler helper at `path` to the image, zstd-compressed under the name that
+/// promises its hash (what the supervisor finds and checks, `vyoma_runtime::CompilerHelper`).
+/// Returns its path in the image and its compressed and unpacked sizes. Compressed apart,
+/// it passes through the boot's unpacking of the initramfs as stored bytes.
+fn add_compiler(tree: &mut initramfs::Tree, path: &Path) -> Result<(String, u64, u64), ImageError> {
+    let exe = std::fs::read(path).map_err(|_| ImageError::NoCompiler(path.to_path_buf()))?;
+    let packed = initramfs::compress(&exe)?;
+    let at = format!("{ARTIFACTS}/{}", vyoma_runtime::helper_file_name(&packed));
+    let sizes = (packed.len() as u64, exe.len() as u64);
+    tree.add(
+        &at,
+        initramfs::Node::File {
+            mode: 0o644,
+            data: packed,
+        },
+    );
+    Ok((at, sizes.0, sizes.1))
 }
 
 /// The image's API credentials in `out/api`: kept from an earlier build when the client

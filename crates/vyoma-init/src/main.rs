@@ -11,7 +11,7 @@
 //! power-off: apps come from `$VYOMA_APPS`, options from `$VYOMA_CMDLINE`, and it exits 0.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -302,9 +302,19 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
         // Machine code only from the image's own artifact folder, and only as PID 1:
         // hosted (tests, `$VYOMA_APPS`), nothing precompiled is trusted.
         trusted_artifacts: pid1.then(|| PathBuf::from(vyoma_runtime::IMAGE_ARTIFACTS)),
+        // Deployed apps are compiled by the image's compiler, beside its artifacts.
+        compiler_helper: pid1
+            .then(|| vyoma_runtime::CompilerHelper::find(Path::new(vyoma_runtime::IMAGE_ARTIFACTS)))
+            .flatten(),
         memory_budget: opts.memory_budget,
         ..RuntimeConfig::default()
     };
+    if pid1 && state.is_some() && config.compiler_helper.is_none() {
+        say(&format!(
+            "vyoma-init: this image has no compiler ({}/vyoma-compile-*.zst): apps deployed to it cannot be compiled; rebuild it with `./dev image`",
+            vyoma_runtime::IMAGE_ARTIFACTS
+        ));
+    }
     let clock = Arc::new(RealClock::default());
     let mut booted = match prepare(&dir, config.clone(), clock.clone()).await {
         Ok(b) => b,

@@ -14,10 +14,12 @@
 //! Verified artifacts are deserialised from memory, so the file cannot change between the
 //! check and the load.
 //!
-//! Without the `compiler` feature (the image's supervisor) nothing is compiled: apps come
-//! precompiled by `vyoma image build` ([`precompile_for_image`]) and are loaded with
+//! Without the `compiler` feature (the image's supervisor) the image's apps come precompiled
+//! by `vyoma image build` ([`precompile_for_image`]) and are loaded with
 //! [`load_image_artifact`], only from the image's own artifact folder, and only when their
-//! SHA-256 matches the one the builder wrote into their file name.
+//! SHA-256 matches the one the builder wrote into their file name. What is deployed to the
+//! device later is compiled by the image's compiler helper (`crate::helper`), in a process
+//! of its own, and cached here like an artifact compiled in-process.
 //!
 //! This is the only module with `unsafe`: loading a precompiled artifact trusts its bytes.
 
@@ -30,6 +32,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use crate::RuntimeError;
+use crate::helper::CompilerHelper;
 
 /// Where a component came from when it was loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,13 +46,12 @@ pub enum CacheOutcome {
 }
 
 /// Length of an artifact's tag: HMAC-SHA256.
-#[cfg(feature = "compiler")]
 const TAG: usize = 32;
 /// The per-installation key's file, in the cache root.
-#[cfg(feature = "compiler")]
 const KEY_FILE: &str = "key";
 
-/// A directory of precompiled components for one engine configuration.
+/// A directory of precompiled components for one engine configuration, and how components
+/// not in it are compiled.
 #[derive(Debug, Clone)]
 pub struct CompileCache {
     /// The engine's folder and the installation's key, when the cache is usable.
@@ -58,6 +60,11 @@ pub struct CompileCache {
     root: Option<PathBuf>,
     /// Why the cache is not used, when it was asked for but refused.
     refused: Option<String>,
+    /// The compiler helper, when components are compiled by one (the image's).
+    helper: Option<CompilerHelper>,
+    /// Whether the engine maps copy-on-write memory images (the helper must compile for
+    /// that too).
+    cow: bool,
 }
 
 /// Feeds `Hash` output into SHA-256, so the engine's compatibility hash becomes a stable
@@ -85,36 +92,41 @@ pub fn engine_fingerprint(engine: &Engine) -> String {
 
 impl CompileCache {
     /// A cache under `root` (a folder per engine fingerprint), or no disk cache at all.
-    /// A root that is not safe to load machine code from is refused (see
-    /// [`CompileCache::refused`]); components are then compiled in memory at each start.
-    pub fn new(root: Option<&Path>, engine: &Engine) -> CompileCache {
-        let Some(root) = root else {
-            return CompileCache {
-                store: None,
-                root: None,
-                refused: None,
-            };
+    /// Components are compiled by `helper` when there is one (for an engine with
+    /// copy-on-write memory images if `cow`), else in-process with the `compiler`
+    /// feature, else not at all. A root that is not safe to load machine code from is
+    /// refused (see [`CompileCache::refused`]); components are then compiled at each start.
+    pub fn new(root: Option<&Path>, engine: &Engine, helper: Option<CompilerHelper>, cow: bool) -> CompileCache {
+        let mut cache = CompileCache {
+            store: None,
+            root: root.map(Path::to_path_buf),
+            refused: None,
+            helper,
+            cow,
         };
-        #[cfg(feature = "compiler")]
-        let opened = open_store(root, &engine_fingerprint(engine));
-        // Nothing to cache without a compiler.
-        #[cfg(not(feature = "compiler"))]
-        let opened: Result<Option<(PathBuf, [u8; 32])>, String> = {
-            let _ = engine;
-            Ok(None)
-        };
-        let (store, refused) = match opened {
-            Ok(s) => (s, None),
-            Err(why) => {
-                tracing::warn!(cache = %root.display(), %why, "not using the compile cache");
-                (None, Some(why))
+        let Some(root) = root else { return cache };
+        // The folder is named by what makes artifacts compatible: the helper that makes
+        // them, or this engine's settings. Nothing to cache without a compiler.
+        let fingerprint = match &cache.helper {
+            Some(h) => Some(h.fingerprint(cow)),
+            #[cfg(feature = "compiler")]
+            None => Some(engine_fingerprint(engine)),
+            #[cfg(not(feature = "compiler"))]
+            None => {
+                let _ = engine;
+                None
             }
         };
-        CompileCache {
-            store,
-            root: Some(root.to_path_buf()),
-            refused,
+        if let Some(fingerprint) = fingerprint {
+            match open_store(root, &fingerprint) {
+                Ok(s) => cache.store = s,
+                Err(why) => {
+                    tracing::warn!(cache = %root.display(), %why, "not using the compile cache");
+                    cache.refused = Some(why);
+                }
+            }
         }
+        cache
     }
 
     /// The folder artifacts are kept in, if the cache is in use.
@@ -134,7 +146,6 @@ impl CompileCache {
 
     /// Loads the component in `wasm` (whose SHA-256 is `sha`), from a verified artifact if
     /// it was compiled before, else by compiling (and storing) it.
-    #[cfg(feature = "compiler")]
     pub fn load(
         &self,
         engine: &Engine,
@@ -142,13 +153,17 @@ impl CompileCache {
         sha: &str,
         origin: &Path,
     ) -> Result<(Component, CacheOutcome), RuntimeError> {
-        let compile_error = |e: wasmtime::Error| RuntimeError::Compile {
-            path: origin.to_path_buf(),
-            message: format!("{e:#}"),
-        };
         let Some((dir, key)) = &self.store else {
-            let c = Component::new(engine, wasm).map_err(compile_error)?;
-            return Ok((c, CacheOutcome::Compiled));
+            #[cfg(feature = "compiler")]
+            if self.helper.is_none() {
+                let c = Component::new(engine, wasm).map_err(|e| RuntimeError::Compile {
+                    path: origin.to_path_buf(),
+                    message: format!("{e:#}"),
+                })?;
+                return Ok((c, CacheOutcome::Compiled));
+            }
+            let artifact = self.compile(engine, wasm, origin)?;
+            return from_own_artifact(engine, &artifact, origin).map(|c| (c, CacheOutcome::Compiled));
         };
         let file = dir.join(format!("{sha}.cwasm"));
         match std::fs::read(&file) {
@@ -159,30 +174,39 @@ impl CompileCache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => tracing::warn!(file = %file.display(), error = %e, "cannot read cache entry"),
         }
-        let artifact = engine.precompile_component(wasm).map_err(compile_error)?;
+        let artifact = self.compile(engine, wasm, origin)?;
         if let Err(e) = store(dir, &file, &artifact, &tag(key, sha, &artifact)) {
             tracing::warn!(dir = %dir.display(), error = %e, "compile cache not writable; continuing without it");
         }
-        // Deserializing bytes we produced in this process is as trusted as compiling.
         from_own_artifact(engine, &artifact, origin).map(|c| (c, CacheOutcome::Compiled))
     }
 
-    /// Without a compiler, only precompiled artifacts can be loaded.
-    #[cfg(not(feature = "compiler"))]
-    pub fn load(
-        &self,
-        _engine: &Engine,
-        _wasm: &[u8],
-        _sha: &str,
-        origin: &Path,
-    ) -> Result<(Component, CacheOutcome), RuntimeError> {
-        Err(RuntimeError::NoCompiler {
+    /// The artifact for `wasm`: made by the helper if there is one, else in-process.
+    fn compile(&self, engine: &Engine, wasm: &[u8], origin: &Path) -> Result<Vec<u8>, RuntimeError> {
+        if let Some(h) = &self.helper {
+            let started = std::time::Instant::now();
+            let artifact = h.compile(wasm, self.cow).map_err(|message| RuntimeError::Compile {
+                path: origin.to_path_buf(),
+                message,
+            })?;
+            tracing::info!(component = %origin.display(), took = ?started.elapsed(), "compiled by the compiler helper");
+            return Ok(artifact);
+        }
+        #[cfg(feature = "compiler")]
+        return engine.precompile_component(wasm).map_err(|e| RuntimeError::Compile {
             path: origin.to_path_buf(),
-        })
+            message: format!("{e:#}"),
+        });
+        #[cfg(not(feature = "compiler"))]
+        {
+            let _ = (engine, wasm);
+            Err(RuntimeError::NoCompiler {
+                path: origin.to_path_buf(),
+            })
+        }
     }
 }
 
-#[cfg(any(feature = "compiler", test))]
 /// Whether a folder (or file) may hold what the supervisor executes: it belongs to the
 /// supervisor's user, and no one else may write it (nor, for `secret`, read it).
 fn owned_privately(path: &Path, secret: bool) -> Result<(), String> {
@@ -218,7 +242,6 @@ fn owned_privately(path: &Path, secret: bool) -> Result<(), String> {
 
 /// Creates (privately) or checks the cache root, its per-installation key and the engine's
 /// folder.
-#[cfg(feature = "compiler")]
 fn open_store(root: &Path, fingerprint: &str) -> Result<Option<(PathBuf, [u8; 32])>, String> {
     use std::io::{Read, Write};
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -269,7 +292,6 @@ fn open_store(root: &Path, fingerprint: &str) -> Result<Option<(PathBuf, [u8; 32
 /// The MAC stored after an artifact: HMAC-SHA256 over the component's hash and the
 /// artifact, so an artifact cannot be forged, altered, or moved to another component's
 /// name.
-#[cfg(feature = "compiler")]
 fn mac(key: &[u8; 32], sha: &str, artifact: &[u8]) -> hmac::Hmac<Sha256> {
     use hmac::Mac;
     let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
@@ -280,14 +302,12 @@ fn mac(key: &[u8; 32], sha: &str, artifact: &[u8]) -> hmac::Hmac<Sha256> {
 }
 
 /// The tag stored after an artifact (see [`mac`]).
-#[cfg(feature = "compiler")]
 fn tag(key: &[u8; 32], sha: &str, artifact: &[u8]) -> [u8; TAG] {
     use hmac::Mac;
     mac(key, sha, artifact).finalize().into_bytes().into()
 }
 
 /// The artifact in `bytes` (artifact, then tag) if its tag is right.
-#[cfg(feature = "compiler")]
 fn verified<'a>(key: &[u8; 32], sha: &str, bytes: &'a [u8]) -> Result<&'a [u8], String> {
     use hmac::Mac;
     let Some(split) = bytes.len().checked_sub(TAG) else {
@@ -301,7 +321,6 @@ fn verified<'a>(key: &[u8; 32], sha: &str, bytes: &'a [u8]) -> Result<&'a [u8], 
     Ok(artifact)
 }
 
-#[cfg(feature = "compiler")]
 fn store(dir: &Path, file: &Path, artifact: &[u8], tag: &[u8; TAG]) -> std::io::Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut tmp, artifact)?;
@@ -326,6 +345,17 @@ pub fn precompile_for_image(wasm: &[u8], origin: &Path) -> Result<Vec<u8>, Runti
     let engine = crate::engine::image_engine()?;
     let (wasm, _) = crate::as_component(wasm, origin)?;
     engine.precompile_component(&wasm).map_err(|e| RuntimeError::Compile {
+        path: origin.to_path_buf(),
+        message: format!("{e:#}"),
+    })
+}
+
+/// Compiles the component `wasm` for a supervisor on this machine (with copy-on-write
+/// memory images if `cow`): the work of the compiler helper, `vyoma-compile`.
+#[cfg(feature = "compiler")]
+pub fn precompile_native(wasm: &[u8], cow: bool, origin: &Path) -> Result<Vec<u8>, RuntimeError> {
+    let engine = crate::engine::native_engine(cow)?;
+    engine.precompile_component(wasm).map_err(|e| RuntimeError::Compile {
         path: origin.to_path_buf(),
         message: format!("{e:#}"),
     })
@@ -396,7 +426,6 @@ fn deserialize_checked(engine: &Engine, bytes: &[u8]) -> Result<Component, Strin
 }
 
 /// Deserialises a cache artifact whose tag was just verified.
-#[cfg(feature = "compiler")]
 #[allow(unsafe_code, reason = "loading a precompiled artifact is unsafe in Wasmtime's API")]
 fn deserialize_verified(engine: &Engine, artifact: &[u8]) -> Result<Component, String> {
     match Engine::detect_precompiled(artifact) {
@@ -416,11 +445,17 @@ fn deserialize_verified(engine: &Engine, artifact: &[u8]) -> Result<Component, S
     c.map_err(|e| format!("{e:#}"))
 }
 
-#[cfg(feature = "compiler")]
 #[allow(unsafe_code, reason = "loading a precompiled artifact is unsafe in Wasmtime's API")]
 fn from_own_artifact(engine: &Engine, artifact: &[u8], origin: &Path) -> Result<Component, RuntimeError> {
-    // SAFETY: `artifact` was returned by `engine.precompile_component` moments ago in this
-    // process and never left memory, so it is exactly what Wasmtime produced for `engine`.
+    // SAFETY: `Component::deserialize` requires bytes produced by Wasmtime's
+    // `precompile_component` for a compatible engine. `artifact` was made moments ago for
+    // this component, either by `engine.precompile_component` in this process, or by the
+    // image's compiler helper (`CompileCache::compile`): an executable from the image's
+    // own artifact folder whose bytes matched the SHA-256 in its name, run from a private
+    // memory file, whose whole answer is the artifact its `precompile_component` made
+    // (`helper::framed`). It never left memory since, so it is what Wasmtime produced.
+    // Wasmtime checks the header, target and engine settings itself and errors on a
+    // mismatch (a helper built for other settings).
     let c = unsafe { Component::deserialize(engine, artifact) };
     c.map_err(|e| RuntimeError::Compile {
         path: origin.to_path_buf(),

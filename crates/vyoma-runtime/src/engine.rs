@@ -99,6 +99,14 @@ pub(crate) fn image_engine() -> Result<Engine, RuntimeError> {
     Engine::new(&c).map_err(|e| RuntimeError::Engine(format!("{e:#}")))
 }
 
+/// An engine that compiles for a supervisor on this machine with the settings [`build`]
+/// gives it (copy-on-write memory images if `cow`): what the compiler helper uses, in the
+/// image, next to the supervisor that loads what it makes. It only precompiles.
+#[cfg(feature = "compiler")]
+pub(crate) fn native_engine(cow: bool) -> Result<Engine, RuntimeError> {
+    Engine::new(&base_config(cow)).map_err(|e| RuntimeError::Engine(format!("{e:#}")))
+}
+
 /// Builds the engine. With [`PoolingChoice::Auto`] a pool of `capacity` slots is tried
 /// first; if the address space cannot hold it, an on-demand engine is used instead.
 pub(crate) fn build(

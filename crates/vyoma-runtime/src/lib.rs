@@ -25,6 +25,7 @@ mod capacity;
 mod display;
 mod engine;
 mod exit;
+mod helper;
 mod host;
 mod http;
 mod ipc;
@@ -52,10 +53,11 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 pub use budget::{BudgetExceeded, MemoryBudget};
 pub use cache::{CacheOutcome, CompileCache, IMAGE_ARTIFACTS, IMAGE_TARGET, image_artifact_name, sha256_hex};
 #[cfg(feature = "compiler")]
-pub use cache::{engine_fingerprint, precompile_for_image};
+pub use cache::{engine_fingerprint, precompile_for_image, precompile_native};
 pub use capacity::{Capacity, MachineFacts, maps_per_instance};
 pub use display::{DISPLAY_INTERFACE, DisplayView};
 pub use engine::{Allocator, MAX_APP_MEMORY, MAX_TABLE_ELEMENTS, PoolingChoice};
+pub use helper::{CompilerHelper, helper_file_name, write_framed};
 pub use host::{FdLimit, raise_fd_limit};
 pub use http::{BoxError, ChainError, HandleError, HttpApp, HttpBody, HttpChain, INCOMING_HANDLER, RequestEnd};
 pub use ipc::{IPC_INTERFACE, IpcView};
@@ -111,8 +113,9 @@ pub enum RuntimeError {
         /// Wasmtime's explanation, naming the import.
         message: String,
     },
-    /// This supervisor has no compiler (the image's) and the file is not precompiled.
-    #[error("{} is not precompiled, and this supervisor has no compiler: build the image with `vyoma image build`, which precompiles every app", path.display())]
+    /// This supervisor has no compiler (an image's without its compiler helper) and the
+    /// file is not precompiled.
+    #[error("{} is not precompiled, and this supervisor has no compiler: an image's apps are precompiled by `vyoma image build`, and it compiles apps deployed later with its compiler (/lib/vyoma/vyoma-compile-*.zst, which `./dev image` builds and `vyoma image build` adds)", path.display())]
     NoCompiler {
         /// The file.
         path: PathBuf,
@@ -177,6 +180,10 @@ pub struct RuntimeConfig {
     /// supervisor, as PID 1, sets it (to its initramfs's `/lib/vyoma`): artifacts are
     /// machine code, trusted because the image builder made them. `None`: refuse them.
     pub trusted_artifacts: Option<PathBuf>,
+    /// Compile with this helper (the image's `vyoma-compile`, in a process of its own)
+    /// instead of in-process. Only the image's supervisor sets it, to the one in its
+    /// `trusted_artifacts` folder.
+    pub compiler_helper: Option<CompilerHelper>,
 }
 
 /// How an instance's linear memory gets its initial data (`--memory-images`).
@@ -237,6 +244,7 @@ impl Default for RuntimeConfig {
             max_instances: None,
             memory_images: MemoryImages::Auto,
             trusted_artifacts: None,
+            compiler_helper: None,
         }
     }
 }
@@ -452,7 +460,12 @@ impl Runtime {
         // uses it); what its manifest does not grant is refused when called.
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let cache = CompileCache::new(config.cache_dir.as_deref(), &engine);
+        let cache = CompileCache::new(
+            config.cache_dir.as_deref(),
+            &engine,
+            config.compiler_helper.clone(),
+            config.memory_images == MemoryImages::Cow,
+        );
         let (ticker, lanes, slice) = match config.scheduling {
             Scheduling::Shared {
                 slice,
