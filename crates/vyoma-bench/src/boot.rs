@@ -226,16 +226,26 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
             phased[which].1.push((g, p));
         }
     };
-    // Interleaved so drift on the machine affects every image alike.
-    for _ in 0..args.runs.max(1) {
-        t.push(boot_once(&vt, |l| l.contains(TRIVIAL_MARK), false)?.ms);
-        record(&mut d, &mut dg, 0, boot_once(&vd, is_boot_mark, true)?);
-        record(&mut n, &mut ng, 1, boot_once(&vnet, is_boot_mark, true)?);
-        record(&mut m, &mut mg, 2, boot_once(&vm_many, is_boot_mark, true)?);
-        if let Some(vb) = &vbefore {
-            let boot = boot_once(vb, is_boot_mark, true)?;
-            b.push(boot.ms);
-            bg.extend(boot.guest.map(|g| g as f64));
+    // Interleaved so drift on the machine affects every image alike, in an order that
+    // rotates each round: with a fixed order, position effects on this kind of host
+    // biased the comparison (the default set, always booted right after the trivial
+    // init, came out slower than the older /init in every run; docs/PERFORMANCE.md).
+    let kinds = if vbefore.is_some() { 5 } else { 4 };
+    for round in 0..args.runs.max(1) {
+        for slot in 0..kinds {
+            match (round + slot) % kinds {
+                0 => t.push(boot_once(&vt, |l| l.contains(TRIVIAL_MARK), false)?.ms),
+                1 => record(&mut d, &mut dg, 0, boot_once(&vd, is_boot_mark, true)?),
+                2 => record(&mut n, &mut ng, 1, boot_once(&vnet, is_boot_mark, true)?),
+                3 => record(&mut m, &mut mg, 2, boot_once(&vm_many, is_boot_mark, true)?),
+                _ => {
+                    if let Some(vb) = &vbefore {
+                        let boot = boot_once(vb, is_boot_mark, true)?;
+                        b.push(boot.ms);
+                        bg.extend(boot.guest.map(|g| g as f64));
+                    }
+                }
+            }
         }
     }
     let (t, d, m, n) = (median(t), median(d), median(m), median(n));
