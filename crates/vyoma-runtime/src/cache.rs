@@ -193,10 +193,7 @@ impl CompileCache {
             return Ok(artifact);
         }
         #[cfg(feature = "compiler")]
-        return engine.precompile_component(wasm).map_err(|e| RuntimeError::Compile {
-            path: origin.to_path_buf(),
-            message: format!("{e:#}"),
-        });
+        return precompile(engine, wasm, origin);
         #[cfg(not(feature = "compiler"))]
         {
             let _ = (engine, wasm);
@@ -344,17 +341,19 @@ pub const IMAGE_TARGET: &str = "x86_64-unknown-linux-musl";
 pub fn precompile_for_image(wasm: &[u8], origin: &Path) -> Result<Vec<u8>, RuntimeError> {
     let engine = crate::engine::image_engine()?;
     let (wasm, _) = crate::as_component(wasm, origin)?;
-    engine.precompile_component(&wasm).map_err(|e| RuntimeError::Compile {
-        path: origin.to_path_buf(),
-        message: format!("{e:#}"),
-    })
+    precompile(&engine, &wasm, origin)
 }
 
 /// Compiles the component `wasm` for a supervisor on this machine (with copy-on-write
 /// memory images if `cow`): the work of the compiler helper, `vyoma-compile`.
 #[cfg(feature = "compiler")]
 pub fn precompile_native(wasm: &[u8], cow: bool, origin: &Path) -> Result<Vec<u8>, RuntimeError> {
-    let engine = crate::engine::native_engine(cow)?;
+    precompile(&crate::engine::native_engine(cow)?, wasm, origin)
+}
+
+/// The artifact `engine` makes of the component `wasm` (from `origin`).
+#[cfg(feature = "compiler")]
+fn precompile(engine: &Engine, wasm: &[u8], origin: &Path) -> Result<Vec<u8>, RuntimeError> {
     engine.precompile_component(wasm).map_err(|e| RuntimeError::Compile {
         path: origin.to_path_buf(),
         message: format!("{e:#}"),
@@ -371,7 +370,12 @@ pub fn image_artifact_name(stem: &str, artifact: &[u8]) -> String {
 fn promised_sha(path: &Path) -> Option<&str> {
     let name = path.file_name()?.to_str()?.strip_suffix(".cwasm")?;
     let (_, sha) = name.rsplit_once('-')?;
-    (sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit())).then_some(sha)
+    is_sha256_hex(sha).then_some(sha)
+}
+
+/// Whether `s` is a SHA-256 in hex, as the image builder writes into file names.
+pub(crate) fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Loads an artifact made by [`precompile_for_image`] from a VyomaOS image: only from

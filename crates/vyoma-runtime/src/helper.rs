@@ -21,7 +21,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::cache::sha256_hex;
+use crate::RuntimeError;
+use crate::cache::{is_sha256_hex, sha256_hex};
 
 /// The helper's file name in the image's artifact folder: `vyoma-compile-SHA256.zst`,
 /// the SHA-256 of the compressed file, checked before each use.
@@ -72,7 +73,7 @@ impl CompilerHelper {
     pub fn at(path: &Path) -> Option<CompilerHelper> {
         let name = path.file_name()?.to_str()?;
         let sha = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
-        (sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit())).then(|| CompilerHelper {
+        is_sha256_hex(sha).then(|| CompilerHelper {
             path: path.to_path_buf(),
             sha: sha.to_ascii_lowercase(),
             unpacked: Arc::default(),
@@ -199,11 +200,12 @@ impl CompilerHelper {
             std::fs::read(&self.path).map_err(|e| format!("cannot read the compiler {}: {e}", self.path.display()))?;
         let actual = sha256_hex(&packed);
         if actual != self.sha {
-            return Err(format!(
-                "the compiler {} is damaged: its SHA-256 is {actual}, its name promises {}; rebuild the image with `vyoma image build`",
-                self.path.display(),
-                self.sha
-            ));
+            return Err(RuntimeError::Corrupt {
+                path: self.path.clone(),
+                expected: self.sha.clone(),
+                actual,
+            }
+            .to_string());
         }
         let fd = rustix::fs::memfd_create("vyoma-compile", rustix::fs::MemfdFlags::CLOEXEC)
             .map_err(|e| format!("cannot make a memory file for the compiler: {e}"))?;
