@@ -127,25 +127,6 @@ pub(crate) fn build(
     })?)
 }
 
-/// A static musl binary built by `./dev test` or `./dev image`.
-fn musl_binary(name: &str) -> PathBuf {
-    crate::source_tree(&format!("target/x86_64-unknown-linux-musl/image/{name}"))
-}
-
-/// The image's compiler: `$VYOMA_COMPILE`, else the musl `vyoma-compile`.
-pub(crate) fn default_compiler() -> PathBuf {
-    std::env::var_os("VYOMA_COMPILE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::source_tree("target/x86_64-unknown-linux-musl/image-compiler/vyoma-compile"))
-}
-
-/// The image's supervisor: `$VYOMA_INIT`, else the musl `vyoma-init`.
-pub(crate) fn default_init() -> PathBuf {
-    std::env::var_os("VYOMA_INIT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| musl_binary("vyoma-init"))
-}
-
 fn kib(n: u64) -> String {
     format!("{:.0} KiB", n as f64 / 1024.0)
 }
@@ -157,8 +138,8 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
         &crate::default_apps(),
         &work.path().join("default"),
         &cache,
-        default_init(),
-        Some(default_compiler()),
+        vyoma_image::default_init(),
+        Some(vyoma_image::default_compiler()),
     )?;
     let many_apps = work.path().join("many");
     crate::common::write_apps(&many_apps, args.apps, &crate::default_apps().join("ticker/ticker.wasm"))?;
@@ -166,8 +147,8 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
         &many_apps,
         &work.path().join("many-image"),
         &cache,
-        default_init(),
-        Some(default_compiler()),
+        vyoma_image::default_init(),
+        Some(vyoma_image::default_compiler()),
     )?;
     let before = match &args.before_init {
         Some(init) => Some(build(
@@ -181,7 +162,7 @@ pub(crate) fn bench_boot(args: BenchBootArgs) -> anyhow::Result<Exit> {
     };
 
     // The baseline: the same kernel, an initramfs holding only the trivial init.
-    let trivial_bin = musl_binary("vyoma-trivial-init");
+    let trivial_bin = vyoma_image::musl_build("image", "vyoma-trivial-init");
     let init = std::fs::read(&trivial_bin)
         .with_context(|| format!("{} is missing: build it with `./dev image`", trivial_bin.display()))?;
     let mut tree = Tree::base();

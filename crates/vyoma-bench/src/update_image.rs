@@ -183,8 +183,8 @@ pub(crate) async fn bench_update_image(args: BenchUpdateImageArgs) -> anyhow::Re
         &apps,
         &work.path().join("image"),
         &cache,
-        crate::boot::default_init(),
-        Some(crate::boot::default_compiler()),
+        vyoma_image::default_init(),
+        Some(vyoma_image::default_compiler()),
     )?;
     let disk = work.path().join("store.ext4");
     vyoma_image::qemu::make_store_disk(&disk, vyoma_image::qemu::STORE_DISK_SIZE)?;

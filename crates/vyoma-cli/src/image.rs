@@ -115,30 +115,13 @@ pub(crate) fn default_image() -> PathBuf {
     crate::source_tree("target/vyoma-image")
 }
 
-/// The musl build of `name` made by `./dev image`.
-pub(crate) fn musl_binary(name: &str) -> PathBuf {
-    crate::source_tree(&format!("target/x86_64-unknown-linux-musl/image/{name}"))
-}
-
-pub(crate) fn default_init() -> PathBuf {
-    std::env::var_os("VYOMA_INIT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| musl_binary("vyoma-init"))
-}
-
-pub(crate) fn default_compiler() -> PathBuf {
-    std::env::var_os("VYOMA_COMPILE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::source_tree("target/x86_64-unknown-linux-musl/image-compiler/vyoma-compile"))
-}
-
 pub(crate) fn image(cmd: ImageCmd) -> anyhow::Result<Exit> {
     match cmd {
         ImageCmd::Build(args) => {
             let opts = BuildOptions {
                 apps: args.dir.unwrap_or_else(crate::default_apps),
-                init: args.init.unwrap_or_else(default_init),
-                compiler: Some(args.compiler.unwrap_or_else(default_compiler)),
+                init: args.init.unwrap_or_else(vyoma_image::default_init),
+                compiler: Some(args.compiler.unwrap_or_else(vyoma_image::default_compiler)),
                 out: args.out.unwrap_or_else(default_image),
                 cache_root: vyoma_runtime::default_cache_dir()
                     .context("no cache folder: set VYOMA_CACHE_DIR or HOME")?,

@@ -28,6 +28,29 @@ pub use stage::StagedApp;
 /// loads machine code from.
 pub const ARTIFACTS: &str = vyoma_runtime::IMAGE_ARTIFACTS;
 
+/// A static musl binary `./dev image` builds with cargo profile `profile` (`image`; the
+/// compiler's is `image-compiler`), in this source tree.
+pub fn musl_build(profile: &str, name: &str) -> PathBuf {
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    root.canonicalize()
+        .unwrap_or(root)
+        .join(format!("target/x86_64-unknown-linux-musl/{profile}/{name}"))
+}
+
+/// The image's supervisor: `$VYOMA_INIT`, else the `vyoma-init` `./dev image` builds.
+pub fn default_init() -> PathBuf {
+    std::env::var_os("VYOMA_INIT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| musl_build("image", "vyoma-init"))
+}
+
+/// The image's compiler: `$VYOMA_COMPILE`, else the `vyoma-compile` `./dev image` builds.
+pub fn default_compiler() -> PathBuf {
+    std::env::var_os("VYOMA_COMPILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| musl_build("image-compiler", "vyoma-compile"))
+}
+
 /// The app store's disk `vyoma boot` makes in the image folder.
 pub const STORE_DISK_FILE: &str = "store.ext4";
 /// The kernel's file in an image folder.
