@@ -101,7 +101,10 @@ fn main() -> ExitCode {
     });
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
+    // The builder's own level (info unless told) would cap what `vyoma.log` can ask for:
+    // the filter alone decides.
     tracing_subscriber::fmt()
+        .with_max_level(tracing::level_filters::LevelFilter::TRACE)
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .finish()

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -29,19 +29,25 @@ impl Init {
             .env("VYOMA_CACHE_DIR", shared_cache(env!("CARGO_TARGET_TMPDIR")))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stdin = child.stdin.take();
         let out: ChildStdout = child.stdout.take().unwrap();
+        let err: ChildStderr = child.stderr.take().unwrap();
+        // Both streams, as the console shows them (its log lines are on stderr).
         let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    return;
+        fn forward(from: impl std::io::Read + Send + 'static, tx: mpsc::Sender<String>) {
+            std::thread::spawn(move || {
+                for l in BufReader::new(from).lines().map_while(Result::ok) {
+                    if tx.send(l).is_err() {
+                        return;
+                    }
                 }
-            }
-        });
+            });
+        }
+        forward(out, tx.clone());
+        forward(err, tx);
         Init {
             child,
             stdin,
@@ -178,4 +184,21 @@ fn the_command_line_picks_apps_and_bad_options_are_reported() {
     drop(stdin);
     let out = init.finish();
     assert!(out.contains("vyoma: console input ended: all apps stopped"), "{out}");
+}
+
+#[test]
+fn the_log_filter_on_the_command_line_reaches_debug_records() {
+    // `vyoma.log` decides alone: the log builder's own default level (info) once hid
+    // every debug record, such as where each component's load time went.
+    let d = apps();
+    let mut init = Init::start(d.path(), "vyoma.log=vyoma_runtime=debug,warn");
+    let loaded = init.wait_line(|l| l.contains("component loaded"));
+    for field in ["read_us=", "hash_us=", "code_us=", "link_us="] {
+        assert!(loaded.contains(field), "{loaded}");
+    }
+    init.wait_line(boot_complete);
+    drop(init.stdin.take());
+    let out = init.finish();
+    // Other targets stay at warn.
+    assert!(!out.contains(" INFO vyoma_supervisor"), "{out}");
 }

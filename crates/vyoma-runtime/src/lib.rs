@@ -563,13 +563,16 @@ impl Runtime {
     /// starting many copies of one app compiles and links it once. This can take a while
     /// on a cold cache: call it from a blocking-friendly context.
     pub fn load(&self, path: &Path) -> Result<Arc<Loaded>, RuntimeError> {
+        let began = std::time::Instant::now();
         let wasm = std::fs::read(path).map_err(|source| RuntimeError::Read {
             path: path.to_path_buf(),
             source,
         })?;
+        let read = began.elapsed();
         // The file's own hash names it, in memory and in the compile cache: a preview-1
         // module is adapted at each load from its file (milliseconds), compiled once.
         let sha = sha256_hex(&wasm);
+        let hashed = began.elapsed();
         if let Some(l) = self.lock_loaded().get(&sha).and_then(Weak::upgrade) {
             return Ok(l);
         }
@@ -594,6 +597,7 @@ impl Runtime {
                 ),
             },
         };
+        let coded = began.elapsed();
         let info = component_info(&self.engine, &component);
         let pre = self
             .linker
@@ -602,6 +606,18 @@ impl Runtime {
                 path: path.to_path_buf(),
                 message: format!("{e:#}"),
             })?;
+        // Where a slow start-up's load phase goes (`vyoma.log=vyoma_runtime=debug` in the
+        // image): reading the file, hashing it, getting its machine code, linking.
+        tracing::debug!(
+            component = %path.display(),
+            bytes = size,
+            read_us = read.as_micros() as u64,
+            hash_us = (hashed - read).as_micros() as u64,
+            code_us = (coded - hashed).as_micros() as u64,
+            link_us = (began.elapsed() - coded).as_micros() as u64,
+            ?outcome,
+            "component loaded"
+        );
         // An HTTP handler first: toolchains that build one (wstd's `http_server`) also
         // export a `wasi:cli/run` that only says to call the handler instead.
         let kind = match ProxyPre::new(pre.clone()) {
