@@ -115,6 +115,13 @@ pub(crate) struct FileStamp {
     len: u64,
 }
 
+impl FileStamp {
+    /// The file's size.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.len
+    }
+}
+
 /// The file's identity now (a `stat`: call it outside the registry lock).
 pub(crate) fn stamp(path: &std::path::Path) -> Option<FileStamp> {
     std::fs::metadata(path).ok().map(|m| FileStamp {
