@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use vyoma_init::cmdline::{self, BootOptions};
+use vyoma_init::cmdline::{self, BootOptions, NetConfig};
 use vyoma_init::net;
 use vyoma_init::{
     LinuxSys, PanicResponse, PowerAction, Shutdown, ShutdownSignal, Sys, early_mounts, mount_store_disk,
@@ -83,6 +83,7 @@ fn main() -> ExitCode {
     } else if let Err(e) = SYS.become_subreaper() {
         say(&format!("vyoma-init: cannot adopt orphans (not a subreaper): {e}"));
     }
+    let mounted = t0.elapsed();
     let cmdline = if pid1 {
         std::fs::read_to_string("/proc/cmdline").unwrap_or_default()
     } else {
@@ -114,9 +115,15 @@ fn main() -> ExitCode {
         say(&format!("vyoma-init: {p}"));
     }
     install_panic_hook(pid1, opts.on_panic);
+    tracing::debug!(
+        mounts_ms = millis(mounted),
+        logging_ms = millis(t0.elapsed()),
+        "init: mounts and limits, then the command line and logging"
+    );
 
     let result = match vyoma_runtime::supervisor_runtime() {
         Ok(rt) => {
+            tracing::debug!(at_ms = millis(t0.elapsed()), "init: async runtime up");
             let r = rt.block_on(run(&opts, pid1, t0));
             rt.shutdown_timeout(Duration::from_secs(1));
             r
@@ -180,13 +187,19 @@ fn install_panic_hook(pid1: bool, on_panic: PowerAction) {
     }));
 }
 
+/// Milliseconds with a fraction, for the start-up's debug records.
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
 /// Where the image keeps the management API's credentials.
 const API_DIR: &str = "/etc/vyoma/api";
 
-/// Brings `lo` up now, then sets up the interface `vyoma.net=` asks for in the background
+/// Brings `lo` up, then sets up the interface `vyoma.net=` asks for in the background
 /// (beside the apps' start: a slow or absent DHCP server never holds the boot up), saying
-/// what it did; a DHCP lease is then renewed in the background.
-async fn network(opts: &BootOptions) {
+/// what it did; a DHCP lease is then renewed in the background. Returns once `lo` is up
+/// (or could not be).
+async fn network(cfg: NetConfig) {
     let nl = match net::RtNetlink::connect() {
         Ok(nl) => nl,
         Err(e) => {
@@ -201,7 +214,6 @@ async fn network(opts: &BootOptions) {
             return;
         }
     };
-    let cfg = opts.net.clone();
     tokio::spawn(async move {
         let lease = |link: net::Link| async move { vyoma_init::dhcp::acquire(&link.name, &link.mac).await };
         match net::configure(&nl, &cfg, &links, lease).await {
@@ -221,9 +233,15 @@ async fn network(opts: &BootOptions) {
     });
 }
 
-/// Serves the management API on `vyoma.api=` (HTTPS) when the image has credentials.
-fn serve_api(sup: &vyoma_supervisor::Supervisor, opts: &BootOptions) -> Option<vyoma_api::Api> {
-    let addr = opts.api?;
+/// The management API's credentials being read, or why they could not be.
+type Credentials = tokio::task::JoinHandle<Result<vyoma_api::ServerCredentials, String>>;
+
+/// Starts reading the management API's credentials (its token digest, certificate and
+/// key) when `vyoma.api=` asks for the API and the image has them, on a thread of their
+/// own: under emulation reading them takes as long as a phase of the boot, so it runs
+/// beside the manifests and the loading rather than just before the apps start.
+fn load_credentials(opts: &BootOptions) -> Option<Credentials> {
+    opts.api?;
     let dir = std::path::Path::new(API_DIR);
     if !dir.join(vyoma_api::files::TOKEN_DIGEST).exists() {
         say(&format!(
@@ -231,12 +249,26 @@ fn serve_api(sup: &vyoma_supervisor::Supervisor, opts: &BootOptions) -> Option<v
         ));
         return None;
     }
-    let started = vyoma_api::ServerCredentials::load(dir, true)
-        .map_err(|e| e.to_string())
-        .and_then(|credentials| {
-            let listener = vyoma_api::bind(addr).map_err(|e| e.to_string())?;
-            vyoma_api::Api::spawn(sup, vyoma_api::ApiConfig { listener, credentials }).map_err(|e| e.to_string())
-        });
+    Some(tokio::task::spawn_blocking(move || {
+        vyoma_api::ServerCredentials::load(dir, true).map_err(|e| e.to_string())
+    }))
+}
+
+/// Serves the management API on `vyoma.api=` (HTTPS) with the credentials being loaded.
+async fn serve_api(
+    sup: &vyoma_supervisor::Supervisor,
+    opts: &BootOptions,
+    credentials: Option<Credentials>,
+) -> Option<vyoma_api::Api> {
+    let addr = opts.api?;
+    let loaded = match credentials?.await {
+        Ok(c) => c,
+        Err(e) => Err(format!("reading its credentials failed: {e}")),
+    };
+    let started = loaded.and_then(|credentials| {
+        let listener = vyoma_api::bind(addr).map_err(|e| e.to_string())?;
+        vyoma_api::Api::spawn(sup, vyoma_api::ApiConfig { listener, credentials }).map_err(|e| e.to_string())
+    });
     match started {
         Ok(api) => {
             say(&format!("vyoma: management API on {}", api.url()));
@@ -285,9 +317,11 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigpwr = signal(SignalKind::from_raw(rustix::process::Signal::POWER.as_raw()))?;
     let mut sigchld = signal(SignalKind::child())?;
-    if pid1 {
-        network(opts).await;
-    }
+    // `lo` and the API's credentials beside the manifests and the loading (tens of ms
+    // each under emulation); both are waited for before the apps start.
+    let lo = pid1.then(|| tokio::spawn(network(opts.net.clone())));
+    let credentials = if pid1 { load_credentials(opts) } else { None };
+    tracing::debug!(at_ms = millis(t0.elapsed()), "init: signal handlers set");
     let dir = PathBuf::from(&opts.apps_dir);
     // The app store's disk, if the machine has one: apps deployed over the API, their
     // versions and data, and the compile cache of what the device compiled.
@@ -324,6 +358,10 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
             vyoma_runtime::IMAGE_ARTIFACTS
         ));
     }
+    tracing::debug!(
+        at_ms = millis(t0.elapsed()),
+        "init: store and compiler found; manifests next"
+    );
     let clock = Arc::new(RealClock::default());
     let mut booted = match prepare(&dir, config.clone(), clock.clone()).await {
         Ok(b) => b,
@@ -378,11 +416,23 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
     for problem in booted.problems() {
         say(&problem.to_string());
     }
+    if let Some(lo) = lo {
+        // A failure was said where it happened; the apps run without a network then.
+        let _ = lo.await;
+    }
+    tracing::debug!(at_ms = millis(t0.elapsed()), "init: apps loaded, store opened, lo up");
     // The screen before the apps start, so those granted `display` draw from the start.
     vyoma_init::screen::start(&sup, opts, pid1, say);
+    tracing::debug!(at_ms = millis(t0.elapsed()), "init: screen up");
     // The API is up before the apps start: probes see it live, and ready once they run.
-    let mut api = if pid1 { serve_api(&sup, opts) } else { None };
+    let mut api = if pid1 {
+        serve_api(&sup, opts, credentials).await
+    } else {
+        None
+    };
+    tracing::debug!(at_ms = millis(t0.elapsed()), "init: management API up");
     let mut http = if pid1 { serve_http(&sup, opts).await } else { None };
+    tracing::debug!(at_ms = millis(t0.elapsed()), "init: HTTP gateway up; apps start next");
     // Start the apps while serving signals: one during start-up stops what has started.
     let starting = async {
         booted.start(opts.apps.as_deref()).await;
