@@ -15,9 +15,10 @@
 //! check and the load.
 //!
 //! Without the `compiler` feature (the image's supervisor) the image's apps come precompiled
-//! by `vyoma image build` ([`precompile_for_image`]) and are loaded with
-//! [`load_image_artifact`], only from the image's own artifact folder, and only when their
-//! SHA-256 matches the one the builder wrote into their file name. What is deployed to the
+//! by `vyoma image build` ([`precompile_for_image`]) and are mapped from their file with
+//! [`map_image_artifact`], only from the image's own artifact folder, and only when their
+//! SHA-256 matches the one the builder wrote into their file name
+//! ([`check_image_artifact`]). What is deployed to the
 //! device later is compiled by the image's compiler helper (`crate::helper`), in a process
 //! of its own, and cached here like an artifact compiled in-process.
 //!
@@ -378,54 +379,63 @@ pub(crate) fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Loads an artifact made by [`precompile_for_image`] from a VyomaOS image: only from
-/// `trusted` (the image's own artifact folder), and only when the bytes' SHA-256 (`sha`)
-/// matches the one in the file name.
-pub(crate) fn load_image_artifact(
-    engine: &Engine,
-    bytes: &[u8],
-    sha: &str,
-    origin: &Path,
-    trusted: &Path,
-) -> Result<Component, RuntimeError> {
-    let inside = origin
-        .canonicalize()
+/// Whether `path` lies in `folder` (both resolved, so `..` and symbolic links cannot fake
+/// it). A path that does not resolve lies nowhere.
+pub(crate) fn in_folder(path: &Path, folder: &Path) -> bool {
+    path.canonicalize()
         .ok()
-        .zip(trusted.canonicalize().ok())
-        .is_some_and(|(o, t)| o.starts_with(t));
-    if !inside {
-        return Err(RuntimeError::Untrusted {
-            path: origin.to_path_buf(),
-        });
-    }
+        .zip(folder.canonicalize().ok())
+        .is_some_and(|(p, f)| p.starts_with(f))
+}
+
+/// Checks an artifact made by [`precompile_for_image`] in the image's own artifact folder
+/// (the caller checked that with [`in_folder`]): its SHA-256, computed as the file is read
+/// (nothing of it is kept), must be the one the builder wrote into its name. Returns the
+/// SHA-256 and the file's size; [`map_image_artifact`] then maps it.
+pub(crate) fn check_image_artifact(origin: &Path) -> Result<(String, u64), RuntimeError> {
+    let read = |source| RuntimeError::Read {
+        path: origin.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(origin).map_err(read)?;
+    let mut hasher = Sha256::new();
+    let size = std::io::copy(&mut file, &mut hasher).map_err(read)?;
+    let actual = hex::encode(hasher.finalize());
     match promised_sha(origin) {
-        Some(p) if p.eq_ignore_ascii_case(sha) => {}
-        promised => {
-            return Err(RuntimeError::Corrupt {
-                path: origin.to_path_buf(),
-                expected: promised.unwrap_or("(none in the file name)").to_string(),
-                actual: sha.to_string(),
-            });
-        }
+        Some(p) if p.eq_ignore_ascii_case(&actual) => Ok((actual, size)),
+        promised => Err(RuntimeError::Corrupt {
+            path: origin.to_path_buf(),
+            expected: promised.unwrap_or("(none in the file name)").to_string(),
+            actual,
+        }),
     }
-    deserialize_checked(engine, bytes).map_err(|message| RuntimeError::Incompatible {
+}
+
+/// Maps an image artifact that [`check_image_artifact`] just checked. Wasmtime maps the
+/// file privately instead of copying it into memory of its own: its machine code stays the
+/// pages the initramfs already holds (shared, not a second copy), and the boot neither
+/// copies it nor faults in fresh pages for it.
+pub(crate) fn map_image_artifact(engine: &Engine, origin: &Path) -> Result<Component, RuntimeError> {
+    map_checked(engine, origin).map_err(|message| RuntimeError::Incompatible {
         path: origin.to_path_buf(),
         message,
     })
 }
 
-/// Deserialises an image artifact whose hash was just checked.
+/// Maps an image artifact whose hash was just checked.
 #[allow(unsafe_code, reason = "loading a precompiled artifact is unsafe in Wasmtime's API")]
-fn deserialize_checked(engine: &Engine, bytes: &[u8]) -> Result<Component, String> {
-    // SAFETY: `Component::deserialize` requires bytes produced by Wasmtime's
-    // `precompile_component` for a compatible engine. These are the bytes of a file under
-    // the image's own artifact folder (checked by the caller: only PID 1 sets it, and only
-    // to `/lib/vyoma` in the initramfs, which only the image builder writes), whose SHA-256
-    // the caller just checked against the one the builder recorded in its name, so they
-    // are exactly what the builder's `precompile_component` produced. Wasmtime checks the
-    // header, target and engine settings itself and errors on a mismatch. The bytes are in
-    // memory, so nothing can change them after the check.
-    let c = unsafe { Component::deserialize(engine, bytes) };
+fn map_checked(engine: &Engine, path: &Path) -> Result<Component, String> {
+    // SAFETY: `Component::deserialize_file` requires a file produced by Wasmtime's
+    // `precompile_component` for a compatible engine, which does not change while mapped.
+    // The file lies in the image's own artifact folder (checked by the caller: only PID 1
+    // sets it, and only to `/lib/vyoma` in the initramfs, which only the image builder
+    // writes), and its SHA-256 was just checked against the one the builder recorded in its
+    // name, so it is exactly what the builder's `precompile_component` produced. Nothing
+    // writes that folder once the kernel has unpacked it: the supervisor never does, and no
+    // app can be granted it (`Runtime::grant_problems`); so the private mapping Wasmtime
+    // makes sees those same bytes for as long as it lives. Wasmtime checks the header,
+    // target and engine settings itself and errors on a mismatch.
+    let c = unsafe { Component::deserialize_file(engine, path) };
     c.map_err(|e| format!("{e:#}"))
 }
 

@@ -564,6 +564,23 @@ impl Runtime {
     /// on a cold cache: call it from a blocking-friendly context.
     pub fn load(&self, path: &Path) -> Result<Arc<Loaded>, RuntimeError> {
         let began = std::time::Instant::now();
+        // The image's own artifacts: checked as they are read, then mapped, never copied.
+        if let Some(trusted) = &self.trusted_artifacts
+            && cache::in_folder(path, trusted)
+        {
+            let (sha, size) = cache::check_image_artifact(path)?;
+            let hashed = began.elapsed();
+            if let Some(l) = self.lock_loaded().get(&sha).and_then(Weak::upgrade) {
+                return Ok(l);
+            }
+            let component = cache::map_image_artifact(&self.engine, path)?;
+            let steps = LoadSteps {
+                read: Duration::ZERO,
+                hash: hashed,
+                code: began.elapsed() - hashed,
+            };
+            return self.link(path, sha, size, false, CacheOutcome::Image, component, steps);
+        }
         let wasm = std::fs::read(path).map_err(|source| RuntimeError::Read {
             path: path.to_path_buf(),
             source,
@@ -585,19 +602,35 @@ impl Runtime {
                     path: path.to_path_buf(),
                 });
             }
-            Some(_) => match &self.trusted_artifacts {
-                None => {
-                    return Err(RuntimeError::Untrusted {
-                        path: path.to_path_buf(),
-                    });
-                }
-                Some(trusted) => (
-                    cache::load_image_artifact(&self.engine, &wasm, &sha, path, trusted)?,
-                    CacheOutcome::Image,
-                ),
-            },
+            // Machine code is run only from the image's own artifact folder (above).
+            Some(_) => {
+                return Err(RuntimeError::Untrusted {
+                    path: path.to_path_buf(),
+                });
+            }
         };
-        let coded = began.elapsed();
+        let steps = LoadSteps {
+            read,
+            hash: hashed - read,
+            code: began.elapsed() - hashed,
+        };
+        self.link(path, sha, size, adapted, outcome, component, steps)
+    }
+
+    /// Links a loaded component and records it under its SHA-256, so the next load of the
+    /// same bytes shares it.
+    #[allow(clippy::too_many_arguments, reason = "what one load found, each distinct")]
+    fn link(
+        &self,
+        path: &Path,
+        sha: String,
+        size: u64,
+        adapted: bool,
+        outcome: CacheOutcome,
+        component: Component,
+        steps: LoadSteps,
+    ) -> Result<Arc<Loaded>, RuntimeError> {
+        let linking = std::time::Instant::now();
         let info = component_info(&self.engine, &component);
         let pre = self
             .linker
@@ -607,14 +640,15 @@ impl Runtime {
                 message: format!("{e:#}"),
             })?;
         // Where a slow start-up's load phase goes (`vyoma.log=vyoma_runtime=debug` in the
-        // image): reading the file, hashing it, getting its machine code, linking.
+        // image): reading the file, hashing it (for the image's artifacts, as it is read),
+        // getting its machine code, linking.
         tracing::debug!(
             component = %path.display(),
             bytes = size,
-            read_us = read.as_micros() as u64,
-            hash_us = (hashed - read).as_micros() as u64,
-            code_us = (coded - hashed).as_micros() as u64,
-            link_us = (began.elapsed() - coded).as_micros() as u64,
+            read_us = steps.read.as_micros() as u64,
+            hash_us = steps.hash.as_micros() as u64,
+            code_us = steps.code.as_micros() as u64,
+            link_us = linking.elapsed().as_micros() as u64,
             ?outcome,
             "component loaded"
         );
@@ -752,6 +786,13 @@ impl Runtime {
         log.flush();
         reason
     }
+}
+
+/// How long each step of one component's load took, for its debug record.
+struct LoadSteps {
+    read: Duration,
+    hash: Duration,
+    code: Duration,
 }
 
 fn component_info(engine: &Engine, c: &Component) -> ComponentInfo {

@@ -163,6 +163,11 @@ fn precompiled_artifacts_load_only_from_the_trusted_folder_with_their_recorded_h
     let e = trusting.load(&damaged_file).unwrap_err();
     assert!(matches!(e, RuntimeError::Corrupt { .. }), "{e}");
     assert!(e.to_string().contains("rebuild the image"), "{e}");
+    // Nor when its name records no hash to check it against, even with the right bytes.
+    let unnamed = lib.join("hello.cwasm");
+    std::fs::write(&unnamed, &for_image).unwrap();
+    let e = trusting.load(&unnamed).unwrap_err();
+    assert!(e.to_string().contains("(none in the file name)"), "{e}");
 
     // One made by an engine with other settings (another Wasmtime configuration or
     // version) is refused with a clear error, never run.
