@@ -1,7 +1,8 @@
 //! Putting apps into the image: every app folder of DIR goes to `/apps/NAME/`, with its
 //! manifest's `component` pointed at its component precompiled for the image's supervisor.
-//! Each distinct component is compiled and stored once, in `/lib/vyoma/STEM-SHA256.cwasm`
-//! (the SHA-256 of the artifact itself, which the image's supervisor checks before loading):
+//! Each distinct component is compiled and stored once, in `/lib/vyoma/STEM-XXH3-SHA256.cwasm`
+//! (the artifact's XXH3-128, which the image's supervisor checks its bytes against before
+//! loading, and its own SHA-256, its identity):
 //! many apps running one component share one file, which the supervisor then loads once.
 //! Everything else in the folder (granted data, stdin files) is copied as is, so the
 //! manifest's relative paths keep working.
@@ -254,7 +255,7 @@ mod tests {
         assert!(
             artifact.starts_with("/lib/vyoma/hello-")
                 && artifact.ends_with(".cwasm")
-                && artifact.len() == 11 + 6 + 64 + 6,
+                && artifact.len() == 11 + 6 + 64 + 1 + 32 + 6,
             "{artifact}"
         );
         assert!(tree.get(&artifact[1..]).is_some());

@@ -17,8 +17,7 @@
 //! Without the `compiler` feature (the image's supervisor) the image's apps come precompiled
 //! by `vyoma image build` ([`precompile_for_image`]) and are mapped from their file with
 //! [`map_image_artifact`], only from the image's own artifact folder, and only when their
-//! SHA-256 matches the one the builder wrote into their file name
-//! ([`check_image_artifact`]). What is deployed to the
+//! bytes hash to what the builder wrote into their file name ([`check_image_artifact`]). What is deployed to the
 //! device later is compiled by the image's compiler helper (`crate::helper`), in a process
 //! of its own, and cached here like an artifact compiled in-process.
 //!
@@ -361,17 +360,40 @@ fn precompile(engine: &Engine, wasm: &[u8], origin: &Path) -> Result<Vec<u8>, Ru
     })
 }
 
-/// The file name `vyoma image build` gives an artifact: the component's name and the
-/// artifact's own SHA-256, which the loader checks.
+/// The file name `vyoma image build` gives an artifact: the component's name, the
+/// artifact's XXH3-128 (what the loader checks its bytes against at every boot: a damaged
+/// file is caught as surely for this purpose, and hashing is no longer most of loading the
+/// image's apps on machines without SHA instructions; docs/PERFORMANCE.md) and its own
+/// SHA-256 (its identity), last, where a supervisor from before names carried an XXH3
+/// looks for the hash it checks.
 pub fn image_artifact_name(stem: &str, artifact: &[u8]) -> String {
-    format!("{stem}-{}.cwasm", sha256_hex(artifact))
+    format!("{stem}-{}-{}.cwasm", xxh3_hex(artifact), sha256_hex(artifact))
 }
 
-/// The SHA-256 an image artifact's file name promises (see [`image_artifact_name`]).
-fn promised_sha(path: &Path) -> Option<&str> {
+/// An artifact's XXH3-128 in hex, as its file name records it.
+fn xxh3_hex(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
+/// What an image artifact's file name records (see [`image_artifact_name`]): its SHA-256,
+/// and its XXH3-128 unless the image was built before names carried one (then the SHA-256
+/// is what is checked).
+struct Recorded<'a> {
+    sha: &'a str,
+    xxh3: Option<&'a str>,
+}
+
+fn recorded(path: &Path) -> Option<Recorded<'_>> {
     let name = path.file_name()?.to_str()?.strip_suffix(".cwasm")?;
-    let (_, sha) = name.rsplit_once('-')?;
-    is_sha256_hex(sha).then_some(sha)
+    let (rest, sha) = name.rsplit_once('-')?;
+    if !is_sha256_hex(sha) {
+        return None;
+    }
+    let xxh3 = rest
+        .rsplit_once('-')
+        .map(|(_, x)| x)
+        .filter(|x| x.len() == 32 && x.bytes().all(|b| b.is_ascii_hexdigit()));
+    Some(Recorded { sha, xxh3 })
 }
 
 /// Whether `s` is a SHA-256 in hex, as the image builder writes into file names.
@@ -389,25 +411,52 @@ pub(crate) fn in_folder(path: &Path, folder: &Path) -> bool {
 }
 
 /// Checks an artifact made by [`precompile_for_image`] in the image's own artifact folder
-/// (the caller checked that with [`in_folder`]): its SHA-256, computed as the file is read
-/// (nothing of it is kept), must be the one the builder wrote into its name. Returns the
-/// SHA-256 and the file's size; [`map_image_artifact`] then maps it.
+/// (the caller checked that with [`in_folder`]): its bytes, hashed as the file is read
+/// (nothing of it is kept), must have the XXH3-128 the builder wrote into its name (the
+/// SHA-256, in names from before they carried one). Returns the SHA-256 its name records
+/// (its identity) and the file's size; [`map_image_artifact`] then maps it.
 pub(crate) fn check_image_artifact(origin: &Path) -> Result<(String, u64), RuntimeError> {
     let read = |source| RuntimeError::Read {
         path: origin.to_path_buf(),
         source,
     };
     let mut file = std::fs::File::open(origin).map_err(read)?;
-    let mut hasher = Sha256::new();
-    let size = std::io::copy(&mut file, &mut hasher).map_err(read)?;
-    let actual = hex::encode(hasher.finalize());
-    match promised_sha(origin) {
-        Some(p) if p.eq_ignore_ascii_case(&actual) => Ok((actual, size)),
-        promised => Err(RuntimeError::Corrupt {
+    let recorded = recorded(origin);
+    let (digest, expected, size, actual) = match recorded.as_ref().and_then(|r| r.xxh3) {
+        Some(x) => {
+            let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+            let size = std::io::copy(&mut file, &mut Xxh3Writer(&mut hasher)).map_err(read)?;
+            ("XXH3-128", x, size, format!("{:032x}", hasher.digest128()))
+        }
+        None => {
+            let mut hasher = Sha256::new();
+            let size = std::io::copy(&mut file, &mut hasher).map_err(read)?;
+            let expected = recorded.as_ref().map_or("(none in the file name)", |r| r.sha);
+            ("SHA-256", expected, size, hex::encode(hasher.finalize()))
+        }
+    };
+    match recorded.as_ref() {
+        Some(r) if expected.eq_ignore_ascii_case(&actual) => Ok((r.sha.to_ascii_lowercase(), size)),
+        _ => Err(RuntimeError::Corrupt {
             path: origin.to_path_buf(),
-            expected: promised.unwrap_or("(none in the file name)").to_string(),
+            digest,
+            expected: expected.to_string(),
             actual,
         }),
+    }
+}
+
+/// Feeds what `std::io::copy` reads to an XXH3 hasher.
+struct Xxh3Writer<'a>(&'a mut xxhash_rust::xxh3::Xxh3);
+
+impl std::io::Write for Xxh3Writer<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -429,8 +478,10 @@ fn map_checked(engine: &Engine, path: &Path) -> Result<Component, String> {
     // `precompile_component` for a compatible engine, which does not change while mapped.
     // The file lies in the image's own artifact folder (checked by the caller: only PID 1
     // sets it, and only to `/lib/vyoma` in the initramfs, which only the image builder
-    // writes), and its SHA-256 was just checked against the one the builder recorded in its
-    // name, so it is exactly what the builder's `precompile_component` produced. Nothing
+    // writes), and its bytes were just checked against the hash the builder recorded in its
+    // name, so it is what the builder's `precompile_component` produced (the check guards
+    // against damage; whoever could write the folder could also rename the file, which is
+    // why nothing but the builder may write it). Nothing
     // writes that folder once the kernel has unpacked it: the supervisor never does, and no
     // app can be granted it (`Runtime::grant_problems`); so the private mapping Wasmtime
     // makes sees those same bytes for as long as it lives. Wasmtime checks the header,
@@ -487,19 +538,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn image_artifact_names_promise_their_hash() {
+    fn image_artifact_names_record_their_hashes() {
         let name = image_artifact_name("echo", b"artifact bytes");
         let sha = sha256_hex(b"artifact bytes");
-        assert_eq!(name, format!("echo-{sha}.cwasm"));
-        assert_eq!(
-            promised_sha(Path::new(&format!("/lib/vyoma/{name}"))),
-            Some(sha.as_str())
-        );
-        assert_eq!(promised_sha(Path::new("/lib/vyoma/echo-0123.cwasm")), None);
-        assert_eq!(promised_sha(Path::new("/lib/vyoma/echo.wasm")), None);
+        let xxh3 = xxh3_hex(b"artifact bytes");
+        assert_eq!(xxh3.len(), 32);
+        assert_eq!(name, format!("echo-{xxh3}-{sha}.cwasm"));
+        let path = format!("/lib/vyoma/{name}");
+        let r = recorded(Path::new(&path)).unwrap();
+        assert_eq!((r.sha, r.xxh3), (sha.as_str(), Some(xxh3.as_str())));
+        // Names from before they carried an XXH3: the SHA-256 is checked.
+        let older = format!("/lib/vyoma/echo-{sha}.cwasm");
+        let old = recorded(Path::new(&older)).unwrap();
+        assert_eq!((old.sha, old.xxh3), (sha.as_str(), None));
+        for nothing in [
+            "/lib/vyoma/echo-0123.cwasm",
+            "/lib/vyoma/echo.wasm",
+            "/lib/vyoma/echo.cwasm",
+            // An XXH3 without a SHA-256 after it.
+            "/lib/vyoma/echo-0123456789abcdef0123456789abcdef.cwasm",
+        ] {
+            assert!(recorded(Path::new(nothing)).is_none(), "{nothing}");
+        }
         // Names with dashes of their own.
         let n = image_artifact_name("my-app", b"x");
-        assert_eq!(promised_sha(Path::new(&n)), Some(sha256_hex(b"x").as_str()));
+        assert_eq!(recorded(Path::new(&n)).unwrap().sha, sha256_hex(b"x"));
     }
 
     #[test]

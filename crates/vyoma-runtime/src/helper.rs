@@ -202,6 +202,7 @@ impl CompilerHelper {
         if actual != self.sha {
             return Err(RuntimeError::Corrupt {
                 path: self.path.clone(),
+                digest: "SHA-256",
                 expected: self.sha.clone(),
                 actual,
             }

@@ -127,13 +127,15 @@ pub enum RuntimeError {
         path: PathBuf,
     },
     /// An image artifact whose bytes are not the ones the image builder recorded.
-    #[error("{} is damaged: its SHA-256 is {actual}, but the image builder recorded {expected}; rebuild the image with `vyoma image build`", path.display())]
+    #[error("{} is damaged: its {digest} is {actual}, but the image builder recorded {expected}; rebuild the image with `vyoma image build`", path.display())]
     Corrupt {
         /// The file.
         path: PathBuf,
-        /// The SHA-256 in its name.
+        /// Which hash was checked: `XXH3-128` or `SHA-256`.
+        digest: &'static str,
+        /// The hash in its name.
         expected: String,
-        /// The SHA-256 of its bytes.
+        /// The hash of its bytes.
         actual: String,
     },
     /// A precompiled artifact made for another engine (other Wasmtime, settings or target).
@@ -176,7 +178,7 @@ pub struct RuntimeConfig {
     /// each instance, or mapped from a copy-on-write image of them ([`MemoryImages`]).
     pub memory_images: MemoryImages,
     /// Load precompiled artifacts (`.cwasm`) named by manifests, only from this folder,
-    /// and only when their SHA-256 matches the one in their name. Only the image's
+    /// and only when their bytes hash to what their name records. Only the image's
     /// supervisor, as PID 1, sets it (to its initramfs's `/lib/vyoma`): artifacts are
     /// machine code, trusted because the image builder made them. `None`: refuse them.
     pub trusted_artifacts: Option<PathBuf>,

@@ -163,11 +163,22 @@ fn precompiled_artifacts_load_only_from_the_trusted_folder_with_their_recorded_h
     let e = trusting.load(&damaged_file).unwrap_err();
     assert!(matches!(e, RuntimeError::Corrupt { .. }), "{e}");
     assert!(e.to_string().contains("rebuild the image"), "{e}");
+    assert!(e.to_string().contains("its XXH3-128 is"), "{e}");
     // Nor when its name records no hash to check it against, even with the right bytes.
     let unnamed = lib.join("hello.cwasm");
     std::fs::write(&unnamed, &for_image).unwrap();
     let e = trusting.load(&unnamed).unwrap_err();
     assert!(e.to_string().contains("(none in the file name)"), "{e}");
+    // Names from images built before they recorded an XXH3 are checked by their SHA-256.
+    let sha = vyoma_runtime::sha256_hex(&for_image);
+    let older = lib.join(format!("older-{sha}.cwasm"));
+    std::fs::write(&older, &for_image).unwrap();
+    let l = trusting.load(&older).unwrap();
+    assert_eq!((l.outcome, l.sha256.as_str()), (CacheOutcome::Image, sha.as_str()));
+    let older_damaged = lib.join(format!("older-damaged-{sha}.cwasm"));
+    std::fs::write(&older_damaged, &damaged).unwrap();
+    let e = trusting.load(&older_damaged).unwrap_err();
+    assert!(e.to_string().contains("its SHA-256 is"), "{e}");
 
     // One made by an engine with other settings (another Wasmtime configuration or
     // version) is refused with a clear error, never run.
