@@ -26,7 +26,7 @@ pub mod token;
 pub use config::{ClientConfig, Endpoint};
 pub use credentials::{ServerCredentials, files};
 #[cfg(feature = "server")]
-pub use server::{Api, ApiConfig, HEADER_TIMEOUT, MAX_CONNECTIONS, ServeError, api_error, bind};
+pub use server::{Api, ApiConfig, HEADER_TIMEOUT, MAX_CONNECTIONS, REPLY_GRACE, ServeError, api_error, bind};
 pub use token::{Token, TokenDigest};
 
 use std::path::PathBuf;

@@ -34,6 +34,10 @@ use crate::ServerCredentials;
 use crate::metrics::Snapshot;
 use crate::token::check_bearer;
 
+/// How long a shutdown through the API waits for its clients to have their answers (and
+/// close their connections) before the process may exit.
+pub const REPLY_GRACE: Duration = Duration::from_secs(2);
+
 /// Most connections served at once.
 pub const MAX_CONNECTIONS: usize = 256;
 /// A client must send its request headers within this.
@@ -82,6 +86,8 @@ struct State {
     started: AtomicBool,
     since: Instant,
     connections: AtomicUsize,
+    /// Told each time the last open connection closes.
+    idle: tokio::sync::Notify,
     shutdown: watch::Sender<bool>,
 }
 
@@ -123,6 +129,7 @@ impl Api {
             started: AtomicBool::new(false),
             since: Instant::now(),
             connections: AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
             shutdown: shutdown_tx,
         });
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
@@ -169,9 +176,23 @@ impl Api {
     }
 
     /// Resolves once a client has shut the supervisor down (`POST /v1/shutdown`: every app
-    /// is stopped by then).
+    /// is stopped by then) and has its answer: once the API's connections have closed, at
+    /// most [`REPLY_GRACE`] later. The process may then exit without cutting off the reply
+    /// (the client would see a dropped connection for a shutdown that happened).
     pub async fn shutdown_requested(&mut self) {
         let _ = self.shutdown.wait_for(|s| *s).await;
+        let st = &self.state;
+        let _ = tokio::time::timeout(REPLY_GRACE, async {
+            loop {
+                // Taken before the count is read: a close in between still wakes it.
+                let idle = st.idle.notified();
+                if st.connections.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        })
+        .await;
     }
 }
 
@@ -193,7 +214,9 @@ async fn accept_loop(listener: TcpListener, st: Arc<State>, tls: Option<tokio_ru
             let n = st.connections.fetch_add(1, Ordering::AcqRel) + 1;
             let overloaded = n > MAX_CONNECTIONS;
             connection(stream, peer, st.clone(), tls, overloaded).await;
-            st.connections.fetch_sub(1, Ordering::AcqRel);
+            if st.connections.fetch_sub(1, Ordering::AcqRel) == 1 {
+                st.idle.notify_waiters();
+            }
         });
     }
 }
