@@ -17,8 +17,8 @@
 //! Without the `compiler` feature (the image's supervisor) the image's apps come precompiled
 //! by `vyoma image build` ([`precompile_for_image`]) and are mapped from their file with
 //! [`map_image_artifact`], only from the image's own artifact folder, and only when their
-//! bytes hash to what the builder wrote into their file name ([`check_image_artifact`]). What is deployed to the
-//! device later is compiled by the image's compiler helper (`crate::helper`), in a process
+//! bytes hash to what the builder wrote into their file name ([`check_image_artifact`]).
+//! What is deployed to the device later is compiled by the image's compiler helper (`crate::helper`), in a process
 //! of its own, and cached here like an artifact compiled in-process.
 //!
 //! This is the only module with `unsafe`: loading a precompiled artifact trusts its bytes.
@@ -372,7 +372,12 @@ pub fn image_artifact_name(stem: &str, artifact: &[u8]) -> String {
 
 /// An artifact's XXH3-128 in hex, as its file name records it.
 fn xxh3_hex(bytes: &[u8]) -> String {
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+    xxh3_text(xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
+/// An XXH3-128 digest as file names write it.
+fn xxh3_text(digest: u128) -> String {
+    format!("{digest:032x}")
 }
 
 /// What an image artifact's file name records (see [`image_artifact_name`]): its SHA-256,
@@ -389,25 +394,24 @@ fn recorded(path: &Path) -> Option<Recorded<'_>> {
     if !is_sha256_hex(sha) {
         return None;
     }
-    let xxh3 = rest
-        .rsplit_once('-')
-        .map(|(_, x)| x)
-        .filter(|x| x.len() == 32 && x.bytes().all(|b| b.is_ascii_hexdigit()));
+    let xxh3 = rest.rsplit_once('-').map(|(_, x)| x).filter(|x| is_hex(x, 32));
     Some(Recorded { sha, xxh3 })
 }
 
 /// Whether `s` is a SHA-256 in hex, as the image builder writes into file names.
 pub(crate) fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+    is_hex(s, 64)
 }
 
-/// Whether `path` lies in `folder` (both resolved, so `..` and symbolic links cannot fake
-/// it). A path that does not resolve lies nowhere.
+/// Whether `s` is `digits` hexadecimal digits.
+fn is_hex(s: &str, digits: usize) -> bool {
+    s.len() == digits && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Whether `path` lies in `folder`, an already resolved path (`path` is resolved here, so
+/// `..` and symbolic links cannot fake it). A path that does not resolve lies nowhere.
 pub(crate) fn in_folder(path: &Path, folder: &Path) -> bool {
-    path.canonicalize()
-        .ok()
-        .zip(folder.canonicalize().ok())
-        .is_some_and(|(p, f)| p.starts_with(f))
+    path.canonicalize().is_ok_and(|p| p.starts_with(folder))
 }
 
 /// Checks an artifact made by [`precompile_for_image`] in the image's own artifact folder
@@ -425,8 +429,8 @@ pub(crate) fn check_image_artifact(origin: &Path) -> Result<(String, u64), Runti
     let (digest, expected, size, actual) = match recorded.as_ref().and_then(|r| r.xxh3) {
         Some(x) => {
             let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-            let size = std::io::copy(&mut file, &mut Xxh3Writer(&mut hasher)).map_err(read)?;
-            ("XXH3-128", x, size, format!("{:032x}", hasher.digest128()))
+            let size = std::io::copy(&mut file, &mut hasher).map_err(read)?;
+            ("XXH3-128", x, size, xxh3_text(hasher.digest128()))
         }
         None => {
             let mut hasher = Sha256::new();
@@ -443,20 +447,6 @@ pub(crate) fn check_image_artifact(origin: &Path) -> Result<(String, u64), Runti
             expected: expected.to_string(),
             actual,
         }),
-    }
-}
-
-/// Feeds what `std::io::copy` reads to an XXH3 hasher.
-struct Xxh3Writer<'a>(&'a mut xxhash_rust::xxh3::Xxh3);
-
-impl std::io::Write for Xxh3Writer<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
@@ -481,10 +471,10 @@ fn map_checked(engine: &Engine, path: &Path) -> Result<Component, String> {
     // writes), and its bytes were just checked against the hash the builder recorded in its
     // name, so it is what the builder's `precompile_component` produced (the check guards
     // against damage; whoever could write the folder could also rename the file, which is
-    // why nothing but the builder may write it). Nothing
-    // writes that folder once the kernel has unpacked it: the supervisor never does, and no
-    // app can be granted it (`Runtime::grant_problems`); so the private mapping Wasmtime
-    // makes sees those same bytes for as long as it lives. Wasmtime checks the header,
+    // why nothing but the builder may write it). Nothing writes that folder once the kernel
+    // has unpacked it: the supervisor never does, and no app can be granted it
+    // (`Runtime::grant_problems`); so the private mapping Wasmtime makes sees those same
+    // bytes for as long as it lives. Wasmtime checks the header,
     // target and engine settings itself and errors on a mismatch.
     let c = unsafe { Component::deserialize_file(engine, path) };
     c.map_err(|e| format!("{e:#}"))

@@ -386,6 +386,7 @@ pub struct Runtime {
     linker: Linker<InstanceState>,
     cache: CompileCache,
     allocator: Allocator,
+    /// The image's artifact folder, resolved ([`RuntimeConfig::trusted_artifacts`]).
     trusted_artifacts: Option<PathBuf>,
     /// Folders no app may be granted: they hold what the supervisor executes.
     protected: Vec<PathBuf>,
@@ -491,7 +492,9 @@ impl Runtime {
             linker,
             cache,
             allocator,
-            trusted_artifacts: config.trusted_artifacts.clone(),
+            // Resolved once: each load resolves only its own path against it. A folder
+            // that does not resolve holds nothing to trust.
+            trusted_artifacts: config.trusted_artifacts.as_deref().and_then(|p| p.canonicalize().ok()),
             protected,
             loaded: Mutex::new(HashMap::new()),
             lanes,
