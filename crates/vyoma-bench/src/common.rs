@@ -118,7 +118,7 @@ pub(crate) fn percentile<T: Copy>(sorted: &[T], q: f64) -> T {
 
 /// A component built by `./dev apps` (`apps/target/wasm32-wasip2/release/NAME.wasm`).
 pub(crate) fn built_app(name: &str) -> anyhow::Result<std::path::PathBuf> {
-    let p = crate::source_tree(&format!("apps/target/wasm32-wasip2/release/{name}.wasm"));
+    let p = vyoma_image::source_tree(&format!("apps/target/wasm32-wasip2/release/{name}.wasm"));
     anyhow::ensure!(
         p.is_file(),
         "{} is missing: build the apps with `./dev apps`",

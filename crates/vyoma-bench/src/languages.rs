@@ -75,7 +75,7 @@ struct Built {
 
 /// Makes and builds `lang`'s hello and IPC apps under `root`.
 fn make(root: &Path, lang: Lang, tools: &Toolchains) -> anyhow::Result<Built> {
-    let sdk = crate::source_tree("apps/vyoma-sdk");
+    let sdk = vyoma_image::source_tree("apps/vyoma-sdk");
     let mut build = Duration::ZERO;
     let mut components = Vec::new();
     for ipc in [false, true] {

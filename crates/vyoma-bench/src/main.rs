@@ -101,17 +101,11 @@ enum Cmd {
     RunOne(lone::RunOneArgs),
 }
 
-/// A path in this source tree (the benchmarks run from their checkout).
-pub(crate) fn source_tree(rel: &str) -> PathBuf {
-    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-    root.canonicalize().unwrap_or(root).join(rel)
-}
-
 /// The bundled example apps: `$VYOMA_APPS`, else `examples/default` in the source tree.
 pub(crate) fn default_apps() -> PathBuf {
     std::env::var_os("VYOMA_APPS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| source_tree("examples/default"))
+        .unwrap_or_else(|| vyoma_image::source_tree("examples/default"))
 }
 
 fn main() -> ExitCode {

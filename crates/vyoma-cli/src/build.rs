@@ -33,7 +33,7 @@ fn toolchains() -> Toolchains {
 }
 
 pub(crate) fn new(args: &NewArgs) -> anyhow::Result<Exit> {
-    let sdk = crate::source_tree("apps/vyoma-sdk");
+    let sdk = vyoma_image::source_tree("apps/vyoma-sdk");
     let files = vyoma_build::new_app(&NewApp {
         parent: &args.dir,
         name: &args.name,

@@ -112,7 +112,7 @@ impl AccelArg {
 
 /// The image folder `vyoma image build` writes by default.
 pub(crate) fn default_image() -> PathBuf {
-    crate::source_tree("target/vyoma-image")
+    vyoma_image::source_tree("target/vyoma-image")
 }
 
 pub(crate) fn image(cmd: ImageCmd) -> anyhow::Result<Exit> {

@@ -156,12 +156,6 @@ enum Cmd {
     Remote(remote::RemoteCmd),
 }
 
-/// A path in this source tree (the `vyoma` binary is run from its checkout).
-pub(crate) fn source_tree(rel: &str) -> PathBuf {
-    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-    root.canonicalize().unwrap_or(root).join(rel)
-}
-
 /// The bundled example apps: `$VYOMA_APPS`, else `examples/default` in the source tree.
 fn default_apps() -> PathBuf {
     let p = std::env::var_os("VYOMA_APPS")

@@ -28,13 +28,17 @@ pub use stage::StagedApp;
 /// loads machine code from.
 pub const ARTIFACTS: &str = vyoma_runtime::IMAGE_ARTIFACTS;
 
+/// A path in this source tree (the `vyoma` and `vyoma-bench` binaries run from their
+/// checkout).
+pub fn source_tree(rel: &str) -> PathBuf {
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    root.canonicalize().unwrap_or(root).join(rel)
+}
+
 /// A static musl binary `./dev image` builds with cargo profile `profile` (`image`; the
 /// compiler's is `image-compiler`), in this source tree.
 pub fn musl_build(profile: &str, name: &str) -> PathBuf {
-    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-    root.canonicalize()
-        .unwrap_or(root)
-        .join(format!("target/x86_64-unknown-linux-musl/{profile}/{name}"))
+    source_tree(&format!("target/x86_64-unknown-linux-musl/{profile}/{name}"))
 }
 
 /// The image's supervisor: `$VYOMA_INIT`, else the `vyoma-init` `./dev image` builds.
