@@ -425,11 +425,8 @@ async fn run(opts: &BootOptions, pid1: bool, t0: Instant) -> anyhow::Result<Shut
     vyoma_init::screen::start(&sup, opts, pid1, say);
     tracing::debug!(at_ms = millis(t0.elapsed()), "init: screen up");
     // The API is up before the apps start: probes see it live, and ready once they run.
-    let mut api = if pid1 {
-        serve_api(&sup, opts, credentials).await
-    } else {
-        None
-    };
+    // Only PID 1 read credentials, so only PID 1 serves it.
+    let mut api = serve_api(&sup, opts, credentials).await;
     tracing::debug!(at_ms = millis(t0.elapsed()), "init: management API up");
     let mut http = if pid1 { serve_http(&sup, opts).await } else { None };
     tracing::debug!(at_ms = millis(t0.elapsed()), "init: HTTP gateway up; apps start next");
